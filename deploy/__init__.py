@@ -1,0 +1,1 @@
+"""Running the platform: the embedded local stack, the CLI, containers."""

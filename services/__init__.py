@@ -1,0 +1,1 @@
+"""The four services and the plumbing they share (`services.shared`)."""

@@ -1,0 +1,33 @@
+"""Alembic environment shared by every service: the service's schema is created if missing and
+migrations run under an advisory lock so concurrent instances do not race."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+config = context.config
+SCHEMA = config.get_main_option("schema") or "public"
+
+
+def _run(connection: Connection) -> None:
+    connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"migrate:{SCHEMA}"))))
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+    context.configure(
+        connection=connection,
+        version_table_schema=SCHEMA,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "")
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+asyncio.run(_main())

@@ -1,0 +1,318 @@
+"""Batch consumption: a fetched batch of records is applied in one database transaction.
+
+For each record: parse the envelope and payload (failure: dead-letter topic with the reason),
+skip it if the inbox has its id (redelivery), verify the actor token of a command (failure:
+rejection), run the handler, and write the events it emits to the outbox. The inbox rows and
+outbox rows go in the same transaction as the state; Kafka offsets are committed by the caller
+only after that transaction commits.
+
+If the batch transaction fails for any reason but an unreachable database, the batch is applied
+again one record per transaction, so that one poison record is dead-lettered alone and the
+rest still apply. An unreachable database propagates: the caller backs off and re-reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts import Actor, Command, CommandRejected, Envelope, Event, Message, Topics
+from services.shared import auth, logs, metrics, outbox
+from services.shared.rules import RuleViolation
+
+log = logs.get(__name__)
+
+# Rejection codes of the plumbing itself; business rules use their RULES.md ids.
+RULE_ACTOR_TOKEN = "actor-token"
+RULE_SCHEMA = "schema"
+RULE_INTERNAL = "internal-error"
+
+Clock = Callable[[], datetime]
+M = TypeVar("M", bound=Message)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _DirtyRejection(Exception):
+    """A handler wrote state and then refused: the batch is redone one record at a time so the
+    refused command's writes roll back alone."""
+
+
+@dataclass
+class HandlerContext(Generic[M]):
+    """What a handler gets: the message, its verified actor, the clock, and the transaction."""
+
+    conn: AsyncConnection
+    envelope: Envelope
+    message: M
+    actor: Actor | None
+    now: datetime
+    event_topic: str
+    emitted: list[outbox.OutboxRecord] = field(default_factory=list)
+    dirty: bool = False
+
+    async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
+        if isinstance(statement, sa.Insert | sa.Update | sa.Delete):
+            self.dirty = True
+        return await self.conn.execute(statement, parameters)
+
+    def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:
+        """Queue an event caused by this message; it is written to the outbox with the state."""
+        envelope = self.envelope.caused(event, occurred_at=self.now)
+        self.emitted.append(
+            outbox.OutboxRecord.of(topic or self.event_topic, envelope, key or event.key())
+        )
+        return envelope
+
+
+Handler = Callable[[HandlerContext[Any]], Awaitable[None]]
+
+
+class Dispatcher:
+    """Maps message types to handlers. Commands need a verified actor; events do not (they come
+    from other services' event topics)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def on(self, message_type: type[M]) -> Callable[[Callable[[HandlerContext[M]], Awaitable[None]]], Any]:
+        def register(fn: Callable[[HandlerContext[M]], Awaitable[None]]) -> Any:
+            self.handlers[message_type.TYPE] = fn  # type: ignore[assignment]
+            return fn
+
+        return register
+
+
+@dataclass
+class _Item:
+    record: ConsumerRecord[Any, Any]
+    inbox_id: uuid.UUID
+    envelope: Envelope | None = None
+    message: Message | None = None
+    dead_reason: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        key = self.record.key
+        return key.decode(errors="replace") if isinstance(key, bytes) else key
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.record.headers or ():
+            if key == name:
+                return bytes(value)
+        return None
+
+
+def _record_id(record: ConsumerRecord[Any, Any]) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}:{record.partition}:{record.offset}")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that say the database is out of reach or busy, not that the message is bad."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        return exc.connection_invalidated or code[:2] in {"08", "40", "53", "57"}
+    return False
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        outbox_table: sa.Table,
+        inbox_table: sa.Table,
+        dispatcher: Dispatcher,
+        verifier: auth.TokenVerifier,
+        event_topic: str,
+        clock: Clock = utc_now,
+        on_commit: Callable[[], None] = lambda: None,
+        failpoint: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._outbox = outbox_table
+        self._inbox = inbox_table
+        self._dispatcher = dispatcher
+        self._verifier = verifier
+        self._event_topic = event_topic
+        self._clock = clock
+        self._on_commit = on_commit
+        self._failpoint = failpoint
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        items = [self._parse(r) for r in records]
+        started = time.perf_counter()
+        try:
+            async with self._engine.begin() as conn:
+                await self._apply(conn, items, isolate=False)
+                self._hit("before_commit")
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if not isinstance(exc, _DirtyRejection):
+                log.warning("batch failed; applying one record at a time", error=repr(exc))
+            for item in items:
+                await self._process_alone(item)
+        self._hit("after_commit_before_publish")
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._on_commit()
+
+    async def _process_alone(self, item: _Item) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await self._apply(conn, [item], isolate=True)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception("handler failed; dead-lettering", topic=item.record.topic)
+            item.dead_reason = f"handler failed: {exc!r}"
+            async with self._engine.begin() as conn:
+                await self._apply(conn, [item], isolate=True)
+
+    def _parse(self, record: ConsumerRecord[Any, Any]) -> _Item:
+        metrics.CONSUMED.labels(record.topic).inc()
+        item = _Item(record=record, inbox_id=_record_id(record))
+        try:
+            item.envelope = Envelope.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            item.dead_reason = f"envelope does not parse: {_short(exc)}"
+            return item
+        item.inbox_id = item.envelope.message_id
+        try:
+            item.message = item.envelope.open()
+        except KeyError as exc:
+            item.dead_reason = str(exc.args[0])
+        except ValidationError as exc:
+            item.dead_reason = f"payload of {item.envelope.type} does not validate: {_short(exc)}"
+        else:
+            if item.envelope.type not in self._dispatcher.handlers:
+                item.dead_reason = f"no handler for {item.envelope.type} on {record.topic}"
+        return item
+
+    async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
+        ids = [item.inbox_id for item in items]
+        seen = set(
+            (await conn.execute(sa.select(self._inbox.c.message_id).where(self._inbox.c.message_id.in_(ids))))
+            .scalars()
+            .all()
+        )
+        records: list[outbox.OutboxRecord] = []
+        applied: list[uuid.UUID] = []
+        for item in items:
+            if item.inbox_id in seen:
+                metrics.DUPLICATES.inc()
+                continue
+            seen.add(item.inbox_id)
+            applied.append(item.inbox_id)
+            structlog.contextvars.bind_contextvars(
+                correlation_id=str(item.envelope.correlation_id) if item.envelope else None
+            )
+            if item.dead_reason is not None:
+                records.extend(self._dead_letter(item))
+            else:
+                records.extend(await self._handle(conn, item, isolate=isolate))
+        await outbox.write(conn, self._outbox, records)
+        if applied:
+            await conn.execute(
+                pg_insert(self._inbox).on_conflict_do_nothing(),
+                [{"message_id": i} for i in applied],
+            )
+
+    async def _handle(self, conn: AsyncConnection, item: _Item, *, isolate: bool) -> list[outbox.OutboxRecord]:
+        assert item.envelope is not None and item.message is not None
+        envelope, message = item.envelope, item.message
+        actor: Actor | None = envelope.actor
+        if isinstance(message, Command):
+            try:
+                actor = self._verifier.verify(item.header(auth.HEADER))
+                if envelope.actor is not None and envelope.actor != actor:
+                    raise auth.ActorTokenError("envelope actor differs from the signed actor")
+            except auth.ActorTokenError as exc:
+                log.warning("command refused: actor token", reason=str(exc), type=envelope.type)
+                return [self._rejection(item, RULE_ACTOR_TOKEN, str(exc))]
+        ctx: HandlerContext[Any] = HandlerContext(
+            conn=conn,
+            envelope=envelope.model_copy(update={"actor": actor}),
+            message=message,
+            actor=actor,
+            now=self._clock(),
+            event_topic=self._event_topic,
+        )
+        handler = self._dispatcher.handlers[envelope.type]
+        try:
+            if isolate:
+                async with conn.begin_nested():
+                    await self._run(handler, ctx)
+            else:
+                await self._run(handler, ctx)
+        except _Refused as refused:
+            metrics.REJECTED.labels(refused.violation.rule).inc()
+            return [self._rejection(item, refused.violation.rule, refused.violation.reason)]
+        metrics.APPLIED.labels(envelope.type).inc()
+        return ctx.emitted
+
+    @staticmethod
+    async def _run(handler: Handler, ctx: HandlerContext[Any]) -> None:
+        try:
+            await handler(ctx)
+        except RuleViolation as violation:
+            if ctx.dirty and not ctx.conn.in_nested_transaction():
+                raise _DirtyRejection() from violation
+            raise _Refused(violation) from violation
+
+    def _rejection(self, item: _Item, rule: str, reason: str) -> outbox.OutboxRecord:
+        assert item.envelope is not None
+        rejected = CommandRejected(
+            command_id=item.envelope.message_id, command_type=item.envelope.type, rule=rule, reason=reason
+        )
+        return outbox.OutboxRecord.of(
+            self._event_topic, item.envelope.caused(rejected, occurred_at=self._clock()), item.key
+        )
+
+    def _dead_letter(self, item: _Item) -> list[outbox.OutboxRecord]:
+        record, reason = item.record, item.dead_reason or ""
+        metrics.DEAD_LETTERED.labels(record.topic).inc()
+        log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
+        headers = {
+            "dlq-reason": reason,
+            "dlq-topic": record.topic,
+            "dlq-partition": str(record.partition),
+            "dlq-offset": str(record.offset),
+        }
+        out = [outbox.OutboxRecord(Topics.dead_letter(record.topic), item.key, record.value or b"", headers)]
+        # A caller whose command we could identify also gets an answer on the event topic.
+        if item.envelope is not None and record.topic.endswith(".commands"):
+            rule = RULE_INTERNAL if reason.startswith("handler failed") else RULE_SCHEMA
+            out.append(self._rejection(item, rule, reason))
+        return out
+
+    def _hit(self, point: str) -> None:
+        if self._failpoint == point:
+            log.warning("failpoint hit: killing the process", failpoint=point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Refused(Exception):
+    def __init__(self, violation: RuleViolation) -> None:
+        self.violation = violation
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])

@@ -1,0 +1,44 @@
+"""Async SQLAlchemy engine and Alembic migrations. Each service owns one PostgreSQL schema,
+named after the service; its migrations live in `services/<name>/migrations/`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.shared.settings import Settings
+
+ALEMBIC_DIR = Path(__file__).parent / "alembic"
+SERVICES_DIR = Path(__file__).parent.parent
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=8,
+        max_overflow=4,
+        pool_pre_ping=True,
+        # The read API and the consumer see committed data only; no ORM, no expiry.
+        connect_args={"server_settings": {"application_name": settings.service_name}},
+    )
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.set_main_option(
+        "version_locations", str(SERVICES_DIR / settings.service_name / "migrations")
+    )
+    config.set_main_option("sqlalchemy.url", settings.database_url)
+    config.set_main_option("schema", settings.schema)
+    return config
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring the service's schema to the newest revision (safe with several instances: the
+    migration holds an advisory lock)."""
+    await asyncio.to_thread(command.upgrade, alembic_config(settings), "head")

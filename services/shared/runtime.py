@@ -1,0 +1,196 @@
+"""Runs one service: migrations, the Kafka consumer, the outbox relay and the HTTP endpoints
+(/healthz, /readyz, /metrics and the service's read API) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from services.shared import auth, db, logs
+from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
+from services.shared.outbox import OutboxRelay
+from services.shared.settings import Settings
+
+log = logs.get(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service: its tables, handlers, the topics it reads and its read API."""
+
+    name: str
+    metadata: sa.MetaData
+    dispatcher: Dispatcher
+    consumes: Sequence[str]
+    event_topic: str
+    routes: Sequence[BaseRoute] = field(default_factory=list)
+
+    @property
+    def outbox(self) -> sa.Table:
+        return self.metadata.tables[f"{self.name}.outbox"]
+
+    @property
+    def inbox(self) -> sa.Table:
+        return self.metadata.tables[f"{self.name}.inbox"]
+
+
+async def _raw_records(message: Any) -> Any:
+    # The processor parses each record itself (bad records go to the DLQ, not to an exception).
+    return message.raw_message
+
+
+class ServiceRuntime:
+    def __init__(self, spec: ServiceSpec, settings: Settings, clock: Clock = utc_now) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.clock = clock
+        self.engine: AsyncEngine = db.create_engine(settings)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=settings.service_name,
+            acks="all",
+            linger_ms=2,
+            enable_idempotence=False,  # tansu has no InitProducerId; the inbox dedupes instead
+            log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at DEBUG
+        )
+        self.relay = OutboxRelay(
+            self.engine,
+            spec.outbox,
+            self.broker,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        self.processor = BatchProcessor(
+            engine=self.engine,
+            outbox_table=spec.outbox,
+            inbox_table=spec.inbox,
+            dispatcher=spec.dispatcher,
+            verifier=auth.TokenVerifier(settings.actor_public_key),
+            event_topic=spec.event_topic,
+            clock=clock,
+            on_commit=self.relay.wake,
+            failpoint=settings.failpoint,
+        )
+        self._register_consumer()
+
+    def _register_consumer(self) -> None:
+        backoff = _Backoff(self.settings.retry_backoff_max_seconds)
+
+        @self.broker.subscriber(
+            *self.spec.consumes,
+            group_id=self.settings.group_id,
+            batch=True,
+            max_records=self.settings.batch_max_records,
+            batch_timeout_ms=100,
+            fetch_max_wait_ms=50,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_records,
+            include_in_schema=False,
+        )
+        async def consume(body: Any, message: KafkaMessage) -> None:
+            try:
+                await self.processor.process(message.raw_message)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("batch not applied; will re-read after backoff")
+                await asyncio.sleep(backoff.next())
+                await message.nack()
+                return
+            backoff.reset()
+            await message.ack()  # offsets only after the transaction committed
+
+    async def start(self) -> None:
+        await db.migrate(self.settings)
+        await self.broker.start()
+        self.relay.start()
+        self.relay.wake()  # publish whatever a previous crash left in the outbox
+        log.info("service started", service=self.spec.name)
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.engine.dispose()
+
+    async def ready(self) -> dict[str, bool]:
+        database = False
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as conn:
+                    database = (await conn.scalar(sa.text("select 1"))) == 1
+        broker = False
+        with contextlib.suppress(Exception):
+            broker = bool(await self.broker.ping(timeout=2))
+        return {"database": database, "broker": broker}
+
+    def asgi(self) -> Starlette:
+        async def healthz(_: Request) -> Response:
+            return JSONResponse({"status": "up", "service": self.spec.name})
+
+        async def readyz(_: Request) -> Response:
+            checks = await self.ready()
+            return JSONResponse(
+                {"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503
+            )
+
+        async def metrics_endpoint(_: Request) -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                Route("/metrics", metrics_endpoint),
+                *self.spec.routes,
+            ],
+            lifespan=lifespan,
+        )
+        app.state.engine = self.engine
+        app.state.runtime = self
+        return app
+
+
+class _Backoff:
+    def __init__(self, maximum: float) -> None:
+        self._maximum = maximum
+        self._current = 0.05
+
+    def next(self) -> float:
+        delay = self._current
+        self._current = min(self._current * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._current = 0.05
+
+
+def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
+    """Entry point of `python -m services.<name>`."""
+    settings = settings or Settings(service_name=spec.name)
+    logs.configure(settings.log_level, settings.log_json)
+    runtime = ServiceRuntime(spec, settings)
+    uvicorn.run(
+        runtime.asgi(), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+    )

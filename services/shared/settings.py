@@ -1,0 +1,41 @@
+"""Settings from environment variables (prefix CASEWORK_)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEWORK_", extra="ignore")
+
+    service_name: str = "allocation"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/casework"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    # Actor tokens: services verify with the public key; only issuers (CLI, tests) hold the
+    # private key. PEM text, or a path to a PEM file.
+    actor_public_key: str = ""
+    actor_private_key: str = ""
+    actor_token_ttl_seconds: int = 3600
+
+    consumer_group: str | None = None  # default: the service name
+    batch_max_records: int = 500
+    relay_batch_size: int = 2000
+    relay_poll_seconds: float = 0.5
+    retry_backoff_max_seconds: float = 5.0
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Failpoint for the fault tests: the process kills itself with SIGKILL at the named point
+    # (`after_commit_before_publish`, `before_commit`). Never set in production.
+    failpoint: str | None = Field(default=None)
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or self.service_name
+
+    @property
+    def schema(self) -> str:
+        return self.service_name

@@ -1,0 +1,1 @@
+"""Test support: real infrastructure discovery, a command client and an event log."""
