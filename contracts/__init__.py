@@ -29,4 +29,7 @@ __all__ = [
 ]
 
 # Register every service's message types with the envelope registry.
-from contracts import allocation as allocation  # noqa: E402
+from contracts import access as access
+from contracts import allocation as allocation
+from contracts import notifications as notifications
+from contracts import signoff as signoff

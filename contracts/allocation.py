@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from contracts.envelope import Command, Event
 
@@ -69,3 +69,43 @@ class WorkItemCreated(Event):
     owner_id: str
     priority: str
     created_at: datetime
+
+
+class Owner(BaseModel):
+    """Who holds a work item: a team's queue, an inbox, a team or segment hopper, or a worker
+    position (`kind="worker"`, `id` = position id)."""
+
+    kind: str  # "team" | "inbox" | "hopper" | "worker"
+    id: str
+
+
+# --- Access-removal saga, allocation's half (AC16) -------------------------------------------
+# The access service publishes `access.position_release_requested.v1` on access.events; the
+# allocation service moves every item held by that position (to the hopper or the successor) in
+# one transaction and answers with one of these two events on allocation.events.
+
+
+class ReleasedItem(BaseModel):
+    work_item_id: uuid.UUID
+    person_id: str
+    to_owner: Owner
+
+
+class PositionWorkReleased(Event):
+    TYPE: ClassVar[str] = "allocation.position_work_released.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    release_id: uuid.UUID
+    user_id: str
+    position_id: str
+    moved: list[ReleasedItem]
+
+
+class PositionWorkReleaseFailed(Event):
+    TYPE: ClassVar[str] = "allocation.position_work_release_failed.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    release_id: uuid.UUID
+    user_id: str
+    position_id: str
+    reason: str

@@ -105,7 +105,7 @@ class Envelope(BaseModel):
         )
 
     def open(self) -> Message:
-        """Validate the payload against its registered model (raises KeyError or ValidationError)."""
+        """Validate the payload against its registered model (KeyError, ValidationError)."""
         return message_class(self.type).model_validate(self.payload)
 
 

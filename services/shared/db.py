@@ -34,7 +34,7 @@ def alembic_config(settings: Settings) -> Config:
         "version_locations", str(SERVICES_DIR / settings.service_name / "migrations")
     )
     config.set_main_option("sqlalchemy.url", settings.database_url)
-    config.set_main_option("schema", settings.schema)
+    config.set_main_option("schema", settings.db_schema)
     return config
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,9 @@ class OutboxRelay:
         published = 0
         while True:
             async with self._engine.begin() as conn:
-                locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key)))
+                locked = await conn.scalar(
+                    sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key))
+                )
                 if not locked:
                     return published  # another instance's relay is publishing
                 t = self._table
@@ -119,7 +122,7 @@ class OutboxRelay:
                 return published
             metrics.OUTBOX_LAG.set(len(rows))
 
-    async def _send(self, rows: list[Any]) -> None:
+    async def _send(self, rows: Sequence[Any]) -> None:
         futures = [
             await self._broker.publish(
                 bytes(row.value),

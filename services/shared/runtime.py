@@ -144,7 +144,8 @@ class ServiceRuntime:
         async def readyz(_: Request) -> Response:
             checks = await self.ready()
             return JSONResponse(
-                {"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503
+                {"ready": all(checks.values()), **checks},
+                status_code=200 if all(checks.values()) else 503,
             )
 
         async def metrics_endpoint(_: Request) -> Response:
@@ -192,5 +193,9 @@ def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
     logs.configure(settings.log_level, settings.log_json)
     runtime = ServiceRuntime(spec, settings)
     uvicorn.run(
-        runtime.asgi(), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+        runtime.asgi(),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
     )

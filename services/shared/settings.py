@@ -37,5 +37,5 @@ class Settings(BaseSettings):
         return self.consumer_group or self.service_name
 
     @property
-    def schema(self) -> str:
+    def db_schema(self) -> str:
         return self.service_name

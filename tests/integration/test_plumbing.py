@@ -24,7 +24,9 @@ async def _count(service: RunningService, person_id: str) -> int:
     async with service.runtime.engine.connect() as conn:
         return int(
             await conn.scalar(
-                sa.select(sa.func.count()).select_from(store.work_items).where(store.work_items.c.person_id == person_id)
+                sa.select(sa.func.count())
+                .select_from(store.work_items)
+                .where(store.work_items.c.person_id == person_id)
             )
             or 0
         )
@@ -71,12 +73,18 @@ async def test_malformed_message_is_dead_lettered_and_next_good_one_applied(
     key = f"P-{uuid.uuid4().hex[:8]}"
     await commands.send_raw(Topics.ALLOCATION_COMMANDS, b"{not json " + key.encode(), key=key)
     bad_payload = Envelope(type=ReceiveReferral.TYPE, payload={"person_id": key})  # no name
-    await commands.send_raw(Topics.ALLOCATION_COMMANDS, bad_payload.model_dump_json().encode(), key=key)
+    await commands.send_raw(
+        Topics.ALLOCATION_COMMANDS, bad_payload.model_dump_json().encode(), key=key
+    )
     good = await commands.send(ReceiveReferral(person_id=key, person_name="Grace Hopper"), OFFICER)
     await event_log.outcome(good.message_id)
 
     dead = await event_log.wait_for(
-        lambda: [r for r in event_log.records if r.topic == "allocation.commands.dlq" and (r.key or b"").decode() == key]
+        lambda: [
+            r
+            for r in event_log.records
+            if r.topic == "allocation.commands.dlq" and (r.key or b"").decode() == key
+        ]
     )
     reasons = {dict(r.headers)["dlq-reason"].decode() for r in dead}
     originals = {r.value for r in dead}
@@ -94,7 +102,8 @@ async def test_al02_rule_breaking_command_gets_rejection_naming_the_rule(
 ) -> None:
     person = f"P-{uuid.uuid4().hex[:8]}"
     sent = await commands.send(
-        CreateStep(person_id=person, step_type=StepType.TRUSTED_ASSESSMENT, area="Atlantis"), OFFICER
+        CreateStep(person_id=person, step_type=StepType.TRUSTED_ASSESSMENT, area="Atlantis"),
+        OFFICER,
     )
     (event,) = await event_log.outcome(sent.message_id)
     rejected = CommandRejected.model_validate(event.payload)
@@ -108,7 +117,9 @@ async def test_al02_rule_breaking_command_gets_rejection_naming_the_rule(
 async def test_forged_missing_and_expired_actor_tokens_are_rejected_and_change_nothing(
     allocation: RunningService, commands: CommandClient, event_log: EventLog, issuer: TokenIssuer
 ) -> None:
-    forger = TokenIssuer(KeyPair.generate().private_pem)  # signs with a key the service does not trust
+    forger = TokenIssuer(
+        KeyPair.generate().private_pem
+    )  # signs with a key the service does not trust
     cases = {
         "forged": forger.issue(OFFICER),
         "missing": "",

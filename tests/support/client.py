@@ -129,10 +129,14 @@ class CommandClient:
         )
         return envelope
 
-    async def send_raw(self, topic: str, value: bytes, *, key: str | None = None, token: str | None = None) -> None:
+    async def send_raw(
+        self, topic: str, value: bytes, *, key: str | None = None, token: str | None = None
+    ) -> None:
         assert self._producer is not None
         headers = [(HEADER, token.encode())] if token else []
-        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
+        await self._producer.send_and_wait(
+            topic, value, key=key.encode() if key else None, headers=headers
+        )
 
 
 def command_topic(command: Command) -> str:

@@ -96,7 +96,9 @@ def infrastructure(tmp: Path) -> Iterator[Infra]:
         asyncio.run(create_database(admin, name))
         asyncio.run(create_topics(servers))
         try:
-            yield Infra(servers, _with_database(server_url, name), f"broker={broker_origin} db={pg_origin}")
+            yield Infra(
+                servers, _with_database(server_url, name), f"broker={broker_origin} db={pg_origin}"
+            )
         finally:
             with contextlib.suppress(Exception):
                 asyncio.run(_drop_database(admin, name))
