@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.shared import auth, db, logs
+from contracts import Envelope, Event
+from services.shared import auth, db, logs, outbox
 from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
-from services.shared.outbox import OutboxRelay
+from services.shared.outbox import OutboxRecord, OutboxRelay
 from services.shared.settings import Settings
 
 log = logs.get(__name__)
@@ -39,6 +41,11 @@ class ServiceSpec:
     consumes: Sequence[str]
     event_topic: str
     routes: Sequence[BaseRoute] = field(default_factory=list)
+    # Background loops (schedulers, delivery workers): started with the service, cancelled on
+    # stop. Each gets the runtime; state changes go through `runtime.unit_of_work()`.
+    tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
 
     @property
     def outbox(self) -> sa.Table:
@@ -52,6 +59,24 @@ class ServiceSpec:
 async def _raw_records(message: Any) -> Any:
     # The processor parses each record itself (bad records go to the DLQ, not to an exception).
     return message.raw_message
+
+
+@dataclass
+class UnitOfWork:
+    """A transaction not caused by a consumed message (a timer, a delivery worker): state
+    changes on `conn`, events via `emit`, both committed together."""
+
+    conn: Any
+    now: datetime
+    event_topic: str
+    emitted: list[OutboxRecord] = field(default_factory=list)
+
+    def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:
+        envelope = Envelope.wrap(event, occurred_at=self.now)
+        self.emitted.append(
+            OutboxRecord.of(topic or self.event_topic, envelope, key or event.key())
+        )
+        return envelope
 
 
 class ServiceRuntime:
@@ -119,12 +144,27 @@ class ServiceRuntime:
         await self.broker.start()
         self.relay.start()
         self.relay.wake()  # publish whatever a previous crash left in the outbox
+        self._tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(task(self)) for task in self.spec.tasks
+        ]
         log.info("service started", service=self.spec.name)
 
     async def stop(self) -> None:
+        for task in getattr(self, "_tasks", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await self.relay.stop()
         await self.broker.stop()
         await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, now: datetime | None = None) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.begin() as conn:
+            work = UnitOfWork(conn, now or self.clock(), self.spec.event_topic)
+            yield work
+            await outbox.write(conn, self.spec.outbox, work.emitted)
+        self.relay.wake()
 
     async def ready(self) -> dict[str, bool]:
         database = False
