@@ -11,6 +11,7 @@ class Topics:
     SIGNOFF_EVENTS: ClassVar[str] = "signoff.events"
     ACCESS_COMMANDS: ClassVar[str] = "access.commands"
     ACCESS_EVENTS: ClassVar[str] = "access.events"
+    NOTIFICATIONS_COMMANDS: ClassVar[str] = "notifications.commands"
     NOTIFICATIONS_EVENTS: ClassVar[str] = "notifications.events"
 
     @staticmethod
@@ -26,6 +27,7 @@ class Topics:
             cls.SIGNOFF_EVENTS,
             cls.ACCESS_COMMANDS,
             cls.ACCESS_EVENTS,
+            cls.NOTIFICATIONS_COMMANDS,
             cls.NOTIFICATIONS_EVENTS,
         ]
         return base + [cls.dead_letter(t) for t in base]
