@@ -4,7 +4,7 @@ Keyed by person id, so one person's work stays in order."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -29,6 +29,16 @@ class WorkState(StrEnum):
 class Area(StrEnum):
     NORTH = "North"
     SOUTH = "South"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+INVOLVED_WORKER = "Involved Worker"
 
 
 class ReceiveReferral(Command):
@@ -109,3 +119,270 @@ class PositionWorkReleaseFailed(Event):
     user_id: str
     position_id: str
     reason: str
+
+
+# --- Work item snapshot and the events of every change ---------------------------------------
+# Each event carries a full snapshot of the item after the change, so a subscriber (sign-off,
+# notifications, a workview) can rebuild what it needs without calling allocation.
+
+
+class WorkItemSnapshot(BaseModel):
+    work_item_id: uuid.UUID
+    person_id: str
+    person_name: str | None = None
+    step_type: StepType
+    state: WorkState
+    owner_kind: str  # "team" | "inbox" | "hopper" | "worker"
+    owner_id: str
+    owner_user_id: str | None = None  # the user holding the position when owner_kind="worker"
+    owner_unit_id: str | None = None  # the team/segment the owner belongs to, when known
+    priority: str
+    acting_user_id: str | None = None  # who made this change
+    acting_position_id: str | None = None
+
+
+class _ItemEvent(Event):
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str
+    item: WorkItemSnapshot
+
+
+class WorkItemAssigned(_ItemEvent):
+    """AL06 (incoming item to the worker's incoming work), AL09 (started item to the worker's
+    incomplete work), AL07 (priority may change with it). `reassigned` is true for started
+    work."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_assigned.v1"
+
+    from_owner: Owner
+    note: str = ""
+    reassigned: bool = False
+    previous_priority: str | None = None
+
+
+class WorkItemStarted(_ItemEvent):
+    """A step was started: incoming -> incomplete (AL03)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_started.v1"
+
+    from_owner: Owner
+
+
+class WorkItemPriorityChanged(_ItemEvent):
+    TYPE: ClassVar[str] = "allocation.work_item_priority_changed.v1"
+
+    previous_priority: str
+
+
+class WorkItemMoved(_ItemEvent):
+    """Work moved without being passed to a chosen worker by an allocator: an absent
+    caseworker's cases (AC07), back to the segment hopper (AC19), or released from a removed
+    position (AC16). `rule` names which."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_moved.v1"
+
+    from_owner: Owner
+    rule: str
+    note: str = ""
+
+
+class WorkItemFinished(_ItemEvent):
+    """Sign-off finished the step: it is locked (SO09)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_finished.v1"
+
+
+class WorkItemReturned(_ItemEvent):
+    """Sign-off returned the step's request: it goes back to the incomplete work of the worker
+    who completed it (SO07)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_returned.v1"
+
+    from_owner: Owner
+    note: str = ""
+    request_id: uuid.UUID
+
+
+class IncomingRequestRecorded(Event):
+    """A sign-off request now sits in a team's incoming requests (AL04)."""
+
+    TYPE: ClassVar[str] = "allocation.incoming_request_recorded.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    request_id: uuid.UUID
+    step_id: uuid.UUID
+    person_id: str
+    person_name: str | None = None
+    title: str
+    team: str
+    state: str  # "outstanding" | "completed" | "returned"
+
+
+# --- Commands --------------------------------------------------------------------------------
+
+
+class _ItemCommand(Command):
+    """A command about one work item, keyed by its person so one person's work stays in
+    order."""
+
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str = Field(min_length=1)
+    work_item_id: uuid.UUID
+
+
+class StartStep(_ItemCommand):
+    """Start a step: incoming -> incomplete (AL03). A team's Case Monitoring step started from
+    the Hub Team's incoming work goes to the person's area's Case Monitoring inbox."""
+
+    TYPE: ClassVar[str] = "allocation.start_step.v1"
+
+
+class AssignWork(_ItemCommand):
+    """Update assignment, "pass to worker" (AL05-AL07, AL09, AL10, AC19). `from_record`: the
+    assignment is made from the person's record, where the priority cannot change (AL07)."""
+
+    TYPE: ClassVar[str] = "allocation.assign_work.v1"
+
+    to_position_id: str = Field(min_length=1)
+    note: str = ""
+    priority: Priority | None = None
+    from_record: bool = False
+
+
+class ReassignWork(_ItemCommand):
+    """Reassign started work from a worker's or an inbox's incomplete work (AL09)."""
+
+    TYPE: ClassVar[str] = "allocation.reassign_work.v1"
+
+    to_position_id: str = Field(min_length=1)
+    note: str = ""
+
+
+class ChangePriority(_ItemCommand):
+    TYPE: ClassVar[str] = "allocation.change_priority.v1"
+
+    priority: Priority
+
+
+class SendToSegmentHopper(_ItemCommand):
+    """AC19: move a case out of a team (to be reassigned from another position) by sending it
+    back to the segment hopper."""
+
+    TYPE: ClassVar[str] = "allocation.send_to_segment_hopper.v1"
+
+    note: str = ""
+
+
+class RecordWorkerRelationship(Command):
+    """Record a worker relationship on a person (AL05, AL11). `from_date` defaults to today."""
+
+    TYPE: ClassVar[str] = "allocation.record_worker_relationship.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str = Field(min_length=1)
+    worker_position_id: str = Field(min_length=1)
+    relationship_type: str = INVOLVED_WORKER
+    from_date: date | None = None
+    end_date: date | None = None
+    relationship_id: uuid.UUID | None = None
+
+
+class AmendWorkerRelationship(Command):
+    """Amend a recorded relationship's from-date or set its end-date."""
+
+    TYPE: ClassVar[str] = "allocation.amend_worker_relationship.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str = Field(min_length=1)
+    relationship_id: uuid.UUID
+    from_date: date | None = None
+    end_date: date | None = None
+
+
+class WorkerRelationshipRecorded(Event):
+    """A relationship recorded or amended (the current values)."""
+
+    TYPE: ClassVar[str] = "allocation.worker_relationship_recorded.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    relationship_id: uuid.UUID
+    person_id: str
+    person_name: str | None = None
+    worker_position_id: str
+    worker_user_id: str
+    relationship_type: str
+    from_date: date
+    end_date: date | None = None
+    recorded_by_user_id: str | None = None
+    amended: bool = False
+
+
+class PreviewBulkAssign(Command):
+    """AL08: what would happen if these items were passed to one worker; changes nothing."""
+
+    TYPE: ClassVar[str] = "allocation.preview_bulk_assign.v1"
+    KEY_FIELD: ClassVar[str | None] = "to_position_id"
+
+    work_item_ids: list[uuid.UUID] = Field(min_length=1)
+    to_position_id: str = Field(min_length=1)
+    note: str = ""
+
+
+class BulkAssign(PreviewBulkAssign):
+    """AL08: pass every item to one worker with one note, all or none, in one transaction."""
+
+    TYPE: ClassVar[str] = "allocation.bulk_assign.v1"
+
+
+class BulkItemOutcome(BaseModel):
+    work_item_id: uuid.UUID
+    person_id: str | None = None
+    ok: bool
+    rule: str | None = None
+    reason: str | None = None
+
+
+class BulkAssignPreviewed(Event):
+    TYPE: ClassVar[str] = "allocation.bulk_assign_previewed.v1"
+    KEY_FIELD: ClassVar[str | None] = "to_position_id"
+
+    to_position_id: str
+    note: str
+    outcomes: list[BulkItemOutcome]
+    would_apply: bool
+
+
+class BulkAssigned(Event):
+    """Every selected item passed to one worker (AL08); `items` are the snapshots after."""
+
+    TYPE: ClassVar[str] = "allocation.bulk_assigned.v1"
+    KEY_FIELD: ClassVar[str | None] = "to_position_id"
+
+    to_position_id: str
+    to_user_id: str
+    note: str
+    items: list[WorkItemSnapshot]
+    from_owners: list[Owner]  # in the order of `items`
+
+
+class MoveAbsentCaseworkerWork(Command):
+    """AC07: a team leader moves an absent caseworker's cases to another caseworker of the team
+    (`to_position_id`) or, when it is None, to the team hopper."""
+
+    TYPE: ClassVar[str] = "allocation.move_absent_caseworker_work.v1"
+    KEY_FIELD: ClassVar[str | None] = "from_position_id"
+
+    from_position_id: str = Field(min_length=1)
+    to_position_id: str | None = None
+    note: str = ""
+
+
+class AbsentCaseworkerWorkMoved(Event):
+    TYPE: ClassVar[str] = "allocation.absent_caseworker_work_moved.v1"
+    KEY_FIELD: ClassVar[str | None] = "from_position_id"
+
+    from_position_id: str
+    to_owner: Owner
+    moved: list[WorkItemSnapshot]
