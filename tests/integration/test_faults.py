@@ -1,0 +1,214 @@
+"""Crash tests: the allocation service runs as a real process and is killed with SIGKILL at
+chosen points (failpoints) or at random while it works, then restarted. Nothing is lost and
+nothing has a second effect.
+
+These tests start a broker of their own and a database of their own, so that a killed process
+and its replays cannot disturb the rest of the suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from contracts import Actor, Envelope
+from contracts.allocation import ReceiveReferral, WorkItemCreated
+from deploy.stack import EmbeddedBroker, create_database, create_topics, free_port
+from services.shared.auth import KeyPair, TokenIssuer
+from tests.support.client import CommandClient, EventLog
+from tests.support.infra import Infra, _with_database
+
+pytestmark = pytest.mark.faults
+OFFICER = Actor(user_id="so-hub", position_id="pos-so-hub")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Isolated:
+    def __init__(self, bootstrap: str, database_url: str, keys: KeyPair) -> None:
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.keys = keys
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, failpoint: str | None = None) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "CASEWORK_SERVICE_NAME": "allocation",
+            "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "CASEWORK_DATABASE_URL": self.database_url,
+            "CASEWORK_ACTOR_PUBLIC_KEY": self.keys.public_pem,
+            "CASEWORK_HTTP_PORT": str(free_port()),
+            "CASEWORK_RELAY_POLL_SECONDS": "0.2",
+            "CASEWORK_LOG_LEVEL": "WARNING",
+        }
+        if failpoint:
+            env["CASEWORK_FAILPOINT"] = failpoint
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.allocation"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self.process
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    async def died(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout)
+
+    async def count(self, sql: str, **params: object) -> int:
+        engine = create_async_engine(self.database_url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(sa.text(sql), params) or 0)
+        finally:
+            await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def isolated_infra(infra: Infra) -> Iterator[tuple[str, str]]:
+    broker = EmbeddedBroker()
+    bootstrap = broker.start()
+    asyncio.run(create_topics(bootstrap))
+    name = f"casework_faults_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(_with_database(infra.database_url, "postgres"), name))
+    try:
+        yield bootstrap, _with_database(infra.database_url, name)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+async def isolated(isolated_infra: tuple[str, str], keys: KeyPair) -> AsyncIterator[Isolated]:
+    env = Isolated(*isolated_infra, keys)
+    yield env
+    env.kill()
+
+
+@pytest.fixture(scope="module")
+async def isolated_clients(
+    isolated_infra: tuple[str, str], issuer: TokenIssuer
+) -> AsyncIterator[tuple[CommandClient, EventLog]]:
+    bootstrap, _ = isolated_infra
+    client, log = CommandClient(bootstrap, issuer), EventLog(bootstrap)
+    await client.start()
+    await log.start()
+    yield client, log
+    await log.stop()
+    await client.stop()
+
+
+def _referral() -> ReceiveReferral:
+    return ReceiveReferral(person_id=f"P-{uuid.uuid4().hex[:10]}", person_name="Kill Test")
+
+
+async def test_killed_after_commit_before_publish_publishes_on_restart(
+    isolated: Isolated, isolated_clients: tuple[CommandClient, EventLog]
+) -> None:
+    commands, events = isolated_clients
+    isolated.spawn(failpoint="after_commit_before_publish")
+    referral = _referral()
+    sent = await commands.send(referral, OFFICER)
+    assert await isolated.died() == -signal.SIGKILL
+    # Committed: the state and the unpublished event are in the database; nothing on the topic.
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.work_items where person_id = :p", p=referral.person_id
+        )
+        == 1
+    )
+    assert await isolated.count("select count(*) from allocation.outbox") >= 1
+    assert events.caused_by(sent.message_id) == []
+
+    isolated.spawn()
+    (event,) = await events.outcome(sent.message_id, timeout=60)
+    assert event.type == WorkItemCreated.TYPE
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.work_items where person_id = :p", p=referral.person_id
+        )
+        == 1
+    )
+
+
+async def test_killed_before_commit_applies_once_after_restart(
+    isolated: Isolated, isolated_clients: tuple[CommandClient, EventLog]
+) -> None:
+    commands, events = isolated_clients
+    isolated.spawn(failpoint="before_commit")
+    referral = _referral()
+    sent = await commands.send(referral, OFFICER)
+    assert await isolated.died() == -signal.SIGKILL
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.work_items where person_id = :p", p=referral.person_id
+        )
+        == 0
+    )
+
+    isolated.spawn()
+    await events.outcome(sent.message_id, timeout=60)
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.work_items where person_id = :p", p=referral.person_id
+        )
+        == 1
+    )
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.inbox where message_id = :m", m=sent.message_id
+        )
+        == 1
+    )
+
+
+async def test_killed_at_random_while_working_loses_and_doubles_nothing(
+    isolated: Isolated, isolated_clients: tuple[CommandClient, EventLog]
+) -> None:
+    """300 commands; the process is killed while it works through them, then restarted. Every
+    command has exactly one effect and one outcome (a republished event keeps its message id)."""
+    commands, events = isolated_clients
+    isolated.spawn()
+    referrals = [_referral() for _ in range(300)]
+    sent: list[Envelope] = []
+    for referral in referrals[:150]:
+        sent.append(await commands.send(referral, OFFICER))
+    # Kill once the service is visibly part-way through.
+    await events.wait_for(lambda: any(events.caused_by(s.message_id) for s in sent[:5]), 60)
+    isolated.kill()
+    for referral in referrals[150:]:
+        sent.append(await commands.send(referral, OFFICER))
+    isolated.spawn()
+    await events.wait_for(lambda: all(events.caused_by(s.message_id) for s in sent), 120)
+
+    for envelope in sent:
+        outcome_ids = {e.message_id for e in events.caused_by(envelope.message_id)}
+        assert len(outcome_ids) == 1, envelope.message_id
+    persons = [r.person_id for r in referrals]
+    assert (
+        await isolated.count(
+            "select count(*) from allocation.work_items where person_id = any(:p)", p=persons
+        )
+        == 300
+    )
+    assert (
+        await isolated.count(
+            "select count(distinct person_id) from allocation.work_items where person_id = any(:p)",
+            p=persons,
+        )
+        == 300
+    )
