@@ -7,9 +7,24 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.envelope import Event
+from contracts.allocation import StepType
+from contracts.envelope import Command, Event
+
+REQUEST_NAME = "WB Transfer to Senior Officer to review information and add additional next actions"
+MANAGEMENT_TEAM = "Wellbeing Service Management Team"
+
+# The next-action types a step can record (SO04), and the step each one becomes when the step is
+# finished (None: no new work). Allocation turns each sent next action into that step (SO06).
+TRANSFER_TO_SUPPORT_OFFICER = "WB Transfer to Support Officer for Service Delivery"
+CASE_MONITORING_ACTION = "WB Case Monitoring"
+CLOSE_CASE_ACTION = "WB Close Case"
+NEXT_ACTION_STEPS: dict[str, StepType | None] = {
+    TRANSFER_TO_SUPPORT_OFFICER: StepType.SUPPORT_PLAN_DELIVERY,
+    CASE_MONITORING_ACTION: StepType.CASE_MONITORING,
+    CLOSE_CASE_ACTION: None,
+}
 
 
 class NextAction(BaseModel):
@@ -61,4 +76,127 @@ class StepFinished(Event):
     person_id: str
     step_type: str
     finished_by_position_id: str | None = None
+    next_actions: list[NextAction]
+
+
+# --- Commands on `signoff.commands` (keyed by person id, like the allocation events) ----------
+
+
+class SendRequest(Command):
+    """SO01: the step's worker sends the mandatory request to the Management Team's incoming
+    requests; its title follows SO02."""
+
+    TYPE: ClassVar[str] = "signoff.send_request.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+
+
+class SaveStep(Command):
+    """SO09: record answers to the step's form and save; the step stays open. Each answer is
+    keyed by its field name (see the step type's form in the read API's step summary)."""
+
+    TYPE: ClassVar[str] = "signoff.save_step.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+    answers: dict[str, str] = Field(min_length=1)
+
+
+class NextActionInput(BaseModel):
+    """A next action as recorded (SO04): assignee is a worker (position id) or a team."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_type: str = Field(min_length=1)
+    assignee_kind: str  # "worker" | "team"
+    assignee_id: str = Field(min_length=1)
+    note: str = ""
+    priority: str = "normal"
+
+
+class AddNextActions(Command):
+    """SO04: add one or several next actions at once (the form's "Add" / "Add and close")."""
+
+    TYPE: ClassVar[str] = "signoff.add_next_actions.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+    actions: list[NextActionInput] = Field(min_length=1)
+
+
+class CompleteRequest(Command):
+    """SO07: the Senior Officer accepts the request."""
+
+    TYPE: ClassVar[str] = "signoff.complete_request.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    request_id: uuid.UUID
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+
+
+class ReturnRequest(Command):
+    """SO07: the Senior Officer rejects the request with a note; the step is exited unfinished
+    and goes back to the worker who completed it."""
+
+    TYPE: ClassVar[str] = "signoff.return_request.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    request_id: uuid.UUID
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+    note: str = ""
+
+
+class FinishStep(Command):
+    """SO05, SO08, SO09: finish (lock) the step and send its next actions."""
+
+    TYPE: ClassVar[str] = "signoff.finish_step.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+
+
+# --- Further events on `signoff.events` --------------------------------------------------------
+
+
+class StepTracked(Event):
+    """Sign-off has learnt of a step that goes through sign-off (from allocation.events) and
+    opened its form; commands on the step are accepted from now on."""
+
+    TYPE: ClassVar[str] = "signoff.step_tracked.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str
+    step_type: str
+
+
+class StepSaved(Event):
+    """SO09: answers recorded; the step stays open. `incomplete_mandatory` names the mandatory
+    fields still empty ("<section>/<field>")."""
+
+    TYPE: ClassVar[str] = "signoff.step_saved.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str
+    answers: dict[str, str]
+    incomplete_mandatory: list[str]
+    prompted_actions: list[str] = []
+
+
+class NextActionsAdded(Event):
+    """SO04: next actions recorded on an open step (sent only when the step is finished)."""
+
+    TYPE: ClassVar[str] = "signoff.next_actions_added.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str
     next_actions: list[NextAction]

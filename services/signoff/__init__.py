@@ -1,0 +1,1 @@
+"""Sign-off: requests, next actions, complete or return, finish (SO rules)."""

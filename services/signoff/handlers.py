@@ -1,0 +1,291 @@
+"""Sign-off's message handlers: decode (done by the plumbing), authorise, decide (domain),
+persist (store), emit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contracts import CommandRejected, Event, Topics, registered_types
+from contracts.allocation import (
+    BulkAssigned,
+    WorkItemAssigned,
+    WorkItemCreated,
+    WorkItemFinished,
+    WorkItemMoved,
+    WorkItemPriorityChanged,
+    WorkItemReturned,
+    WorkItemSnapshot,
+    WorkItemStarted,
+)
+from contracts.signoff import (
+    MANAGEMENT_TEAM,
+    AddNextActions,
+    CompleteRequest,
+    FinishStep,
+    NextActionsAdded,
+    RequestCompleted,
+    RequestReturned,
+    RequestSent,
+    ReturnRequest,
+    SaveStep,
+    SendRequest,
+    StepFinished,
+    StepSaved,
+    StepTracked,
+)
+from services.shared import directory
+from services.shared.consumer import Dispatcher, HandlerContext
+from services.shared.rules import RuleViolation
+from services.signoff import domain, store
+
+dispatcher = Dispatcher()
+directory.register(dispatcher, store.directory_t)
+CONSUMES = [Topics.SIGNOFF_COMMANDS, Topics.ALLOCATION_EVENTS, Topics.ACCESS_EVENTS]
+
+# Refusal code for a command about a step sign-off does not know (not a business rule).
+UNKNOWN_STEP = "unknown-step"
+
+
+# --- Steps learnt from allocation.events ------------------------------------------------------
+
+
+async def _track(ctx: HandlerContext[Any], item: WorkItemCreated | WorkItemSnapshot) -> None:
+    """Keep a step that goes through sign-off (SO01's step types) and who holds it; a step seen
+    for the first time gets its form opened (StepTracked)."""
+    if not domain.goes_through_signoff(item.step_type):
+        return
+    tracked = await ctx.execute(
+        store.track_step(
+            step_id=item.work_item_id,
+            person_id=item.person_id,
+            person_name=item.person_name,
+            step_type=item.step_type.value,
+            owner_kind=item.owner_kind,
+            owner_id=item.owner_id,
+            now=ctx.now,
+        )
+    )
+    if tracked.scalar_one():
+        ctx.emit(
+            StepTracked(
+                step_id=item.work_item_id, person_id=item.person_id, step_type=item.step_type
+            )
+        )
+
+
+@dispatcher.on(WorkItemCreated)
+async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
+    await _track(ctx, ctx.message)
+
+
+async def _item_changed(ctx: HandlerContext[Any]) -> None:
+    await _track(ctx, ctx.message.item)
+
+
+for _event in (
+    WorkItemAssigned,
+    WorkItemStarted,
+    WorkItemPriorityChanged,
+    WorkItemMoved,
+    WorkItemFinished,
+    WorkItemReturned,
+):
+    dispatcher.on(_event)(_item_changed)
+
+
+@dispatcher.on(BulkAssigned)
+async def bulk_assigned(ctx: HandlerContext[BulkAssigned]) -> None:
+    for item in ctx.message.items:
+        await _track(ctx, item)
+
+
+# --- Commands --------------------------------------------------------------------------------
+
+
+async def _step_and_worker(ctx: HandlerContext[Any]) -> tuple[domain.Step, domain.Worker | None]:
+    """The commanded step (locked for the transaction) and the acting position."""
+    cmd = ctx.message
+    step = await store.load_step(ctx.conn, cmd.step_id)
+    if step is None or step.person_id != cmd.person_id:
+        raise RuleViolation(
+            UNKNOWN_STEP, f"no step {cmd.step_id} for person {cmd.person_id} under sign-off"
+        )
+    actor = ctx.actor
+    return step, await store.worker(ctx.conn, actor.position_id if actor else None)
+
+
+@dispatcher.on(SendRequest)
+async def send_request(ctx: HandlerContext[SendRequest]) -> None:
+    """SO01, SO02."""
+    step, worker = await _step_and_worker(ctx)
+    title = domain.send_request(step, worker)
+    assert worker is not None  # send_request refuses an unknown position
+    request_id = uuid.uuid5(ctx.envelope.message_id, "request")
+    await ctx.execute(
+        store.requests.insert().values(
+            request_id=request_id,
+            step_id=step.step_id,
+            person_id=step.person_id,
+            title=title,
+            team=MANAGEMENT_TEAM,
+            state=domain.RequestState.OUTSTANDING.value,
+            sent_by_position_id=worker.position_id,
+            sent_at=ctx.now,
+        )
+    )
+    ctx.emit(
+        RequestSent(
+            request_id=request_id,
+            step_id=step.step_id,
+            person_id=step.person_id,
+            title=title,
+            team=MANAGEMENT_TEAM,
+            sent_by_position_id=worker.position_id,
+        )
+    )
+
+
+@dispatcher.on(SaveStep)
+async def save_step(ctx: HandlerContext[SaveStep]) -> None:
+    """SO09: saving keeps the step open."""
+    step, worker = await _step_and_worker(ctx)
+    answers = domain.save(step, worker, ctx.message.answers)
+    s = store.steps
+    await ctx.execute(
+        s.update().where(s.c.step_id == step.step_id).values(answers=answers, updated_at=ctx.now)
+    )
+    ctx.emit(
+        StepSaved(
+            step_id=step.step_id,
+            person_id=step.person_id,
+            answers=answers,
+            incomplete_mandatory=domain.incomplete_mandatory(step.step_type, answers),
+            prompted_actions=domain.prompted_actions(step.step_type, answers),
+        )
+    )
+
+
+@dispatcher.on(AddNextActions)
+async def add_next_actions(ctx: HandlerContext[AddNextActions]) -> None:
+    """SO03, SO04."""
+    step, worker = await _step_and_worker(ctx)
+    actions = ctx.message.actions
+    ids = [uuid.uuid5(ctx.envelope.message_id, f"action-{i}") for i in range(len(actions))]
+    known_workers = {
+        a.assignee_id
+        for a in actions
+        if a.assignee_kind == "worker"
+        and await store.directory.position(ctx.conn, a.assignee_id) is not None
+    }
+    added = domain.add_next_actions(step, worker, actions, ids, known_workers)
+    await ctx.execute(
+        store.next_actions.insert(),
+        [
+            {
+                **action.model_dump(),
+                "step_id": step.step_id,
+                "added_by_position_id": worker.position_id if worker else None,
+                "added_at": ctx.now,
+            }
+            for action in added
+        ],
+    )
+    ctx.emit(NextActionsAdded(step_id=step.step_id, person_id=step.person_id, next_actions=added))
+
+
+async def _resolve_request(
+    ctx: HandlerContext[CompleteRequest] | HandlerContext[ReturnRequest],
+    state: domain.RequestState,
+    worker: domain.Worker | None,
+    note: str | None = None,
+) -> None:
+    r = store.requests
+    await ctx.execute(
+        r.update()
+        .where(r.c.request_id == ctx.message.request_id)
+        .values(
+            state=state.value,
+            resolved_by_position_id=worker.position_id if worker else None,
+            resolved_at=ctx.now,
+            note=note,
+        )
+    )
+
+
+@dispatcher.on(CompleteRequest)
+async def complete_request(ctx: HandlerContext[CompleteRequest]) -> None:
+    """SO07: accept."""
+    step, worker = await _step_and_worker(ctx)
+    request = domain.complete_request(step, worker, ctx.message.request_id)
+    await _resolve_request(ctx, domain.RequestState.COMPLETED, worker)
+    ctx.emit(
+        RequestCompleted(
+            request_id=request.request_id, step_id=step.step_id, person_id=step.person_id
+        )
+    )
+
+
+@dispatcher.on(ReturnRequest)
+async def return_request(ctx: HandlerContext[ReturnRequest]) -> None:
+    """SO07: reject with a note; the step exits unfinished, back to the worker who completed
+    it (allocation moves it on `request_returned`)."""
+    step, worker = await _step_and_worker(ctx)
+    cmd = ctx.message
+    return_to = domain.return_request(step, worker, cmd.request_id, cmd.note)
+    await _resolve_request(ctx, domain.RequestState.RETURNED, worker, note=cmd.note)
+    ctx.emit(
+        RequestReturned(
+            request_id=cmd.request_id,
+            step_id=step.step_id,
+            person_id=step.person_id,
+            note=cmd.note,
+            return_to_position_id=return_to,
+        )
+    )
+
+
+@dispatcher.on(FinishStep)
+async def finish_step(ctx: HandlerContext[FinishStep]) -> None:
+    """SO05, SO08, SO09: lock the step and send its next actions (allocation turns each into new
+    work, SO06). A second finish is refused by the lock, so StepFinished is emitted once."""
+    step, worker = await _step_and_worker(ctx)
+    actions = domain.finish(step, worker)
+    assert worker is not None  # finish refuses an unknown position
+    s = store.steps
+    await ctx.execute(
+        s.update()
+        .where(s.c.step_id == step.step_id)
+        .values(
+            finished=True,
+            finished_by_position_id=worker.position_id,
+            finished_at=ctx.now,
+            updated_at=ctx.now,
+        )
+    )
+    ctx.emit(
+        StepFinished(
+            step_id=step.step_id,
+            person_id=step.person_id,
+            step_type=step.step_type.value,
+            finished_by_position_id=worker.position_id,
+            next_actions=actions,
+        )
+    )
+
+
+# --- Other services' events we do not need ----------------------------------------------------
+# The consumer dead-letters a message type without a handler. On the event topics sign-off reads,
+# every other service event (and rejections of their commands) is simply not ours: skip it.
+
+
+async def _not_ours(ctx: HandlerContext[Any]) -> None:
+    return None
+
+
+for _type, _model in registered_types().items():
+    if _type not in dispatcher.handlers and (
+        _model is CommandRejected
+        or (issubclass(_model, Event) and _type.startswith(("allocation.", "access.")))
+    ):
+        dispatcher.handlers[_type] = _not_ours
