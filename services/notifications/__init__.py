@@ -1,0 +1,1 @@
+"""Notifications: who is told what, on which channel, exactly once (NT rules)."""

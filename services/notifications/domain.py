@@ -1,0 +1,353 @@
+"""Notification rules as pure functions: no I/O, no clock reads (time comes in as arguments).
+
+Who is told what (NT01-NT06), on which channels, and how deliveries are identified, retried and
+parked (NT07). The handlers resolve recipients from the projections and call these functions."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from contracts.notifications import Channel
+from services.shared.rules import RuleViolation
+
+# Roles that are "the TL/SM responsible" for a user (NT04, NT05) and that receive a team's
+# incoming requests (NT02).
+MANAGER_ROLES = frozenset({"team leader", "segment manager"})
+SENIOR_OFFICER = "Senior Officer"
+USER_CHANNELS = frozenset({Channel.INBOX, Channel.EMAIL})
+DEFAULT_CHANNELS = USER_CHANNELS
+
+# NT04: an emergency grant's P30 is due this long after the grant; until it arrives the user and
+# the TL/SM responsible are reminded every REMINDER_INTERVAL; once overdue it escalates.
+P30_DUE_AFTER = timedelta(days=5)
+P30_REMINDER_INTERVAL = timedelta(days=1)
+# NT05 (AC09): absence-related access is reviewed at least every six months; the review is
+# announced REVIEW_NOTICE before it falls due, again when it is due, and escalated REVIEW_GRACE
+# after that.
+REVIEW_MONTHS = 6
+REVIEW_NOTICE = timedelta(days=14)
+REVIEW_GRACE = timedelta(days=7)
+
+
+class Kind:
+    """Notification kinds; webhooks register for these (or `*`)."""
+
+    WORK_LANDED = "work_landed"  # NT01
+    REQUEST_ARRIVED = "request_arrived"  # NT02
+    REQUEST_RETURNED = "request_returned"  # NT03
+    EMERGENCY_GRANTED = "emergency_access_granted"  # NT04
+    P30_REMINDER = "p30_reminder"  # NT04
+    P30_OVERDUE = "p30_overdue"  # NT04
+    REVIEW_UPCOMING = "review_upcoming"  # NT05
+    REVIEW_DUE = "review_due"  # NT05
+    REVIEW_OVERDUE = "review_overdue"  # NT05
+    ACCESS_GRANTED = "secondary_access_granted"  # NT06
+    ACCESS_REMOVED = "secondary_access_removed"  # NT06
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What to tell people: one notice, several recipients."""
+
+    kind: str
+    rule: str
+    subject: str
+    body: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user_id: str
+    email: str | None = None
+    channels: frozenset[str] = DEFAULT_CHANNELS
+
+
+@dataclass(frozen=True)
+class Webhook:
+    webhook_id: str
+    url: str
+    event_types: frozenset[str]
+
+    def wants(self, kind: str) -> bool:
+        return "*" in self.event_types or kind in self.event_types
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notice to one recipient on one channel; its id is derived from (source, recipient,
+    channel, kind), so planning the same source event twice yields the same rows (NT07)."""
+
+    delivery_id: uuid.UUID
+    recipient_id: str
+    channel: str
+    kind: str
+    rule: str
+    subject: str
+    body: str
+    target: str | None  # e-mail address or webhook URL; None for the inbox
+    data: dict[str, Any]
+
+
+def delivery_id(source_id: uuid.UUID, recipient_id: str, channel: str, kind: str) -> uuid.UUID:
+    """NT07: the identity of a delivery; also its e-mail Message-ID and webhook idempotency key."""
+    return uuid.uuid5(source_id, f"{recipient_id}|{channel}|{kind}")
+
+
+def plan_deliveries(
+    source_id: uuid.UUID,
+    notice: Notice,
+    recipients: Iterable[Recipient],
+    webhooks: Iterable[Webhook] = (),
+) -> list[Delivery]:
+    """NT07: one delivery per recipient and channel. The inbox is always used, so a notice is
+    never silently dropped; e-mail when the user wants it and has an address; each webhook
+    registered for the notice's kind gets one delivery naming every recipient."""
+    seen: dict[str, Recipient] = {}
+    for recipient in recipients:
+        seen.setdefault(recipient.user_id, recipient)  # one user through two positions: once
+    planned: list[Delivery] = []
+
+    def add(recipient_id: str, channel: str, target: str | None, data: dict[str, Any]) -> None:
+        planned.append(
+            Delivery(
+                delivery_id=delivery_id(source_id, recipient_id, channel, notice.kind),
+                recipient_id=recipient_id,
+                channel=channel,
+                kind=notice.kind,
+                rule=notice.rule,
+                subject=notice.subject,
+                body=notice.body,
+                target=target,
+                data=data,
+            )
+        )
+
+    for recipient in seen.values():
+        add(recipient.user_id, Channel.INBOX, None, notice.data)
+        if Channel.EMAIL in recipient.channels and recipient.email:
+            add(recipient.user_id, Channel.EMAIL, recipient.email, notice.data)
+    if seen:
+        for hook in webhooks:
+            if hook.wants(notice.kind):
+                data = {**notice.data, "recipients": sorted(seen)}
+                add(hook.webhook_id, Channel.WEBHOOK, hook.url, data)
+    return planned
+
+
+def check_preferences(
+    actor_user_id: str | None, user_id: str, channels: Sequence[str]
+) -> list[str]:
+    """A user sets their own channels; the inbox cannot be switched off (NT07: a notification is
+    never silently dropped). Returns the channels to keep, inbox first."""
+    if actor_user_id != user_id:
+        raise RuleViolation("actor-token", "a user sets only their own channel preferences")
+    unknown = set(channels) - USER_CHANNELS
+    if unknown:
+        raise RuleViolation(
+            "NT07", f"channels {sorted(unknown)} are not user channels; choose from inbox, email"
+        )
+    if Channel.INBOX not in channels:
+        raise RuleViolation(
+            "NT07", "the in-app inbox cannot be switched off: a notification is never dropped"
+        )
+    return [Channel.INBOX, *sorted(set(channels) - {Channel.INBOX})]
+
+
+# --- retries (NT07) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_seconds: float = 2.0
+    max_seconds: float = 600.0
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential backoff after the `attempts`-th failed attempt."""
+        return timedelta(
+            seconds=min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds)
+        )
+
+    def after_failure(self, attempts: int, now: datetime) -> datetime | None:
+        """NT07: when to try again after `attempts` failures, or None: park it (an operator sees
+        and replays it; it is never dropped)."""
+        if attempts >= self.max_attempts:
+            return None
+        return now + self.delay(attempts)
+
+
+# --- what each rule tells whom -----------------------------------------------------------------
+
+
+def work_landed(
+    *, work_item_id: uuid.UUID, person_id: str, what: str, how: str, note: str = ""
+) -> Notice:
+    """NT01: work landed in a worker's incoming work (assignment, bulk assignment, reassignment,
+    next action sent)."""
+    body = f"{what} for person {person_id} is now in your incoming work ({how})."
+    if note:
+        body += f"\nNote: {note}"
+    return Notice(
+        Kind.WORK_LANDED,
+        "NT01",
+        f"New work: {what}",
+        body,
+        {"work_item_id": str(work_item_id), "person_id": person_id, "how": how, "note": note},
+    )
+
+
+def request_arrived(*, request_id: uuid.UUID, person_id: str, title: str, team: str) -> Notice:
+    """NT02: a request arrived in a team's incoming requests; its Senior Officers are told."""
+    return Notice(
+        Kind.REQUEST_ARRIVED,
+        "NT02",
+        f"Request arrived: {title}",
+        f"The request '{title}' for person {person_id} is in the incoming requests of {team}.",
+        {"request_id": str(request_id), "person_id": person_id, "team": team},
+    )
+
+
+def request_returned(
+    *, request_id: uuid.UUID, step_id: uuid.UUID, person_id: str, note: str
+) -> Notice:
+    """NT03: the worker who completed the step is told its request was returned, with the note."""
+    return Notice(
+        Kind.REQUEST_RETURNED,
+        "NT03",
+        "Your request was returned",
+        f"The request on your step for person {person_id} was returned.\nNote: {note}",
+        {
+            "request_id": str(request_id),
+            "step_id": str(step_id),
+            "person_id": person_id,
+            "note": note,
+        },
+    )
+
+
+def emergency_granted(*, user_id: str, position_id: str, unit: str, p30_due: datetime) -> Notice:
+    """NT04: an emergency grant tells the user and the TL/SM responsible."""
+    return Notice(
+        Kind.EMERGENCY_GRANTED,
+        "NT04",
+        "Emergency access granted: a CSUA P30 is outstanding",
+        f"{user_id} was granted emergency absence-related access to {unit} ({position_id}). "
+        f"A completed CSUA P30 is still required for the audit, due by {p30_due.isoformat()}.",
+        {"user_id": user_id, "position_id": position_id, "unit": unit},
+    )
+
+
+def access_changed(
+    *, granted: bool, user_id: str, position_id: str, unit: str, kind: str
+) -> Notice:
+    """NT06: a user is told when secondary access is granted or removed."""
+    verb = "granted" if granted else "removed"
+    return Notice(
+        Kind.ACCESS_GRANTED if granted else Kind.ACCESS_REMOVED,
+        "NT06",
+        f"Secondary access {verb}",
+        f"Your {kind} secondary access to {unit} ({position_id}) was {verb}.",
+        {"user_id": user_id, "position_id": position_id, "unit": unit, "access_kind": kind},
+    )
+
+
+def is_secondary(access_kind: str) -> bool:
+    return access_kind != "primary"
+
+
+# --- reminders (NT04, NT05) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A scheduled notice: fires once at `due_at` (the scan is given `now`)."""
+
+    kind: str
+    due_at: datetime
+    escalate: bool  # escalations also go to the line managers of those responsible
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def review_due(granted_or_reviewed_at: datetime) -> datetime:
+    """AC09/NT05: absence-related access falls due for review six months after it was granted
+    (or last reviewed)."""
+    return add_months(granted_or_reviewed_at, REVIEW_MONTHS)
+
+
+def review_reminders(due_at: datetime) -> list[Reminder]:
+    """NT05: announced before it falls due, again when due, escalated when overdue."""
+    return [
+        Reminder(Kind.REVIEW_UPCOMING, due_at - REVIEW_NOTICE, escalate=False),
+        Reminder(Kind.REVIEW_DUE, due_at, escalate=False),
+        Reminder(Kind.REVIEW_OVERDUE, due_at + REVIEW_GRACE, escalate=True),
+    ]
+
+
+def p30_first_reminder(granted_at: datetime, p30_due: datetime) -> Reminder:
+    """NT04: the first reminder of an outstanding P30."""
+    return p30_next_reminder(granted_at, p30_due)
+
+
+def p30_next_reminder(after: datetime, p30_due: datetime) -> Reminder:
+    """NT04: remind every interval until the P30 arrives; once the deadline passes, escalate
+    (the escalation is the last reminder of the series)."""
+    at = after + P30_REMINDER_INTERVAL
+    if at >= p30_due:
+        return Reminder(Kind.P30_OVERDUE, p30_due, escalate=True)
+    return Reminder(Kind.P30_REMINDER, at, escalate=False)
+
+
+def reminder_notice(
+    reminder_kind: str, *, user_id: str, position_id: str, unit: str, deadline: datetime
+) -> Notice:
+    """The notice a fired reminder sends (NT04, NT05); `deadline` is when the P30 or the review
+    is due."""
+    when = deadline.isoformat()
+    texts = {
+        Kind.P30_REMINDER: (
+            "NT04",
+            "Reminder: CSUA P30 outstanding",
+            f"The CSUA P30 for {user_id}'s emergency access to {unit} ({position_id}) has not "
+            f"arrived; it is due by {when}.",
+        ),
+        Kind.P30_OVERDUE: (
+            "NT04",
+            "Escalation: CSUA P30 overdue",
+            f"The CSUA P30 for {user_id}'s emergency access to {unit} ({position_id}) is overdue "
+            f"(due {when}).",
+        ),
+        Kind.REVIEW_UPCOMING: (
+            "NT05",
+            "Review of absence-related access coming up",
+            f"{user_id}'s absence-related access to {unit} ({position_id}) falls due for its "
+            f"six-monthly review on {when}.",
+        ),
+        Kind.REVIEW_DUE: (
+            "NT05",
+            "Review of absence-related access due",
+            f"{user_id}'s absence-related access to {unit} ({position_id}) is due for its "
+            f"six-monthly review now.",
+        ),
+        Kind.REVIEW_OVERDUE: (
+            "NT05",
+            "Escalation: review of absence-related access overdue",
+            f"The six-monthly review of {user_id}'s absence-related access to {unit} "
+            f"({position_id}) is overdue (it fell due on {when}).",
+        ),
+    }
+    rule, subject, body = texts[reminder_kind]
+    return Notice(
+        reminder_kind, rule, subject, body, {"user_id": user_id, "position_id": position_id}
+    )

@@ -1,0 +1,286 @@
+"""Notifications' message handlers: project what is needed to find recipients, decide who is told
+what (domain), and plan the deliveries in the transaction that consumed the event (store).
+
+Planning writes one row per recipient and channel (NT07); the in-app inbox rows are delivered by
+that write (NotificationSent is emitted with them), e-mail and webhook rows are sent afterwards by
+the delivery worker (`services.notifications.worker`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from contracts import Event, Topics, registered_types
+from contracts.access import AccessKind, PositionGranted, PositionRevoked
+from contracts.allocation import WorkItemCreated
+from contracts.notifications import (
+    ChannelPreferencesSet,
+    NotificationSent,
+    ParkedDeliveriesReplayed,
+    RegisterWebhook,
+    RemoveWebhook,
+    ReplayParkedDeliveries,
+    SetChannelPreferences,
+    WebhookRegistered,
+    WebhookRemoved,
+)
+from contracts.signoff import RequestReturned, RequestSent, StepFinished
+from services.notifications import domain, store
+from services.shared import directory
+from services.shared.consumer import Dispatcher, HandlerContext
+
+dispatcher = Dispatcher()
+CONSUMES = [
+    Topics.ALLOCATION_EVENTS,
+    Topics.SIGNOFF_EVENTS,
+    Topics.ACCESS_EVENTS,
+    Topics.NOTIFICATIONS_COMMANDS,
+]
+
+Emit = Callable[[Event], Any]
+
+
+async def notify(
+    conn: Any,
+    emit: Emit,
+    *,
+    source_id: uuid.UUID,
+    correlation_id: uuid.UUID | None,
+    now: datetime,
+    notice: domain.Notice,
+    user_ids: Sequence[str],
+) -> list[domain.Delivery]:
+    """Plans a notice for its recipients on their channels and the webhooks that want it (NT07:
+    once per recipient and channel, whatever the number of times this runs for one source)."""
+    recipients = await store.recipients(conn, user_ids)
+    hooks = await store.webhooks_for(conn, notice.kind)
+    planned = domain.plan_deliveries(source_id, notice, recipients, hooks)
+    new = await store.insert_deliveries(
+        conn, planned, source_id=source_id, correlation_id=correlation_id, now=now
+    )
+    for d in new:
+        if d.channel == "inbox":
+            emit(
+                NotificationSent(
+                    notification_id=d.delivery_id,
+                    recipient_id=d.recipient_id,
+                    channel=d.channel,
+                    kind=d.kind,
+                    rule=d.rule,
+                )
+            )
+    return new
+
+
+async def _notify(
+    ctx: HandlerContext[Any],
+    notice: domain.Notice,
+    user_ids: Sequence[str],
+    source_id: uuid.UUID | None = None,
+) -> None:
+    await notify(
+        ctx.conn,
+        ctx.emit,
+        source_id=source_id or ctx.envelope.message_id,
+        correlation_id=ctx.envelope.correlation_id,
+        now=ctx.now,
+        notice=notice,
+        user_ids=user_ids,
+    )
+
+
+def _landing_source(work_item_id: uuid.UUID) -> uuid.UUID:
+    # New work landing on a worker is one notice per work item, whether allocation announces the
+    # item or sign-off sends the next action that became it.
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"work-landed:{work_item_id}")
+
+
+# --- allocation.events (NT01) --------------------------------------------------------------
+
+
+@dispatcher.on(WorkItemCreated)
+async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
+    """NT01: a work item created straight into a worker's incoming work."""
+    m = ctx.message
+    if m.owner_kind != "worker":
+        return
+    user = await store.user_of_position(ctx.conn, m.owner_id)
+    notice = domain.work_landed(
+        work_item_id=m.work_item_id, person_id=m.person_id, what=m.step_type.value, how="new work"
+    )
+    await _notify(ctx, notice, [user] if user else [], _landing_source(m.work_item_id))
+
+
+# --- signoff.events (NT01, NT02, NT03) -----------------------------------------------------
+
+
+@dispatcher.on(StepFinished)
+async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
+    """NT01: each next action sent to a worker is new incoming work for them."""
+    m = ctx.message
+    for action in m.next_actions:
+        if action.assignee_kind != "worker":
+            continue
+        user = await store.user_of_position(ctx.conn, action.assignee_id)
+        notice = domain.work_landed(
+            work_item_id=action.action_id,
+            person_id=m.person_id,
+            what=action.action_type,
+            how="next action sent",
+            note=action.note,
+        )
+        await _notify(ctx, notice, [user] if user else [], _landing_source(action.action_id))
+
+
+@dispatcher.on(RequestSent)
+async def request_sent(ctx: HandlerContext[RequestSent]) -> None:
+    """NT02: the Senior Officers of the receiving team are told a request arrived."""
+    m = ctx.message
+    unit_id = await store.find_unit_id(ctx.conn, m.team)
+    officers = (
+        await store.members_with_roles(ctx.conn, [unit_id], [domain.SENIOR_OFFICER])
+        if unit_id
+        else []
+    )
+    notice = domain.request_arrived(
+        request_id=m.request_id, person_id=m.person_id, title=m.title, team=m.team
+    )
+    await _notify(ctx, notice, officers)
+
+
+@dispatcher.on(RequestReturned)
+async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
+    """NT03: the worker who completed the step is told, with the note."""
+    m = ctx.message
+    user = await store.user_of_position(ctx.conn, m.return_to_position_id)
+    notice = domain.request_returned(
+        request_id=m.request_id, step_id=m.step_id, person_id=m.person_id, note=m.note
+    )
+    await _notify(ctx, notice, [user] if user else [])
+
+
+# --- access.events (directory, NT04, NT05, NT06) -------------------------------------------
+
+directory.register(dispatcher, store.directory_t)
+_project_grant = dispatcher.handlers[PositionGranted.TYPE]
+_project_revoke = dispatcher.handlers[PositionRevoked.TYPE]
+
+
+def p30_series(position_id: str) -> str:
+    return f"p30:{position_id}"
+
+
+def review_series(position_id: str) -> str:
+    return f"review:{position_id}"
+
+
+@dispatcher.on(PositionGranted)
+async def position_granted(ctx: HandlerContext[PositionGranted]) -> None:
+    """Projects the grant, then NT04 (emergency: tell the user and the TL/SM responsible, remind
+    until the P30 arrives), NT05 (schedule the six-monthly review of absence-related access) and
+    NT06 (tell the user of secondary access)."""
+    await _project_grant(ctx)
+    m = ctx.message
+    if not domain.is_secondary(m.kind.value):
+        return
+    granted_at = ctx.envelope.occurred_at
+    unit = await store.unit_name(ctx.conn, m.unit_id)
+    where = {"user_id": m.user_id, "position_id": m.position_id, "unit_id": m.unit_id}
+    if m.emergency:
+        p30_due = granted_at + domain.P30_DUE_AFTER
+        managers = await store.responsible_managers(ctx.conn, m.user_id, m.unit_id)
+        notice = domain.emergency_granted(
+            user_id=m.user_id, position_id=m.position_id, unit=unit, p30_due=p30_due
+        )
+        await _notify(ctx, notice, [m.user_id, *managers])
+        await store.schedule(
+            ctx.conn,
+            series=p30_series(m.position_id),
+            reminder=domain.p30_first_reminder(granted_at, p30_due),
+            deadline=p30_due,
+            **where,
+        )
+    else:
+        notice = domain.access_changed(
+            granted=True,
+            user_id=m.user_id,
+            position_id=m.position_id,
+            unit=unit,
+            kind=m.kind.value,
+        )
+        await _notify(ctx, notice, [m.user_id])
+    if m.kind is AccessKind.ABSENCE:
+        due = domain.review_due(granted_at)
+        for reminder in domain.review_reminders(due):
+            await store.schedule(
+                ctx.conn,
+                series=review_series(m.position_id),
+                reminder=reminder,
+                deadline=due,
+                **where,
+            )
+
+
+@dispatcher.on(PositionRevoked)
+async def position_revoked(ctx: HandlerContext[PositionRevoked]) -> None:
+    """Projects the removal, tells the user of removed secondary access (NT06) and ends the
+    position's reminders (NT04, NT05: nothing left to remind about)."""
+    m = ctx.message
+    before = await store.directory.position(ctx.conn, m.position_id)
+    await _project_revoke(ctx)
+    await store.cancel_series(ctx.conn, p30_series(m.position_id))
+    await store.cancel_series(ctx.conn, review_series(m.position_id))
+    if before is None or not domain.is_secondary(before.kind):
+        return
+    unit = await store.unit_name(ctx.conn, before.unit_id)
+    notice = domain.access_changed(
+        granted=False, user_id=m.user_id, position_id=m.position_id, unit=unit, kind=before.kind
+    )
+    await _notify(ctx, notice, [m.user_id])
+
+
+# --- notifications.commands ----------------------------------------------------------------
+
+
+@dispatcher.on(SetChannelPreferences)
+async def set_channel_preferences(ctx: HandlerContext[SetChannelPreferences]) -> None:
+    m = ctx.message
+    channels = domain.check_preferences(
+        ctx.actor.user_id if ctx.actor else None, m.user_id, m.channels
+    )
+    await store.set_preferences(ctx.conn, m.user_id, channels, ctx.now)
+    ctx.emit(ChannelPreferencesSet(user_id=m.user_id, channels=channels))  # type: ignore[arg-type]
+
+
+@dispatcher.on(RegisterWebhook)
+async def register_webhook(ctx: HandlerContext[RegisterWebhook]) -> None:
+    m = ctx.message
+    await store.upsert_webhook(ctx.conn, m.webhook_id, m.url, m.secret, m.event_types, ctx.now)
+    ctx.emit(WebhookRegistered(webhook_id=m.webhook_id, url=m.url, event_types=m.event_types))
+
+
+@dispatcher.on(RemoveWebhook)
+async def remove_webhook(ctx: HandlerContext[RemoveWebhook]) -> None:
+    await store.delete_webhook(ctx.conn, ctx.message.webhook_id)
+    ctx.emit(WebhookRemoved(webhook_id=ctx.message.webhook_id))
+
+
+@dispatcher.on(ReplayParkedDeliveries)
+async def replay_parked(ctx: HandlerContext[ReplayParkedDeliveries]) -> None:
+    """NT07: an operator sends parked deliveries again."""
+    replayed = await store.unpark(ctx.conn, ctx.message.delivery_ids, ctx.now)
+    ctx.emit(ParkedDeliveriesReplayed(delivery_ids=replayed))
+
+
+# --- everything else on the consumed event topics ------------------------------------------
+
+
+async def _not_for_us(ctx: HandlerContext[Any]) -> None:
+    """Events on the consumed topics that tell nobody anything (they are not dead letters)."""
+
+
+for _type in registered_types():
+    if _type.split(".", 1)[0] in {"allocation", "signoff", "access", "platform"}:
+        dispatcher.handlers.setdefault(_type, _not_for_us)

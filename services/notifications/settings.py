@@ -1,0 +1,35 @@
+"""Notifications' own settings: the SMTP server (prefix CASEWORK_SMTP_) and the delivery worker
+(prefix CASEWORK_NOTIFY_)."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.notifications.domain import RetryPolicy
+
+
+class SmtpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEWORK_SMTP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "notifications@casework.local"
+    username: str | None = None
+    password: str | None = None
+    start_tls: bool = False
+    timeout_seconds: float = 10.0
+    message_id_domain: str = "notifications.casework.local"
+
+
+class DeliverySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEWORK_NOTIFY_", extra="ignore")
+
+    poll_seconds: float = 0.5
+    batch_size: int = 50
+    max_attempts: int = 8
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 600.0
+    webhook_timeout_seconds: float = 10.0
+    reminder_poll_seconds: float = 30.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds)

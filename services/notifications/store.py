@@ -1,0 +1,394 @@
+"""Notifications' tables (schema `notifications`) and queries: the directory projection, channel
+preferences, webhook registrations, deliveries (the in-app inbox is the `inbox` channel's rows)
+and the reminder schedule."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.notifications import domain
+from services.shared.directory import Directory, directory_tables
+from services.shared.plumbing_tables import inbox_table, outbox_table
+
+SCHEMA = "notifications"
+metadata = sa.MetaData(schema=SCHEMA)
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+directory_t = directory_tables(metadata)
+directory = Directory(directory_t)
+
+PENDING, SENT, PARKED = "pending", "sent", "parked"
+
+
+def _preferences(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "preferences",
+        md,
+        sa.Column("user_id", sa.Text, primary_key=True),
+        sa.Column("channels", ARRAY(sa.Text), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def _webhooks(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "webhooks",
+        md,
+        sa.Column("webhook_id", sa.Text, primary_key=True),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("secret", sa.Text, nullable=False),
+        sa.Column("event_types", ARRAY(sa.Text), nullable=False),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def _deliveries(md: sa.MetaData) -> sa.Table:
+    # NT07: one row per (source event, recipient, channel, kind), written in the transaction that
+    # consumed the source event; the delivery worker sends the pending ones.
+    return sa.Table(
+        "deliveries",
+        md,
+        sa.Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("source_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("correlation_id", UUID(as_uuid=True)),
+        sa.Column("recipient_id", sa.Text, nullable=False),
+        sa.Column("channel", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("target", sa.Text),
+        sa.Column("data", JSONB, nullable=False, server_default="{}"),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("read_at", sa.DateTime(timezone=True)),
+        sa.UniqueConstraint(
+            "source_id", "recipient_id", "channel", "kind", name="uq_deliveries_once"
+        ),
+        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_deliveries_recipient", "recipient_id", "channel", "created_at"),
+    )
+
+
+def _reminders(md: sa.MetaData) -> sa.Table:
+    # NT04, NT05: the durable schedule. A row fires once (status pending -> fired) in the same
+    # transaction that plans its deliveries; a series ends when its cause goes away.
+    return sa.Table(
+        "reminders",
+        md,
+        sa.Column("reminder_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("series", sa.Text, nullable=False, index=True),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("escalate", sa.Boolean, nullable=False),
+        sa.Column("user_id", sa.Text, nullable=False),
+        sa.Column("position_id", sa.Text, nullable=False),
+        sa.Column("unit_id", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("fired_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_reminders_due", "status", "due_at"),
+    )
+
+
+preferences = _preferences(metadata)
+webhooks = _webhooks(metadata)
+deliveries = _deliveries(metadata)
+reminders = _reminders(metadata)
+
+
+def create_own_tables(bind: Any, schema: str) -> None:
+    """Called from the first migration: this service's own tables, defined once above."""
+    md = sa.MetaData(schema=schema)
+    tables = [_preferences(md), _webhooks(md), _deliveries(md), _reminders(md)]
+    md.create_all(bind=bind, tables=tables)
+
+
+# --- recipients ----------------------------------------------------------------------------
+
+
+async def recipients(conn: AsyncConnection, user_ids: Sequence[str]) -> list[domain.Recipient]:
+    """Users with their e-mail address and channel preferences (unknown users still get the
+    inbox: nothing is silently dropped)."""
+    ids = list(dict.fromkeys(u for u in user_ids if u))
+    if not ids:
+        return []
+    u, p = directory_t.users, preferences
+    rows = await conn.execute(sa.select(u.c.user_id, u.c.email).where(u.c.user_id.in_(ids)))
+    emails = {r.user_id: r.email for r in rows}
+    prefs = {
+        r.user_id: frozenset(r.channels)
+        for r in await conn.execute(sa.select(p).where(p.c.user_id.in_(ids)))
+    }
+    return [
+        domain.Recipient(u_id, emails.get(u_id), prefs.get(u_id, domain.DEFAULT_CHANNELS))
+        for u_id in ids
+    ]
+
+
+async def user_of_position(conn: AsyncConnection, position_id: str | None) -> str | None:
+    if not position_id:
+        return None
+    p = directory_t.positions
+    return await conn.scalar(sa.select(p.c.user_id).where(p.c.position_id == position_id))
+
+
+async def find_unit_id(conn: AsyncConnection, team: str) -> str | None:
+    """A team named by id or by name."""
+    u = directory_t.units
+    return await conn.scalar(
+        sa.select(u.c.unit_id).where(sa.or_(u.c.unit_id == team, u.c.name == team)).limit(1)
+    )
+
+
+async def unit_name(conn: AsyncConnection, unit_id: str) -> str:
+    unit = await directory.unit(conn, unit_id)
+    return str(unit["name"]) if unit else unit_id
+
+
+async def members_with_roles(
+    conn: AsyncConnection, unit_ids: Sequence[str], roles: Sequence[str]
+) -> list[str]:
+    p = directory_t.positions
+    rows = await conn.execute(
+        sa.select(p.c.user_id)
+        .where(p.c.unit_id.in_(list(unit_ids)), p.c.role.in_(list(roles)), p.c.active.is_(True))
+        .order_by(p.c.user_id)
+    )
+    return list(dict.fromkeys(r.user_id for r in rows))
+
+
+async def responsible_managers(
+    conn: AsyncConnection, user_id: str, fallback_unit: str
+) -> list[str]:
+    """The TL/SM responsible for a user (NT04, NT05): team leaders and segment managers of the
+    user's primary unit and of its parent segment, not the user themself; the line manager when
+    there are none."""
+    primary = next(
+        (p for p in await directory.positions_of(conn, user_id) if p.kind == "primary"), None
+    )
+    unit_id = primary.unit_id if primary else fallback_unit
+    units = [unit_id]
+    unit = await directory.unit(conn, unit_id)
+    if unit and unit.get("parent_id"):
+        units.append(unit["parent_id"])
+    managers = [
+        m
+        for m in await members_with_roles(conn, units, sorted(domain.MANAGER_ROLES))
+        if m != user_id
+    ]
+    if not managers:
+        managers = await line_managers(conn, [user_id])
+    return managers
+
+
+async def line_managers(conn: AsyncConnection, user_ids: Sequence[str]) -> list[str]:
+    u = directory_t.users
+    rows = await conn.execute(
+        sa.select(u.c.line_manager_id).where(
+            u.c.user_id.in_(list(user_ids)), u.c.line_manager_id.is_not(None)
+        )
+    )
+    return list(dict.fromkeys(r.line_manager_id for r in rows))
+
+
+async def webhooks_for(conn: AsyncConnection, kind: str) -> list[domain.Webhook]:
+    w = webhooks
+    rows = await conn.execute(
+        sa.select(w).where(sa.or_(w.c.event_types.any(kind), w.c.event_types.any("*")))
+    )
+    return [domain.Webhook(r.webhook_id, r.url, frozenset(r.event_types)) for r in rows]
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+
+async def insert_deliveries(
+    conn: AsyncConnection,
+    planned: Sequence[domain.Delivery],
+    *,
+    source_id: uuid.UUID,
+    correlation_id: uuid.UUID | None,
+    now: datetime,
+) -> list[domain.Delivery]:
+    """Writes the planned deliveries; the inbox ones are delivered by this very write. Returns the
+    deliveries that were new (NT07: a second planning of the same source adds nothing)."""
+    if not planned:
+        return []
+    rows = [
+        {
+            "delivery_id": d.delivery_id,
+            "source_id": source_id,
+            "correlation_id": correlation_id,
+            "recipient_id": d.recipient_id,
+            "channel": d.channel,
+            "kind": d.kind,
+            "rule": d.rule,
+            "subject": d.subject,
+            "body": d.body,
+            "target": d.target,
+            "data": d.data,
+            "status": SENT if d.channel == "inbox" else PENDING,
+            "next_attempt_at": None if d.channel == "inbox" else now,
+            "created_at": now,
+            "sent_at": now if d.channel == "inbox" else None,
+        }
+        for d in planned
+    ]
+    stmt = (
+        pg_insert(deliveries)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(deliveries.c.delivery_id)
+    )
+    new = set((await conn.execute(stmt)).scalars().all())
+    return [d for d in planned if d.delivery_id in new]
+
+
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """Pending outbound deliveries whose time has come, locked for this transaction (other
+    instances skip them)."""
+    d = deliveries
+    return list(
+        (
+            await conn.execute(
+                sa.select(d)
+                .where(d.c.status == PENDING, d.c.next_attempt_at <= now)
+                .order_by(d.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def webhook_secrets(conn: AsyncConnection, webhook_ids: Sequence[str]) -> dict[str, str]:
+    if not webhook_ids:
+        return {}
+    w = webhooks
+    rows = await conn.execute(
+        sa.select(w.c.webhook_id, w.c.secret).where(w.c.webhook_id.in_(list(webhook_ids)))
+    )
+    return {r.webhook_id: r.secret for r in rows}
+
+
+async def reminders_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    r = reminders
+    return list(
+        (
+            await conn.execute(
+                sa.select(r)
+                .where(r.c.status == PENDING, r.c.due_at <= now)
+                .order_by(r.c.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def schedule(
+    conn: AsyncConnection,
+    *,
+    series: str,
+    reminder: domain.Reminder,
+    deadline: datetime,
+    user_id: str,
+    position_id: str,
+    unit_id: str,
+) -> None:
+    """Adds a reminder to the schedule; the same (series, kind, due time) is scheduled once."""
+    await conn.execute(
+        pg_insert(reminders)
+        .values(
+            reminder_id=uuid.uuid5(
+                uuid.NAMESPACE_URL, f"{series}|{reminder.kind}|{reminder.due_at.isoformat()}"
+            ),
+            series=series,
+            kind=reminder.kind,
+            due_at=reminder.due_at,
+            deadline=deadline,
+            escalate=reminder.escalate,
+            user_id=user_id,
+            position_id=position_id,
+            unit_id=unit_id,
+            status=PENDING,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def cancel_series(conn: AsyncConnection, series: str) -> int:
+    r = reminders
+    result = await conn.execute(
+        r.update().where(r.c.series == series, r.c.status == PENDING).values(status="cancelled")
+    )
+    return int(result.rowcount or 0)
+
+
+async def unpark(
+    conn: AsyncConnection, delivery_ids: Sequence[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """NT07: parked deliveries (the named ones, or all) go back to pending, due now."""
+    d = deliveries
+    query = d.update().where(d.c.status == PARKED)
+    if delivery_ids:
+        query = query.where(d.c.delivery_id.in_(list(delivery_ids)))
+    result = await conn.execute(
+        query.values(status=PENDING, attempts=0, next_attempt_at=now).returning(d.c.delivery_id)
+    )
+    return sorted(result.scalars().all())
+
+
+# --- preferences and webhooks --------------------------------------------------------------
+
+
+async def set_preferences(
+    conn: AsyncConnection, user_id: str, channels: Sequence[str], now: datetime
+) -> None:
+    stmt = pg_insert(preferences).values(user_id=user_id, channels=list(channels), updated_at=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[preferences.c.user_id],
+            set_={"channels": stmt.excluded.channels, "updated_at": stmt.excluded.updated_at},
+        )
+    )
+
+
+async def upsert_webhook(
+    conn: AsyncConnection,
+    webhook_id: str,
+    url: str,
+    secret: str,
+    event_types: Sequence[str],
+    now: datetime,
+) -> None:
+    stmt = pg_insert(webhooks).values(
+        webhook_id=webhook_id,
+        url=url,
+        secret=secret,
+        event_types=list(event_types),
+        registered_at=now,
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[webhooks.c.webhook_id],
+            set_={k: stmt.excluded[k] for k in ("url", "secret", "event_types", "registered_at")},
+        )
+    )
+
+
+async def delete_webhook(conn: AsyncConnection, webhook_id: str) -> None:
+    await conn.execute(webhooks.delete().where(webhooks.c.webhook_id == webhook_id))

@@ -1,0 +1,226 @@
+"""Background tasks: the delivery worker (e-mail, webhooks; NT07) and the reminder scan (NT04,
+NT05). Both are functions of an explicit `now` so tests drive time; the loops call them with the
+runtime's clock.
+
+Delivery guarantee (NT07), precisely:
+
+- Planning is exactly once. A delivery row is keyed by (source event id, recipient, channel,
+  kind) and written in the transaction that consumed the source event (whose id the inbox
+  records); a redelivered or replayed event, or a reminder scanned twice, plans nothing new.
+- The in-app inbox is exactly once: the row is the inbox item.
+- E-mail and webhooks are sent by `deliver_due`, which locks due rows (`FOR UPDATE SKIP
+  LOCKED`), sends them, and marks each sent, failed (retry later, with exponential backoff) or
+  parked (after `max_attempts`) in the same transaction, with the NotificationSent / Failed /
+  Parked event in its outbox. A stop of the service lets the batch in flight finish first, so a
+  stop or restart sends nothing twice.
+- Only a crash of the process (or the database) after a send and before that transaction commits
+  can make a message go out again, because SMTP and HTTP cannot join our transaction. The resend
+  carries the same identity: the e-mail's `Message-ID: <delivery id@domain>` and the webhook's
+  `Idempotency-Key: <delivery id>` header, so receivers that keep the ids they have seen get
+  each notification exactly once; others get it at least once, never zero times.
+- Nothing is dropped silently: a failure is retried, and after the limit the delivery is parked,
+  listed by the read API (`GET /deliveries?status=parked`) and replayed by command
+  (`ReplayParkedDeliveries`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from contracts import Envelope, Event
+from contracts.notifications import NotificationFailed, NotificationParked, NotificationSent
+from services.notifications import domain, handlers, store
+from services.notifications.channels import Channels, DeliveryError
+from services.notifications.settings import DeliverySettings, SmtpSettings
+from services.shared import logs
+from services.shared.outbox import OutboxRecord
+from services.shared.runtime import ServiceRuntime, UnitOfWork
+
+log = logs.get(__name__)
+
+
+def _emit_for(uow: UnitOfWork, source_id: uuid.UUID, correlation_id: uuid.UUID | None) -> Any:
+    """Events caused by the source of a delivery (so callers can find them by causation)."""
+
+    def emit(event: Event) -> Envelope:
+        envelope = Envelope.wrap(
+            event, correlation_id=correlation_id, causation_id=source_id, occurred_at=uow.now
+        )
+        uow.emitted.append(OutboxRecord.of(uow.event_topic, envelope, event.key()))
+        return envelope
+
+    return emit
+
+
+async def deliver_due(
+    runtime: ServiceRuntime,
+    channels: Channels,
+    policy: domain.RetryPolicy,
+    now: datetime,
+    batch_size: int = 50,
+) -> int:
+    """Sends the pending deliveries due at `now`; returns how many were attempted."""
+    async with runtime.unit_of_work(now) as uow:
+        rows = await store.claim_due(uow.conn, now, batch_size)
+        if not rows:
+            return 0
+        secrets = await store.webhook_secrets(
+            uow.conn, [r.recipient_id for r in rows if r.channel == "webhook"]
+        )
+        results = await asyncio.gather(
+            *(channels.send(r, secrets.get(r.recipient_id)) for r in rows),
+            return_exceptions=True,
+        )
+        d = store.deliveries
+        for row, result in zip(rows, results, strict=True):
+            emit = _emit_for(uow, row.source_id, row.correlation_id)
+            where = d.c.delivery_id == row.delivery_id
+            if result is None:
+                await uow.conn.execute(
+                    d.update().where(where).values(status=store.SENT, sent_at=now, last_error=None)
+                )
+                emit(
+                    NotificationSent(
+                        notification_id=row.delivery_id,
+                        recipient_id=row.recipient_id,
+                        channel=row.channel,
+                        kind=row.kind,
+                        rule=row.rule,
+                    )
+                )
+                continue
+            if not isinstance(result, DeliveryError):
+                log.error("unexpected delivery error", error=repr(result))
+            attempts = row.attempts + 1
+            reason = str(result) or repr(result)
+            retry_at = policy.after_failure(attempts, now)
+            if retry_at is None:
+                await uow.conn.execute(
+                    d.update()
+                    .where(where)
+                    .values(status=store.PARKED, attempts=attempts, last_error=reason)
+                )
+                emit(
+                    NotificationParked(
+                        notification_id=row.delivery_id,
+                        recipient_id=row.recipient_id,
+                        channel=row.channel,
+                        reason=reason,
+                    )
+                )
+            else:
+                await uow.conn.execute(
+                    d.update()
+                    .where(where)
+                    .values(attempts=attempts, next_attempt_at=retry_at, last_error=reason)
+                )
+                emit(
+                    NotificationFailed(
+                        notification_id=row.delivery_id,
+                        recipient_id=row.recipient_id,
+                        channel=row.channel,
+                        attempt=attempts,
+                        reason=reason,
+                    )
+                )
+        return len(rows)
+
+
+async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int = 100) -> int:
+    """NT04, NT05: fires every scheduled reminder due at `now`, once: the reminder is marked
+    fired in the transaction that plans its notices (keyed by the reminder's id). A P30 reminder
+    schedules the next one, or the escalation once the P30 is overdue."""
+    fired = 0
+    while True:
+        async with runtime.unit_of_work(now) as uow:
+            rows = await store.reminders_due(uow.conn, now, limit)
+            for r in rows:
+                await _fire(uow, r, now)
+        fired += len(rows)
+        if len(rows) < limit:
+            return fired
+
+
+async def _fire(uow: UnitOfWork, r: Any, now: datetime) -> None:
+    conn = uow.conn
+    users = [r.user_id, *await store.responsible_managers(conn, r.user_id, r.unit_id)]
+    if r.escalate:
+        users += await store.line_managers(conn, users)
+    notice = domain.reminder_notice(
+        r.kind,
+        user_id=r.user_id,
+        position_id=r.position_id,
+        unit=await store.unit_name(conn, r.unit_id),
+        deadline=r.deadline,
+    )
+    await handlers.notify(
+        conn,
+        _emit_for(uow, r.reminder_id, None),
+        source_id=r.reminder_id,
+        correlation_id=None,
+        now=now,
+        notice=notice,
+        user_ids=users,
+    )
+    rem = store.reminders
+    await conn.execute(
+        rem.update().where(rem.c.reminder_id == r.reminder_id).values(status="fired", fired_at=now)
+    )
+    if r.kind == domain.Kind.P30_REMINDER:
+        await store.schedule(
+            conn,
+            series=r.series,
+            reminder=domain.p30_next_reminder(max(now, r.due_at), r.deadline),
+            deadline=r.deadline,
+            user_id=r.user_id,
+            position_id=r.position_id,
+            unit_id=r.unit_id,
+        )
+
+
+Task = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
+
+
+def delivery_task(smtp: SmtpSettings, settings: DeliverySettings) -> Task:
+    async def run(runtime: ServiceRuntime) -> None:
+        channels = Channels(smtp, settings)
+        try:
+            while True:
+                attempted = 0
+                batch = asyncio.ensure_future(
+                    deliver_due(
+                        runtime, channels, settings.retry, runtime.clock(), settings.batch_size
+                    )
+                )
+                try:
+                    attempted = await asyncio.shield(batch)
+                except asyncio.CancelledError:
+                    # Stopping: let the sends in flight finish and be recorded, so that a stop
+                    # or restart never sends anything twice.
+                    with contextlib.suppress(Exception):
+                        await batch
+                    raise
+                except Exception:
+                    log.exception("delivery pass failed; retrying")
+                if attempted < settings.batch_size:
+                    await asyncio.sleep(settings.poll_seconds)
+        finally:
+            await channels.close()
+
+    return run
+
+
+def reminder_task(settings: DeliverySettings) -> Task:
+    async def run(runtime: ServiceRuntime) -> None:
+        while True:
+            try:
+                await fire_due_reminders(runtime, runtime.clock())
+            except Exception:
+                log.exception("reminder scan failed; retrying")
+            await asyncio.sleep(settings.reminder_poll_seconds)
+
+    return run
