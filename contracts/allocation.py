@@ -79,6 +79,9 @@ class WorkItemCreated(Event):
     owner_id: str
     priority: str
     created_at: datetime
+    owner_user_id: str | None = None  # the user holding the position when owner_kind="worker"
+    note: str = ""
+    acting_user_id: str | None = None
 
 
 class Owner(BaseModel):

@@ -1,10 +1,27 @@
-"""Allocation rules as pure functions: no I/O, no clock reads. Each cites the rule it enforces."""
+"""Allocation rules as pure functions: no I/O, no clock reads. Each cites the rule it enforces.
+
+The handlers load what a rule needs (the item, the actor's and the target's positions from the
+directory projection, the person's relationships) and pass it in; the functions decide, and
+raise `RuleViolation` naming the rule when the command must be refused."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
 
-from contracts.allocation import Area, StepType, WorkState
+from contracts.access import AccessKind, Role
+from contracts.allocation import (
+    INVOLVED_WORKER,
+    Area,
+    BulkItemOutcome,
+    Owner,
+    Priority,
+    StepType,
+    WorkState,
+)
+from services.shared.directory import Position
 from services.shared.rules import RuleViolation
 
 HUB_TEAM = "Wellbeing Service Hub Team"
@@ -13,16 +30,74 @@ SOUTH_TEAM = "Wellbeing Service South Team"
 MANAGEMENT_TEAM = "Wellbeing Service Management Team"
 TEAMS = (HUB_TEAM, NORTH_TEAM, SOUTH_TEAM, MANAGEMENT_TEAM)
 AREA_TEAMS = {Area.NORTH: NORTH_TEAM, Area.SOUTH: SOUTH_TEAM}
-DEFAULT_PRIORITY = "normal"
+DEFAULT_PRIORITY = Priority.NORMAL.value
+
+# AL03: started Case Monitoring may sit in the area's inbox; an inbox belongs to its team.
+CASE_MONITORING_INBOXES = {
+    Area.NORTH: "WB Case Monitoring North \u2013 Inbox (Unassigned)",
+    Area.SOUTH: "WB Case Monitoring South \u2013 Inbox (Unassigned)",
+}
+INBOX_TEAMS = {inbox: AREA_TEAMS[area] for area, inbox in CASE_MONITORING_INBOXES.items()}
+
+# AL10: who may screen, allocate, re-prioritise or reassign.
+ALLOCATOR_ROLES = frozenset({Role.SENIOR_OFFICER, Role.TEAM_LEADER, Role.SEGMENT_MANAGER})
+# AL05: allocating to these roles needs an `Involved Worker` relationship on the person.
+RELATIONSHIP_ROLES = frozenset({Role.TRUSTED_ASSESSOR, Role.GENERIC_SUPPORT_OFFICER})
+# SO06: next actions that arrive as a step of another type.
+NEXT_ACTION_STEPS = {
+    "WB Transfer to Support Officer for Service Delivery": StepType.SUPPORT_PLAN_DELIVERY,
+}
+# AL04: the steps of the Wellbeing process, in order (the workflow map).
+WORKFLOW = (
+    StepType.TRIAGE,
+    StepType.TRUSTED_ASSESSMENT,
+    StepType.CASE_MONITORING,
+    StepType.SUPPORT_PLAN_DELIVERY,
+)
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a new work item lands."""
+    """Where a work item sits: its state and its owner."""
 
     state: WorkState
     owner_kind: str  # "team", "inbox", "hopper" or "worker"
     owner_id: str
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(kind=self.owner_kind, id=self.owner_id)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    work_item_id: uuid.UUID
+    person_id: str
+    step_type: StepType
+    state: WorkState
+    owner_kind: str
+    owner_id: str
+    priority: str
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.state, self.owner_kind, self.owner_id)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A position as the projection knows it, active or not."""
+
+    position: Position
+    active: bool
+
+
+@dataclass(frozen=True)
+class Relationship:
+    worker_user_id: str
+    relationship_type: str
+    from_date: date
+    end_date: date | None
 
 
 def area_team(area: str | None) -> str:
@@ -45,3 +120,336 @@ def placement_for_new_step(step_type: StepType, area: str | None) -> Placement:
     if step_type is StepType.CASE_MONITORING:
         return Placement(WorkState.INCOMING, "team", HUB_TEAM)  # AL03
     return Placement(WorkState.INCOMING, "team", area_team(area))
+
+
+# --- AL10 / AC19: who may act on whose work ---------------------------------------------------
+
+
+def authorise_allocation(
+    actor: Seat | None,
+    owning_unit: str | None,
+    owning_parent: str | None,
+    what: str,
+    actor_parent: str | None = None,
+) -> Position:
+    """AL10: only a Senior Officer or team leader holding an active position (primary or
+    secondary) in the team that owns the work, or in the Management Team, may screen, allocate,
+    re-prioritise or reassign it (a segment manager also from the owning team's segment; a
+    team leader of a team inside the owning segment, from the segment hopper).
+    AC19: with absence-related access the work must belong to the team of that position."""
+    if actor is None or not actor.active:
+        raise RuleViolation("AL10", f"the acting position is not an active position; cannot {what}")
+    pos = actor.position
+    if pos.role not in ALLOCATOR_ROLES:
+        raise RuleViolation(
+            "AL10", f"a {pos.role} may not {what}; a Senior Officer or team leader must"
+        )
+    if pos.kind == AccessKind.ABSENCE:
+        if pos.unit_id != owning_unit:
+            raise RuleViolation(
+                "AC19",
+                f"with absence-related access to {pos.unit_id} you may only {what} work of that "
+                f"team (this work belongs to {owning_unit})",
+            )
+        return pos
+    allowed = {owning_unit, MANAGEMENT_TEAM}
+    if pos.role == Role.SEGMENT_MANAGER:
+        allowed.add(owning_parent)
+    if pos.unit_id not in allowed and (actor_parent is None or actor_parent != owning_unit):
+        raise RuleViolation(
+            "AL10",
+            f"position {pos.position_id} is in {pos.unit_id}, not in the owning team "
+            f"{owning_unit} or the Management Team; cannot {what}",
+        )
+    return pos
+
+
+def require_active_target(target: Seat | None, position_id: str) -> Position:
+    """AC16: a removed (revoked) position can never hold work, so nothing is assigned to it."""
+    if target is None:
+        raise RuleViolation("AL06", f"no worker position {position_id!r} is known")
+    if not target.active:
+        raise RuleViolation(
+            "AC16", f"position {position_id} has been removed; work cannot be assigned to it"
+        )
+    return target.position
+
+
+def check_absence_target(actor: Position, target: Position) -> None:
+    """AC19: with absence-related access a team leader assigns only to caseworkers of the team
+    of that position; a case for another team goes back to the segment hopper first."""
+    if actor.kind != AccessKind.ABSENCE:
+        return
+    if target.unit_id != actor.unit_id or target.role != Role.CASEWORKER:
+        raise RuleViolation(
+            "AC19",
+            f"with absence-related access to {actor.unit_id} you may assign only to caseworkers "
+            f"of that team; send the case to the segment hopper and reassign it from the other "
+            f"position",
+        )
+
+
+# --- AL05-AL09: assigning ---------------------------------------------------------------------
+
+
+def has_involved_worker(relationships: Iterable[Relationship], user_id: str, today: date) -> bool:
+    """AL05: an `Involved Worker` relationship for this worker, in force today."""
+    return any(
+        r.worker_user_id == user_id
+        and r.relationship_type == INVOLVED_WORKER
+        and r.from_date <= today
+        and (r.end_date is None or r.end_date >= today)
+        for r in relationships
+    )
+
+
+def assignment(
+    item: WorkItem,
+    target: Position,
+    *,
+    involved: bool,
+    priority: Priority | None = None,
+    from_record: bool = False,
+    started_only: bool = False,
+) -> tuple[Placement, str]:
+    """Where the item goes and its priority after "pass to worker".
+
+    AL06: an incoming item goes to the worker's incoming work, a started one to their
+    incomplete work. AL09: reassigning needs started work and keeps it incomplete. AL05: a
+    Trusted Assessor or Generic Support Officer needs `Involved Worker` on the person (not
+    needed for a triage step given to a Hub Team worker). AL07: the priority may change only
+    when assigning from the team's current work, not from the person's record."""
+    if item.state is WorkState.FINISHED:
+        raise RuleViolation("AL06", f"{item.step_type.value} is finished (locked); not assignable")
+    if started_only and item.state is not WorkState.INCOMPLETE:
+        raise RuleViolation(
+            "AL09", "only started (incomplete) work is reassigned; assign incoming work instead"
+        )
+    if item.owner_kind == "worker" and item.owner_id == target.position_id:
+        raise RuleViolation("AL06", f"the work is already assigned to {target.position_id}")
+    if target.role in RELATIONSHIP_ROLES and not involved:
+        raise RuleViolation(
+            "AL05",
+            f"record an '{INVOLVED_WORKER}' worker relationship for {target.user_id} on person "
+            f"{item.person_id} before allocating to a {target.role}",
+        )
+    if priority is not None and from_record and priority.value != item.priority:
+        raise RuleViolation(
+            "AL07", "the priority cannot be changed when assigning from the person's record"
+        )
+    new_priority = priority.value if priority is not None else item.priority
+    return Placement(item.state, "worker", target.position_id), new_priority
+
+
+def bulk_outcomes(
+    items: Sequence[WorkItem | uuid.UUID],
+    decide: dict[uuid.UUID, Exception | None],
+) -> list[BulkItemOutcome]:
+    """AL08: one outcome per selected item, in the order selected; an unknown id is refused."""
+    outcomes = []
+    for entry in items:
+        if isinstance(entry, uuid.UUID):
+            outcomes.append(
+                BulkItemOutcome(
+                    work_item_id=entry, ok=False, rule="AL08", reason="no such work item"
+                )
+            )
+            continue
+        error = decide.get(entry.work_item_id)
+        outcomes.append(
+            BulkItemOutcome(
+                work_item_id=entry.work_item_id,
+                person_id=entry.person_id,
+                ok=error is None,
+                rule=error.rule if isinstance(error, RuleViolation) else None,
+                reason=error.reason if isinstance(error, RuleViolation) else None,
+            )
+        )
+    return outcomes
+
+
+def bulk_refusal(outcomes: Sequence[BulkItemOutcome]) -> RuleViolation | None:
+    """AL08: all or nothing; the refusal names the reason for each item refused."""
+    refused = [o for o in outcomes if not o.ok]
+    if not refused:
+        return None
+    details = "; ".join(f"{o.work_item_id}: {o.rule} {o.reason}" for o in refused)
+    return RuleViolation(
+        "AL08", f"{len(refused)} of {len(outcomes)} items refused, none assigned: {details}"
+    )
+
+
+def new_priority(item: WorkItem, priority: Priority) -> str:
+    """AL07: the priority changes from the team's current work."""
+    if item.state is WorkState.FINISHED:
+        raise RuleViolation("AL07", "a finished step's priority cannot change")
+    if item.priority == priority.value:
+        raise RuleViolation("AL07", f"the priority is already {priority.value}")
+    return priority.value
+
+
+# --- AL03: starting a step --------------------------------------------------------------------
+
+
+def start(
+    item: WorkItem, actor: Seat | None, owning_unit: str | None, area: str | None
+) -> Placement:
+    """AL03: starting moves a step from incoming to incomplete work. The worker holding it, or a
+    member of the team whose incoming work it is, starts it; a team's Case Monitoring step
+    started from the Hub Team's incoming work sits in the area's Case Monitoring inbox."""
+    if item.state is not WorkState.INCOMING:
+        raise RuleViolation("AL03", f"the step is {item.state.value}; only incoming work starts")
+    if actor is None or not actor.active:
+        raise RuleViolation("AL03", "the acting position is not an active position")
+    pos = actor.position
+    if item.owner_kind == "worker":
+        if item.owner_id != pos.position_id:
+            raise RuleViolation("AL03", "only the worker it is assigned to starts this step")
+        return replace(item.placement, state=WorkState.INCOMPLETE)
+    if pos.unit_id != owning_unit:
+        raise RuleViolation(
+            "AL03", f"only a member of {owning_unit} starts a step in its incoming work"
+        )
+    if item.step_type is StepType.CASE_MONITORING:
+        try:
+            inbox = CASE_MONITORING_INBOXES[Area(area or "")]
+        except ValueError:
+            raise RuleViolation(
+                "AL03",
+                f"the person's area must be North or South to place Case Monitoring, got {area!r}",
+            ) from None
+        return Placement(WorkState.INCOMPLETE, "inbox", inbox)
+    return Placement(WorkState.INCOMPLETE, "worker", pos.position_id)
+
+
+# --- AL05 / AL11: worker relationships -------------------------------------------------------
+
+
+def relationship_dates(
+    from_date: date | None, end_date: date | None, today: date
+) -> tuple[date, date | None]:
+    """AL05: the from-date defaults to today and may be amended; an end-date is not before it."""
+    start_date = from_date or today
+    if end_date is not None and end_date < start_date:
+        raise RuleViolation("AL05", f"end date {end_date} is before from date {start_date}")
+    return start_date, end_date
+
+
+def relationship_worker(worker: Seat | None, position_id: str) -> Position:
+    """AL05: the worker of a relationship holds an active position."""
+    if worker is None or not worker.active:
+        raise RuleViolation("AL05", f"{position_id} is not an active worker position")
+    return worker.position
+
+
+# --- AC07 / AC19 / AC16: moving work without a chosen assignee --------------------------------
+
+
+def absent_move_target(
+    actor: Seat | None, absent: Seat | None, target: Seat | None, team_hopper: str | None
+) -> Placement:
+    """AC07: when a caseworker is absent, their team leader moves the caseworker's cases to
+    another caseworker of the team or to the team hopper."""
+    if absent is None:
+        raise RuleViolation("AC07", "the absent caseworker's position is unknown")
+    team = absent.position.unit_id
+    if absent.position.role != Role.CASEWORKER:
+        raise RuleViolation("AC07", "only a caseworker's cases are moved this way")
+    if (
+        actor is None
+        or not actor.active
+        or actor.position.role != Role.TEAM_LEADER
+        or actor.position.unit_id != team
+    ):
+        raise RuleViolation("AC07", f"only a team leader of {team} moves its caseworkers' cases")
+    if target is None:
+        if not team_hopper:
+            raise RuleViolation("AC07", f"{team} has no team hopper")
+        return Placement(WorkState.INCOMING, "hopper", team_hopper)
+    to = require_active_target(target, target.position.position_id)
+    if to.role != Role.CASEWORKER or to.unit_id != team:
+        raise RuleViolation("AC07", f"cases go to another caseworker of {team} or its hopper")
+    if to.position_id == absent.position.position_id:
+        raise RuleViolation("AC07", "the cases must go to another caseworker")
+    return Placement(WorkState.INCOMING, "worker", to.position_id)
+
+
+def moved(item: WorkItem, to: Placement) -> Placement:
+    """Moving keeps started work started (AL09) and new work new."""
+    return replace(to, state=item.state)
+
+
+def segment_hopper(
+    item: WorkItem, segment_hopper_id: str | None, segment_id: str | None
+) -> Placement:
+    """AC19: a case for another team goes back to the segment hopper first."""
+    if item.state is WorkState.FINISHED:
+        raise RuleViolation("AC19", "a finished step is not moved")
+    if not segment_hopper_id:
+        raise RuleViolation("AC19", f"the owning team has no segment hopper ({segment_id!r})")
+    return Placement(item.state, "hopper", segment_hopper_id)
+
+
+def release_target(
+    position: Position | None,
+    successor: Seat | None,
+    successor_id: str | None,
+    unit_hopper: str | None,
+) -> Placement:
+    """AC16: work held in a position being removed goes to the named successor (an active
+    position) or back to its unit's hopper (a Wellbeing team, which has no hopper, takes it back
+    in its own queue)."""
+    if successor_id is not None:
+        if successor is None or not successor.active:
+            raise RuleViolation("AC16", f"successor position {successor_id} is not active")
+        return Placement(WorkState.INCOMING, "worker", successor_id)
+    if position is None:
+        raise RuleViolation("AC16", "the position is unknown, so its hopper is unknown")
+    if unit_hopper:
+        return Placement(WorkState.INCOMING, "hopper", unit_hopper)
+    return Placement(WorkState.INCOMING, "team", position.unit_id)
+
+
+# --- SO06 / SO07 / SO09: what sign-off's outcomes do to the work ------------------------------
+
+
+def next_action_step(action_type: str) -> StepType | None:
+    """SO06: `WB Transfer to Support Officer for Service Delivery` arrives as a `WB Support
+    Action Plan Delivery` step; an action named after a step creates that step."""
+    if action_type in NEXT_ACTION_STEPS:
+        return NEXT_ACTION_STEPS[action_type]
+    try:
+        return StepType(action_type)
+    except ValueError:
+        return None
+
+
+def next_action_placement(
+    assignee_kind: str, assignee_id: str, assignee: Seat | None, unit_hopper: str | None
+) -> Placement:
+    """SO09: each next action is new incoming work for its assignee. AC16: never for a removed
+    position; its work goes to that position's hopper (or team) instead."""
+    if assignee_kind != "worker":  # a team: its hopper where it has one, else its queue
+        if unit_hopper:
+            return Placement(WorkState.INCOMING, "hopper", unit_hopper)
+        return Placement(WorkState.INCOMING, "team", assignee_id)
+    if assignee is not None and assignee.active:
+        return Placement(WorkState.INCOMING, "worker", assignee_id)
+    if assignee is None:
+        raise RuleViolation("SO06", f"unknown assignee position {assignee_id}")
+    return release_target(assignee.position, None, None, unit_hopper)
+
+
+def workflow_map(states: dict[StepType, list[WorkState]]) -> list[dict[str, str]]:
+    """AL04: the Wellbeing steps in order and where this person is on each."""
+    out = []
+    for step in WORKFLOW:
+        seen = states.get(step, [])
+        if not seen:
+            status = "not reached"
+        elif any(s is not WorkState.FINISHED for s in seen):
+            status = next(s.value for s in seen if s is not WorkState.FINISHED)
+        else:
+            status = WorkState.FINISHED.value
+        out.append({"step_type": step.value, "status": status})
+    return out

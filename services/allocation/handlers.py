@@ -1,50 +1,213 @@
 """Allocation's message handlers: decode (done by the plumbing), authorise, decide (domain),
-persist (store), emit."""
+persist (store), emit.
+
+Commands arrive on allocation.commands; the directory (access.events) and sign-off's outcomes
+(signoff.events) arrive as events."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts import Topics
-from contracts.allocation import CreateStep, ReceiveReferral, StepType, WorkItemCreated
+from contracts.access import PositionReleaseRequested, PositionRevoked
+from contracts.allocation import (
+    AbsentCaseworkerWorkMoved,
+    AmendWorkerRelationship,
+    AssignWork,
+    BulkAssign,
+    BulkAssigned,
+    BulkAssignPreviewed,
+    BulkItemOutcome,
+    ChangePriority,
+    CreateStep,
+    IncomingRequestRecorded,
+    MoveAbsentCaseworkerWork,
+    PositionWorkReleased,
+    PositionWorkReleaseFailed,
+    PreviewBulkAssign,
+    Priority,
+    ReassignWork,
+    ReceiveReferral,
+    RecordWorkerRelationship,
+    ReleasedItem,
+    SendToSegmentHopper,
+    StartStep,
+    StepType,
+    WorkerRelationshipRecorded,
+    WorkItemAssigned,
+    WorkItemCreated,
+    WorkItemFinished,
+    WorkItemMoved,
+    WorkItemPriorityChanged,
+    WorkItemReturned,
+    WorkItemSnapshot,
+    WorkItemStarted,
+    WorkState,
+)
+from contracts.signoff import RequestCompleted, RequestReturned, RequestSent, StepFinished
 from services.allocation import domain, store
+from services.shared import logs
 from services.shared.consumer import Dispatcher, HandlerContext
+from services.shared.directory import register as register_directory
+from services.shared.rules import RuleViolation
 
+log = logs.get(__name__)
 dispatcher = Dispatcher()
-CONSUMES = [Topics.ALLOCATION_COMMANDS]
+CONSUMES = [Topics.ALLOCATION_COMMANDS, Topics.ACCESS_EVENTS, Topics.SIGNOFF_EVENTS]
+register_directory(dispatcher, store.directory_t)
+
+Ctx = HandlerContext[Any]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _actor_user(ctx: Ctx) -> str | None:
+    return ctx.actor.user_id if ctx.actor else None
+
+
+async def _actor_seat(ctx: Ctx) -> domain.Seat | None:
+    """The signed actor's position, only if that user holds it (AL10)."""
+    if ctx.actor is None:
+        return None
+    found = await store.seat(ctx.conn, ctx.actor.position_id)
+    if found is None or found.position.user_id != ctx.actor.user_id:
+        return None
+    return found
+
+
+async def _authorise(ctx: Ctx, owning_unit: str | None, what: str) -> domain.Position:
+    """AL10 / AC19 for work owned by `owning_unit`, with the lookups the rule needs."""
+    actor = await _actor_seat(ctx)
+    owning_parent = (await store.unit(ctx.conn, owning_unit) or {}).get("parent_id")
+    actor_parent = (
+        (await store.unit(ctx.conn, actor.position.unit_id) or {}).get("parent_id")
+        if actor
+        else None
+    )
+    return domain.authorise_allocation(actor, owning_unit, owning_parent, what, actor_parent)
+
+
+async def _load(
+    ctx: Ctx, work_item_id: uuid.UUID, person_id: str | None, rule: str
+) -> domain.WorkItem:
+    item = await store.load_item(ctx.conn, work_item_id)
+    if item is None or (person_id is not None and item.person_id != person_id):
+        raise RuleViolation(rule, f"no work item {work_item_id} for person {person_id}")
+    return item
+
+
+async def _snapshot(ctx: Ctx, item: domain.WorkItem) -> WorkItemSnapshot:
+    owner_seat = await store.seat(ctx.conn, item.owner_id) if item.owner_kind == "worker" else None
+    names = await store.person_names(ctx.conn, [item.person_id])
+    return store.snapshot(
+        item,
+        person_name=names.get(item.person_id),
+        owner_seat=owner_seat,
+        owner_unit=await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id),
+        actor_user_id=_actor_user(ctx),
+        actor_position_id=ctx.actor.position_id if ctx.actor else None,
+    )
+
+
+def _owner(item: domain.WorkItem | domain.Placement) -> str:
+    return store.owner_text(item.owner_kind, item.owner_id)
+
+
+async def _move(
+    ctx: Ctx,
+    item: domain.WorkItem,
+    to: domain.Placement,
+    change: str,
+    *,
+    priority: str | None = None,
+    note: str = "",
+    detail: dict[str, Any] | None = None,
+) -> domain.WorkItem:
+    """Write one item's new placement (and priority, note) with its history row (AL12)."""
+    after = replace(
+        item,
+        state=to.state,
+        owner_kind=to.owner_kind,
+        owner_id=to.owner_id,
+        priority=priority or item.priority,
+    )
+    note_row = {"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()} if note else None
+    await ctx.execute(
+        store.move_statement(
+            [item.work_item_id], to, at=ctx.now, keep_state=False, priority=priority, note=note_row
+        )
+    )
+    history = {"note": note} if note else {}
+    if priority and priority != item.priority:
+        history.update(priority_from=item.priority, priority_to=priority)
+    await ctx.execute(
+        store.work_history.insert().values(
+            store.history_row(
+                item,
+                change,
+                actor_user_id=_actor_user(ctx),
+                at=ctx.now,
+                from_owner=_owner(item),
+                to_owner=_owner(to),
+                detail={**history, **(detail or {})},
+            )
+        )
+    )
+    return after
+
+
+# --- creating work (AL01-AL03) ---------------------------------------------------------------
 
 
 async def _create_work_item(
-    ctx: HandlerContext[ReceiveReferral] | HandlerContext[CreateStep],
+    ctx: Ctx,
     *,
     work_item_id: uuid.UUID,
     person_id: str,
     person_name: str | None,
     step_type: StepType,
     placement: domain.Placement,
-) -> None:
-    await ctx.execute(
-        store.work_items.insert().values(
+    priority: str = domain.DEFAULT_PRIORITY,
+    note: str = "",
+) -> bool:
+    notes = [{"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}] if note else []
+    inserted = await ctx.execute(
+        pg_insert(store.work_items)
+        .values(
             work_item_id=work_item_id,
             person_id=person_id,
             step_type=step_type.value,
             state=placement.state.value,
             owner_kind=placement.owner_kind,
             owner_id=placement.owner_id,
-            priority=domain.DEFAULT_PRIORITY,
+            priority=priority,
+            notes=notes,
             created_at=ctx.now,
             updated_at=ctx.now,
         )
+        .on_conflict_do_nothing()
     )
+    if inserted.rowcount == 0:
+        return False  # a replay: the item exists already
     await ctx.execute(
         store.work_history.insert().values(
             work_item_id=work_item_id,
             person_id=person_id,
             change="created",
-            actor_user_id=ctx.actor.user_id if ctx.actor else None,
-            to_owner=f"{placement.owner_kind}:{placement.owner_id}",
+            actor_user_id=_actor_user(ctx),
+            to_owner=_owner(placement),
+            detail={"step_type": step_type.value, **({"note": note} if note else {})},
             at=ctx.now,
         )
+    )
+    owner_seat = (
+        await store.seat(ctx.conn, placement.owner_id) if placement.owner_kind == "worker" else None
     )
     ctx.emit(
         WorkItemCreated(
@@ -55,10 +218,14 @@ async def _create_work_item(
             state=placement.state,
             owner_kind=placement.owner_kind,
             owner_id=placement.owner_id,
-            priority=domain.DEFAULT_PRIORITY,
+            priority=priority,
             created_at=ctx.now,
+            owner_user_id=owner_seat.position.user_id if owner_seat else None,
+            note=note,
+            acting_user_id=_actor_user(ctx),
         )
     )
+    return True
 
 
 @dispatcher.on(ReceiveReferral)
@@ -74,6 +241,7 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
         person_name=cmd.person_name,
         step_type=StepType.TRIAGE,
         placement=placement,
+        note=cmd.reason,
     )
 
 
@@ -81,12 +249,627 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
 async def create_step(ctx: HandlerContext[CreateStep]) -> None:
     """AL02, AL03."""
     cmd = ctx.message
-    placement = domain.placement_for_new_step(cmd.step_type, cmd.area)
+    known = await store.person(ctx.conn, cmd.person_id)
+    area = cmd.area or (known or {}).get("area")
+    placement = domain.placement_for_new_step(cmd.step_type, area)
+    await store.upsert_person(ctx.conn, cmd.person_id, None, cmd.area)
     await _create_work_item(
         ctx,
         work_item_id=cmd.work_item_id or uuid.uuid5(ctx.envelope.message_id, "step"),
         person_id=cmd.person_id,
-        person_name=None,
+        person_name=(known or {}).get("name"),
         step_type=cmd.step_type,
         placement=placement,
     )
+
+
+@dispatcher.on(StartStep)
+async def start_step(ctx: HandlerContext[StartStep]) -> None:
+    """AL03: incoming -> incomplete."""
+    cmd = ctx.message
+    item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AL03")
+    person = await store.person(ctx.conn, item.person_id)
+    to = domain.start(
+        item,
+        await _actor_seat(ctx),
+        await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id),
+        (person or {}).get("area"),
+    )
+    after = await _move(ctx, item, to, "started")
+    ctx.emit(
+        WorkItemStarted(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            from_owner=item.placement.owner,
+        )
+    )
+
+
+# --- assigning (AL05-AL10, AC19) ------------------------------------------------------------
+
+
+async def _assign(
+    ctx: Ctx,
+    *,
+    work_item_id: uuid.UUID,
+    person_id: str,
+    to_position_id: str,
+    note: str,
+    priority: Priority | None,
+    from_record: bool,
+    started_only: bool,
+) -> None:
+    item = await _load(ctx, work_item_id, person_id, "AL06")
+    actor = await _authorise(
+        ctx,
+        await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id),
+        "reassign" if started_only else "allocate",
+    )
+    target = domain.require_active_target(
+        await store.seat(ctx.conn, to_position_id), to_position_id
+    )
+    domain.check_absence_target(actor, target)
+    rels = await store.person_relationships(ctx.conn, [item.person_id])
+    to, new_priority = domain.assignment(
+        item,
+        target,
+        involved=domain.has_involved_worker(
+            rels.get(item.person_id, []), target.user_id, ctx.now.date()
+        ),
+        priority=priority,
+        from_record=from_record,
+        started_only=started_only,
+    )
+    reassigned = item.state is WorkState.INCOMPLETE
+    after = await _move(
+        ctx,
+        item,
+        to,
+        "reassigned" if reassigned else "assigned",
+        priority=new_priority,
+        note=note,
+        detail={"by_position_id": actor.position_id},
+    )
+    ctx.emit(
+        WorkItemAssigned(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            from_owner=item.placement.owner,
+            note=note,
+            reassigned=reassigned,
+            previous_priority=item.priority if new_priority != item.priority else None,
+        )
+    )
+
+
+@dispatcher.on(AssignWork)
+async def assign_work(ctx: HandlerContext[AssignWork]) -> None:
+    """AL05, AL06, AL07, AL09, AL10, AC16, AC19."""
+    cmd = ctx.message
+    await _assign(
+        ctx,
+        work_item_id=cmd.work_item_id,
+        person_id=cmd.person_id,
+        to_position_id=cmd.to_position_id,
+        note=cmd.note,
+        priority=cmd.priority,
+        from_record=cmd.from_record,
+        started_only=False,
+    )
+
+
+@dispatcher.on(ReassignWork)
+async def reassign_work(ctx: HandlerContext[ReassignWork]) -> None:
+    """AL09 (with AL05, AL10, AC16, AC19)."""
+    cmd = ctx.message
+    await _assign(
+        ctx,
+        work_item_id=cmd.work_item_id,
+        person_id=cmd.person_id,
+        to_position_id=cmd.to_position_id,
+        note=cmd.note,
+        priority=None,
+        from_record=False,
+        started_only=True,
+    )
+
+
+@dispatcher.on(ChangePriority)
+async def change_priority(ctx: HandlerContext[ChangePriority]) -> None:
+    """AL07, AL10."""
+    cmd = ctx.message
+    item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AL07")
+    await _authorise(
+        ctx, await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id), "re-prioritise"
+    )
+    priority = domain.new_priority(item, cmd.priority)
+    after = await _move(ctx, item, item.placement, "priority changed", priority=priority)
+    ctx.emit(
+        WorkItemPriorityChanged(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            previous_priority=item.priority,
+        )
+    )
+
+
+# --- bulk assign (AL08) ---------------------------------------------------------------------
+
+
+async def _bulk_decide(
+    ctx: Ctx, cmd: PreviewBulkAssign
+) -> tuple[domain.Position, list[domain.WorkItem], list[BulkItemOutcome]]:
+    target = domain.require_active_target(
+        await store.seat(ctx.conn, cmd.to_position_id), cmd.to_position_id
+    )
+    ids = list(dict.fromkeys(cmd.work_item_ids))
+    found = await store.load_items(ctx.conn, ids)
+    items = [found[i] for i in ids if i in found]
+    # AL10 / AC19 once per distinct owner: its answer (the acting position, or the refusal).
+    owners: dict[tuple[str, str], domain.Position | RuleViolation] = {}
+    for item in items:
+        key = (item.owner_kind, item.owner_id)
+        if key not in owners:
+            try:
+                owners[key] = await _authorise(
+                    ctx, await store.owning_unit(ctx.conn, *key), "allocate"
+                )
+            except RuleViolation as violation:
+                owners[key] = violation
+    rels = await store.person_relationships(ctx.conn, {i.person_id for i in items})
+    today = ctx.now.date()
+    errors: dict[uuid.UUID, Exception | None] = {}
+    for item in items:
+        try:
+            actor = owners[(item.owner_kind, item.owner_id)]
+            if isinstance(actor, RuleViolation):
+                raise actor
+            domain.check_absence_target(actor, target)
+            domain.assignment(
+                item,
+                target,
+                involved=domain.has_involved_worker(
+                    rels.get(item.person_id, []), target.user_id, today
+                ),
+            )
+            errors[item.work_item_id] = None
+        except RuleViolation as violation:
+            errors[item.work_item_id] = violation
+    entries: list[domain.WorkItem | uuid.UUID] = [found.get(i, i) for i in ids]
+    return target, items, domain.bulk_outcomes(entries, errors)
+
+
+@dispatcher.on(PreviewBulkAssign)
+async def preview_bulk_assign(ctx: HandlerContext[PreviewBulkAssign]) -> None:
+    """AL08: each item's outcome; nothing changes."""
+    cmd = ctx.message
+    _, _, outcomes = await _bulk_decide(ctx, cmd)
+    ctx.emit(
+        BulkAssignPreviewed(
+            to_position_id=cmd.to_position_id,
+            note=cmd.note,
+            outcomes=outcomes,
+            would_apply=all(o.ok for o in outcomes),
+        )
+    )
+
+
+@dispatcher.on(BulkAssign)
+async def bulk_assign(ctx: HandlerContext[BulkAssign]) -> None:
+    """AL08: all or nothing, one note against every item, one transaction."""
+    cmd = ctx.message
+    target, items, outcomes = await _bulk_decide(ctx, cmd)
+    refusal = domain.bulk_refusal(outcomes)
+    if refusal is not None:
+        raise refusal
+    to = domain.Placement(WorkState.INCOMING, "worker", target.position_id)
+    note_row = {"note": cmd.note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}
+    await ctx.execute(
+        store.move_statement(
+            [i.work_item_id for i in items],
+            to,
+            at=ctx.now,
+            note=note_row if cmd.note else None,
+        )
+    )
+    await ctx.execute(
+        store.work_history.insert(),
+        [
+            store.history_row(
+                item,
+                "reassigned" if item.state is WorkState.INCOMPLETE else "assigned",
+                actor_user_id=_actor_user(ctx),
+                at=ctx.now,
+                from_owner=_owner(item),
+                to_owner=_owner(to),
+                detail={"bulk": True, **({"note": cmd.note} if cmd.note else {})},
+            )
+            for item in items
+        ],
+    )
+    names = await store.person_names(ctx.conn, {i.person_id for i in items})
+    target_seat = domain.Seat(target, True)
+    snapshots = [
+        store.snapshot(
+            replace(item, owner_kind="worker", owner_id=target.position_id),
+            person_name=names.get(item.person_id),
+            owner_seat=target_seat,
+            owner_unit=target.unit_id,
+            actor_user_id=_actor_user(ctx),
+            actor_position_id=ctx.actor.position_id if ctx.actor else None,
+        )
+        for item in items
+    ]
+    ctx.emit(
+        BulkAssigned(
+            to_position_id=target.position_id,
+            to_user_id=target.user_id,
+            note=cmd.note,
+            items=snapshots,
+            from_owners=[item.placement.owner for item in items],
+        )
+    )
+
+
+# --- worker relationships (AL05, AL11) -----------------------------------------------------
+
+
+async def _relationship_event(
+    ctx: Ctx, row: dict[str, Any], *, amended: bool
+) -> WorkerRelationshipRecorded:
+    names = await store.person_names(ctx.conn, [row["person_id"]])
+    return WorkerRelationshipRecorded(
+        relationship_id=row["relationship_id"],
+        person_id=row["person_id"],
+        person_name=names.get(row["person_id"]),
+        worker_position_id=row["worker_position_id"],
+        worker_user_id=row["worker_user_id"],
+        relationship_type=row["relationship_type"],
+        from_date=row["from_date"],
+        end_date=row["end_date"],
+        recorded_by_user_id=_actor_user(ctx),
+        amended=amended,
+    )
+
+
+@dispatcher.on(RecordWorkerRelationship)
+async def record_worker_relationship(ctx: HandlerContext[RecordWorkerRelationship]) -> None:
+    """AL05, AL11: a Senior Officer records `Involved Worker` before allocating (AL10)."""
+    cmd = ctx.message
+    worker = domain.relationship_worker(
+        await store.seat(ctx.conn, cmd.worker_position_id), cmd.worker_position_id
+    )
+    await _authorise(ctx, worker.unit_id, "record worker relationships")
+    from_date, end_date = domain.relationship_dates(cmd.from_date, cmd.end_date, ctx.now.date())
+    row = {
+        "relationship_id": cmd.relationship_id or uuid.uuid5(ctx.envelope.message_id, "rel"),
+        "person_id": cmd.person_id,
+        "worker_position_id": worker.position_id,
+        "worker_user_id": worker.user_id,
+        "relationship_type": cmd.relationship_type,
+        "from_date": from_date,
+        "end_date": end_date,
+        "recorded_by": _actor_user(ctx),
+        "recorded_at": ctx.now,
+    }
+    await store.upsert_person(ctx.conn, cmd.person_id, None, None)
+    await ctx.execute(store.relationships.insert().values(**row))
+    ctx.emit(await _relationship_event(ctx, row, amended=False))
+
+
+@dispatcher.on(AmendWorkerRelationship)
+async def amend_worker_relationship(ctx: HandlerContext[AmendWorkerRelationship]) -> None:
+    """AL05: the from-date is amendable; an end-date ends the relationship."""
+    cmd = ctx.message
+    r = store.relationships
+    found = (
+        await ctx.conn.execute(
+            sa.select(r).where(
+                r.c.relationship_id == cmd.relationship_id, r.c.person_id == cmd.person_id
+            )
+        )
+    ).first()
+    if found is None:
+        raise RuleViolation("AL05", f"no relationship {cmd.relationship_id} on {cmd.person_id}")
+    row = dict(found._mapping)
+    worker = await store.seat(ctx.conn, row["worker_position_id"])
+    await _authorise(ctx, worker.position.unit_id if worker else None, "amend worker relationships")
+    from_date, end_date = domain.relationship_dates(
+        cmd.from_date or row["from_date"],
+        cmd.end_date if cmd.end_date is not None else row["end_date"],
+        ctx.now.date(),
+    )
+    row.update(from_date=from_date, end_date=end_date)
+    await ctx.execute(
+        r.update()
+        .where(r.c.relationship_id == cmd.relationship_id)
+        .values(from_date=from_date, end_date=end_date)
+    )
+    ctx.emit(await _relationship_event(ctx, row, amended=True))
+
+
+# --- moving work without a chosen assignee (AC07, AC19, AC16) -------------------------------
+
+
+async def _move_all(
+    ctx: Ctx, items: list[domain.WorkItem], to: domain.Placement, rule: str, note: str = ""
+) -> list[WorkItemSnapshot]:
+    """Move these items to one owner in one statement, keeping each item's state."""
+    if not items:
+        return []
+    await ctx.execute(store.move_statement([i.work_item_id for i in items], to, at=ctx.now))
+    await ctx.execute(
+        store.work_history.insert(),
+        [
+            store.history_row(
+                item,
+                "moved",
+                actor_user_id=_actor_user(ctx),
+                at=ctx.now,
+                from_owner=_owner(item),
+                to_owner=_owner(to),
+                detail={"rule": rule, **({"note": note} if note else {})},
+            )
+            for item in items
+        ],
+    )
+    snapshots = []
+    for item in items:
+        after = replace(item, owner_kind=to.owner_kind, owner_id=to.owner_id)
+        snap = await _snapshot(ctx, after)
+        snapshots.append(snap)
+        ctx.emit(
+            WorkItemMoved(
+                person_id=item.person_id,
+                item=snap,
+                from_owner=item.placement.owner,
+                rule=rule,
+                note=note,
+            )
+        )
+    return snapshots
+
+
+@dispatcher.on(MoveAbsentCaseworkerWork)
+async def move_absent_caseworker_work(ctx: HandlerContext[MoveAbsentCaseworkerWork]) -> None:
+    """AC07."""
+    cmd = ctx.message
+    absent = await store.seat(ctx.conn, cmd.from_position_id)
+    target = await store.seat(ctx.conn, cmd.to_position_id) if cmd.to_position_id else None
+    if cmd.to_position_id and target is None:
+        raise RuleViolation("AC07", f"no caseworker position {cmd.to_position_id}")
+    team = await store.unit(ctx.conn, absent.position.unit_id) if absent else None
+    to = domain.absent_move_target(
+        await _actor_seat(ctx), absent, target, (team or {}).get("hopper_id")
+    )
+    items = await store.items_held(ctx.conn, "worker", cmd.from_position_id)
+    moved = await _move_all(ctx, items, to, "AC07", cmd.note)
+    ctx.emit(
+        AbsentCaseworkerWorkMoved(
+            from_position_id=cmd.from_position_id, to_owner=to.owner, moved=moved
+        )
+    )
+
+
+@dispatcher.on(SendToSegmentHopper)
+async def send_to_segment_hopper(ctx: HandlerContext[SendToSegmentHopper]) -> None:
+    """AC19 (with AL10)."""
+    cmd = ctx.message
+    item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AC19")
+    unit_id = await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id)
+    await _authorise(ctx, unit_id, "move")
+    parent_id = (await store.unit(ctx.conn, unit_id) or {}).get("parent_id")
+    segment = await store.unit(ctx.conn, parent_id)
+    to = domain.segment_hopper(item, (segment or {}).get("hopper_id"), parent_id)
+    await _move_all(ctx, [item], to, "AC19", cmd.note)
+
+
+async def _release(
+    ctx: Ctx, position_id: str, successor_id: str | None
+) -> tuple[list[domain.WorkItem], domain.Placement | None]:
+    """AC16: move everything held in the position; None when nothing is held."""
+    items = await store.items_held(ctx.conn, "worker", position_id)
+    if not items:
+        return [], None
+    held_by = await store.seat(ctx.conn, position_id)
+    unit = await store.unit(ctx.conn, held_by.position.unit_id) if held_by else None
+    to = domain.release_target(
+        held_by.position if held_by else None,
+        await store.seat(ctx.conn, successor_id),
+        successor_id,
+        (unit or {}).get("hopper_id"),
+    )
+    return items, to
+
+
+@dispatcher.on(PositionReleaseRequested)
+async def position_release_requested(ctx: HandlerContext[PositionReleaseRequested]) -> None:
+    """AC16, allocation's half of the saga: move the work in one transaction and confirm, or
+    say why not."""
+    m = ctx.message
+    try:
+        items, to = await _release(ctx, m.position_id, m.successor_position_id)
+    except RuleViolation as violation:
+        ctx.emit(
+            PositionWorkReleaseFailed(
+                release_id=m.release_id,
+                user_id=m.user_id,
+                position_id=m.position_id,
+                reason=f"{violation.rule}: {violation.reason}",
+            )
+        )
+        return
+    if to is not None:
+        await _move_all(ctx, items, to, "AC16")
+    ctx.emit(
+        PositionWorkReleased(
+            release_id=m.release_id,
+            user_id=m.user_id,
+            position_id=m.position_id,
+            moved=[
+                ReleasedItem(work_item_id=i.work_item_id, person_id=i.person_id, to_owner=to.owner)
+                for i in items
+                if to is not None
+            ],
+        )
+    )
+
+
+_project_revocation = dispatcher.handlers[PositionRevoked.TYPE]
+
+
+@dispatcher.on(PositionRevoked)
+async def position_revoked(ctx: HandlerContext[PositionRevoked]) -> None:
+    """AC16: a removed position never keeps work. The saga moves it before the revocation; if
+    anything is still held when the revocation arrives, it goes back to the hopper now."""
+    await _project_revocation(ctx)
+    try:
+        items, to = await _release(ctx, ctx.message.position_id, None)
+    except RuleViolation as violation:
+        log.warning("revoked position still holds work", reason=violation.reason)
+        return
+    if to is not None:
+        await _move_all(ctx, items, to, "AC16")
+
+
+# --- sign-off's outcomes (AL04, SO06, SO07, SO09) -------------------------------------------
+
+
+async def _request_state(ctx: Ctx, request_id: uuid.UUID, state: str) -> None:
+    r = store.requests
+    row = (
+        await ctx.execute(
+            r.update()
+            .where(r.c.request_id == request_id)
+            .values(state=state, updated_at=ctx.now)
+            .returning(r)
+        )
+    ).first()
+    if row is not None:
+        names = await store.person_names(ctx.conn, [row.person_id])
+        ctx.emit(
+            IncomingRequestRecorded(
+                request_id=row.request_id,
+                step_id=row.step_id,
+                person_id=row.person_id,
+                person_name=names.get(row.person_id),
+                title=row.title,
+                team=row.team,
+                state=state,
+            )
+        )
+
+
+@dispatcher.on(RequestSent)
+async def request_sent(ctx: HandlerContext[RequestSent]) -> None:
+    """AL04: the request shows in the team's incoming requests."""
+    m = ctx.message
+    inserted = await ctx.execute(
+        pg_insert(store.requests)
+        .values(
+            request_id=m.request_id,
+            step_id=m.step_id,
+            person_id=m.person_id,
+            title=m.title,
+            team=m.team,
+            state="outstanding",
+            sent_by_position_id=m.sent_by_position_id,
+            sent_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        .on_conflict_do_nothing()
+    )
+    if inserted.rowcount:
+        names = await store.person_names(ctx.conn, [m.person_id])
+        ctx.emit(
+            IncomingRequestRecorded(
+                request_id=m.request_id,
+                step_id=m.step_id,
+                person_id=m.person_id,
+                person_name=names.get(m.person_id),
+                title=m.title,
+                team=m.team,
+                state="outstanding",
+            )
+        )
+
+
+@dispatcher.on(RequestCompleted)
+async def request_completed(ctx: HandlerContext[RequestCompleted]) -> None:
+    await _request_state(ctx, ctx.message.request_id, "completed")
+
+
+@dispatcher.on(RequestReturned)
+async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
+    """SO07: the step is exited, not finished, and goes back to the incomplete work of the
+    worker who completed it."""
+    m = ctx.message
+    await _request_state(ctx, m.request_id, "returned")
+    item = await store.load_item(ctx.conn, m.step_id)
+    if item is None or item.state is WorkState.FINISHED:
+        return
+    back_to = await store.seat(ctx.conn, m.return_to_position_id)
+    if back_to is not None and back_to.active:
+        to = domain.Placement(WorkState.INCOMPLETE, "worker", back_to.position.position_id)
+    else:  # AC16: never to a removed position; the step stays where it is
+        to = replace(item.placement, state=WorkState.INCOMPLETE)
+    after = await _move(
+        ctx, item, to, "returned", note=m.note, detail={"request_id": str(m.request_id)}
+    )
+    ctx.emit(
+        WorkItemReturned(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            from_owner=item.placement.owner,
+            note=m.note,
+            request_id=m.request_id,
+        )
+    )
+
+
+@dispatcher.on(StepFinished)
+async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
+    """SO09: the step is locked and each next action becomes new incoming work for its
+    assignee (SO06). Ids derive from the step and the action, so a replay creates nothing."""
+    m = ctx.message
+    item = await store.load_item(ctx.conn, m.step_id)
+    if item is not None and item.state is not WorkState.FINISHED:
+        to = replace(item.placement, state=WorkState.FINISHED)
+        after = await _move(
+            ctx, item, to, "finished", detail={"by_position_id": m.finished_by_position_id}
+        )
+        ctx.emit(WorkItemFinished(person_id=item.person_id, item=await _snapshot(ctx, after)))
+    await store.upsert_person(ctx.conn, m.person_id, None, None)
+    names = await store.person_names(ctx.conn, [m.person_id])
+    for action in m.next_actions:
+        step_type = domain.next_action_step(action.action_type)
+        if step_type is None:
+            log.warning(
+                "next action is no workflow step; nothing to allocate", action=action.action_type
+            )
+            continue
+        assignee = (
+            await store.seat(ctx.conn, action.assignee_id)
+            if action.assignee_kind == "worker"
+            else None
+        )
+        unit = await store.unit(
+            ctx.conn, assignee.position.unit_id if assignee else action.assignee_id
+        )
+        try:
+            placement = domain.next_action_placement(
+                action.assignee_kind, action.assignee_id, assignee, (unit or {}).get("hopper_id")
+            )
+        except RuleViolation as violation:
+            log.warning("next action not allocated", reason=violation.reason)
+            continue
+        await _create_work_item(
+            ctx,
+            work_item_id=uuid.uuid5(m.step_id, f"next-action:{action.action_id}"),
+            person_id=m.person_id,
+            person_name=names.get(m.person_id),
+            step_type=step_type,
+            placement=placement,
+            priority=action.priority,
+            note=action.note,
+        )

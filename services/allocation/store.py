@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.allocation import StepType, WorkItemSnapshot, WorkState
+from services.allocation.domain import (
+    INBOX_TEAMS,
+    Placement,
+    Relationship,
+    Seat,
+    WorkItem,
+)
+from services.shared.directory import Directory, Position, directory_tables
 from services.shared.plumbing_tables import inbox_table, outbox_table
 
 SCHEMA = "allocation"
 metadata = sa.MetaData(schema=SCHEMA)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+directory_t = directory_tables(metadata)
+directory = Directory(directory_t)
 
 persons = sa.Table(
     "persons",
@@ -54,12 +67,44 @@ work_history = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# AL05, AL11: worker relationships on a person (professional relationships of the record).
+relationships = sa.Table(
+    "worker_relationships",
+    metadata,
+    sa.Column("relationship_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("person_id", sa.Text, nullable=False, index=True),
+    sa.Column("worker_position_id", sa.Text, nullable=False),
+    sa.Column("worker_user_id", sa.Text, nullable=False),
+    sa.Column("relationship_type", sa.Text, nullable=False),
+    sa.Column("from_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date),
+    sa.Column("recorded_by", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# AL04: sign-off requests in a team's incoming requests (from signoff.events).
+requests = sa.Table(
+    "incoming_requests",
+    metadata,
+    sa.Column("request_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("step_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("person_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("team", sa.Text, nullable=False, index=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("sent_by_position_id", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def owner_text(kind: str, owner_id: str) -> str:
+    return f"{kind}:{owner_id}"
+
 
 async def upsert_person(
     conn: AsyncConnection, person_id: str, name: str | None, area: str | None
 ) -> None:
-    from sqlalchemy.dialects.postgresql import insert
-
     stmt = insert(persons).values(person_id=person_id, name=name or person_id, area=area)
     updates: dict[str, Any] = {}
     if name:
@@ -73,8 +118,197 @@ async def upsert_person(
     )
 
 
+async def person(conn: AsyncConnection, person_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(persons).where(persons.c.person_id == person_id))).first()
+    return dict(row._mapping) if row else None
+
+
 async def work_item(conn: AsyncConnection, work_item_id: Any) -> dict[str, Any] | None:
     row = (
         await conn.execute(sa.select(work_items).where(work_items.c.work_item_id == work_item_id))
     ).first()
     return dict(row._mapping) if row else None
+
+
+def _item(row: Any) -> WorkItem:
+    return WorkItem(
+        work_item_id=row.work_item_id,
+        person_id=row.person_id,
+        step_type=StepType(row.step_type),
+        state=WorkState(row.state),
+        owner_kind=row.owner_kind,
+        owner_id=row.owner_id,
+        priority=row.priority,
+    )
+
+
+async def load_item(
+    conn: AsyncConnection, work_item_id: uuid.UUID, *, lock: bool = True
+) -> WorkItem | None:
+    query = sa.select(work_items).where(work_items.c.work_item_id == work_item_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return _item(row) if row else None
+
+
+async def load_items(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, WorkItem]:
+    rows = await conn.execute(
+        sa.select(work_items)
+        .where(work_items.c.work_item_id.in_(list(ids)))
+        .order_by(work_items.c.work_item_id)
+        .with_for_update()
+    )
+    return {r.work_item_id: _item(r) for r in rows}
+
+
+async def items_held(conn: AsyncConnection, kind: str, owner_id: str) -> list[WorkItem]:
+    t = work_items
+    rows = await conn.execute(
+        sa.select(t)
+        .where(t.c.owner_kind == kind, t.c.owner_id == owner_id, t.c.state != WorkState.FINISHED)
+        .order_by(t.c.created_at, t.c.work_item_id)
+        .with_for_update()
+    )
+    return [_item(r) for r in rows]
+
+
+# --- the directory projection ----------------------------------------------------------------
+
+
+async def seat(conn: AsyncConnection, position_id: str | None) -> Seat | None:
+    """A position with its active flag (the Directory only returns active ones)."""
+    if not position_id:
+        return None
+    p = directory_t.positions
+    row = (await conn.execute(sa.select(p).where(p.c.position_id == position_id))).first()
+    if row is None:
+        return None
+    return Seat(
+        Position(row.position_id, row.user_id, row.unit_id, row.role, row.kind, row.emergency),
+        bool(row.active),
+    )
+
+
+async def seats(conn: AsyncConnection, position_ids: Iterable[str]) -> dict[str, Seat]:
+    p = directory_t.positions
+    rows = await conn.execute(sa.select(p).where(p.c.position_id.in_(list(set(position_ids)))))
+    return {
+        r.position_id: Seat(
+            Position(r.position_id, r.user_id, r.unit_id, r.role, r.kind, r.emergency),
+            bool(r.active),
+        )
+        for r in rows
+    }
+
+
+async def unit(conn: AsyncConnection, unit_id: str | None) -> dict[str, Any] | None:
+    return await directory.unit(conn, unit_id) if unit_id else None
+
+
+async def owning_unit(conn: AsyncConnection, kind: str, owner_id: str) -> str | None:
+    """The team or segment that owns work held by this owner (AL10)."""
+    if kind == "team":
+        return owner_id
+    if kind == "inbox":
+        return INBOX_TEAMS.get(owner_id)
+    if kind == "hopper":
+        u = directory_t.units
+        return await conn.scalar(sa.select(u.c.unit_id).where(u.c.hopper_id == owner_id).limit(1))
+    held_by = await seat(conn, owner_id)
+    return held_by.position.unit_id if held_by else None
+
+
+async def person_relationships(
+    conn: AsyncConnection, person_ids: Iterable[str]
+) -> dict[str, list[Relationship]]:
+    r = relationships
+    rows = await conn.execute(sa.select(r).where(r.c.person_id.in_(list(set(person_ids)))))
+    out: dict[str, list[Relationship]] = {}
+    for row in rows:
+        out.setdefault(row.person_id, []).append(
+            Relationship(row.worker_user_id, row.relationship_type, row.from_date, row.end_date)
+        )
+    return out
+
+
+async def person_names(conn: AsyncConnection, person_ids: Iterable[str]) -> dict[str, str]:
+    rows = await conn.execute(
+        sa.select(persons.c.person_id, persons.c.name).where(
+            persons.c.person_id.in_(list(set(person_ids)))
+        )
+    )
+    return {r.person_id: r.name for r in rows}
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def history_row(
+    item: WorkItem,
+    change: str,
+    *,
+    actor_user_id: str | None,
+    at: Any,
+    from_owner: str | None = None,
+    to_owner: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "work_item_id": item.work_item_id,
+        "person_id": item.person_id,
+        "change": change,
+        "actor_user_id": actor_user_id,
+        "from_owner": from_owner,
+        "to_owner": to_owner,
+        "detail": detail or {},
+        "at": at,
+    }
+
+
+def move_statement(
+    ids: Sequence[uuid.UUID],
+    to: Placement,
+    *,
+    at: Any,
+    keep_state: bool = True,
+    priority: str | None = None,
+    note: dict[str, Any] | None = None,
+) -> sa.Update:
+    """One UPDATE moving these items to one owner (state kept unless told), appending a note."""
+    t = work_items
+    values: dict[str, Any] = {
+        "owner_kind": to.owner_kind,
+        "owner_id": to.owner_id,
+        "updated_at": at,
+    }
+    if not keep_state:
+        values["state"] = to.state.value
+    if priority is not None:
+        values["priority"] = priority
+    if note is not None:
+        values["notes"] = t.c.notes.op("||")(sa.func.jsonb_build_array(sa.cast(note, JSONB)))
+    return t.update().where(t.c.work_item_id.in_(list(ids))).values(**values)
+
+
+def snapshot(
+    item: WorkItem,
+    *,
+    person_name: str | None,
+    owner_seat: Seat | None,
+    owner_unit: str | None,
+    actor_user_id: str | None,
+    actor_position_id: str | None,
+) -> WorkItemSnapshot:
+    return WorkItemSnapshot(
+        work_item_id=item.work_item_id,
+        person_id=item.person_id,
+        person_name=person_name,
+        step_type=item.step_type,
+        state=item.state,
+        owner_kind=item.owner_kind,
+        owner_id=item.owner_id,
+        owner_user_id=owner_seat.position.user_id if owner_seat else None,
+        owner_unit_id=owner_unit,
+        priority=item.priority,
+        acting_user_id=actor_user_id,
+        acting_position_id=actor_position_id,
+    )
