@@ -1,0 +1,231 @@
+"""Fixtures for the sign-off service over the real broker and database: the service running
+in-process, a directory seeded through access.events, and a driver that publishes steps as
+allocation would and sends commands as signed actors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
+from contracts.access import (
+    AccessKind,
+    PositionGranted,
+    Role,
+    UnitDefined,
+    UnitKind,
+    UserRegistered,
+)
+from contracts.allocation import StepType, WorkItemCreated, WorkState
+from contracts.signoff import (
+    MANAGEMENT_TEAM,
+    RequestSent,
+    SaveStep,
+    SendRequest,
+    StepSaved,
+    StepTracked,
+)
+from services.shared.settings import Settings
+from services.signoff import store
+from tests.conftest import RunningService, start_service
+from tests.support.client import CommandClient, EventLog
+
+NORTH_TEAM = "Wellbeing Service North Team"
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Seat:
+    user_id: str
+    position_id: str
+    unit_id: str
+    role: Role
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, position_id=self.position_id)
+
+
+# The people of the seed's walkthrough. Unit ids are the team names allocation routes work to.
+SENIOR_OFFICER = Seat("so-mgmt", "pos-so-mgmt", MANAGEMENT_TEAM, Role.SENIOR_OFFICER)
+NORTH_SENIOR_OFFICER = Seat("so-north", "pos-so-north", NORTH_TEAM, Role.SENIOR_OFFICER)
+TRUSTED_ASSESSOR = Seat("ta-north", "pos-ta-north", NORTH_TEAM, Role.TRUSTED_ASSESSOR)
+SUPPORT_OFFICER = Seat("gso-north", "pos-gso-north", NORTH_TEAM, Role.GENERIC_SUPPORT_OFFICER)
+SEATS = (SENIOR_OFFICER, NORTH_SENIOR_OFFICER, TRUSTED_ASSESSOR, SUPPORT_OFFICER)
+
+COMPLETE_TA_ANSWERS = {
+    "what_matters": "Staying independent at home",
+    "presenting_needs": "Help with shopping and meals",
+    "risks": "Falls at night",
+    "support_plan": "Weekly visits from a support officer",
+    "progressing_to_support_officer": "Yes",
+}
+
+
+async def publish(commands: CommandClient, topic: str, event: Event) -> Envelope:
+    """Publish an event as another service would (no actor token: events need none)."""
+    envelope = Envelope.wrap(event)
+    await commands.send_raw(topic, envelope.model_dump_json().encode(), key=event.key())
+    return envelope
+
+
+async def _directory_applied(service: RunningService, timeout: float = 20.0) -> None:
+    """Wait until the service's directory projection holds every seat (the projection emits no
+    event to wait on, so this reads the service's own tables until they are there)."""
+    p = store.directory_t.positions
+    wanted = {s.position_id for s in SEATS}
+    deadline = time.monotonic() + timeout
+    while True:
+        async with service.runtime.engine.connect() as conn:
+            have = set((await conn.execute(sa.select(p.c.position_id))).scalars())
+        if wanted <= have:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"directory positions missing: {wanted - have}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+async def seeded_directory(commands: CommandClient) -> None:
+    """Teams, users and positions published on access.events, as the access service would."""
+    for unit in (MANAGEMENT_TEAM, NORTH_TEAM):
+        await publish(
+            commands, Topics.ACCESS_EVENTS, UnitDefined(unit_id=unit, name=unit, kind=UnitKind.TEAM)
+        )
+    for seat in SEATS:
+        await publish(
+            commands, Topics.ACCESS_EVENTS, UserRegistered(user_id=seat.user_id, name=seat.user_id)
+        )
+        await publish(
+            commands,
+            Topics.ACCESS_EVENTS,
+            PositionGranted(
+                user_id=seat.user_id,
+                position_id=seat.position_id,
+                unit_id=seat.unit_id,
+                role=seat.role,
+                kind=AccessKind.PRIMARY,
+            ),
+        )
+
+
+@pytest.fixture(scope="session")
+async def signoff(
+    settings_for: Callable[..., Settings], seeded_directory: None
+) -> AsyncIterator[RunningService]:
+    from services.signoff.service import SPEC
+
+    service = await start_service(SPEC, settings_for("signoff"))
+    await _directory_applied(service)
+    yield service
+    await service.http.aclose()
+    await service.runtime.stop()
+
+
+@dataclass
+class StepRef:
+    step_id: uuid.UUID
+    person_id: str
+    request_id: uuid.UUID | None = None  # the request sent from it, once sent
+
+
+class SignoffDriver:
+    """Publishes steps as allocation would, sends commands, and waits for their outcomes."""
+
+    def __init__(self, service: RunningService, commands: CommandClient, log: EventLog) -> None:
+        self.service = service
+        self.commands = commands
+        self.log = log
+
+    async def step(
+        self,
+        step_type: StepType = StepType.TRUSTED_ASSESSMENT,
+        owner: Seat | None = TRUSTED_ASSESSOR,
+    ) -> StepRef:
+        """A step as allocation announces it, once sign-off has opened its form."""
+        ref = StepRef(uuid.uuid4(), f"P-{uuid.uuid4().hex[:8]}")
+        await publish(
+            self.commands,
+            Topics.ALLOCATION_EVENTS,
+            WorkItemCreated(
+                work_item_id=ref.step_id,
+                person_id=ref.person_id,
+                person_name="Ada Lovelace",
+                step_type=step_type,
+                state=WorkState.INCOMPLETE,
+                owner_kind="worker" if owner else "team",
+                owner_id=owner.position_id if owner else NORTH_TEAM,
+                priority="normal",
+                created_at=datetime.now(UTC),
+            ),
+        )
+        await self.log.wait_for(lambda: self.tracked(ref.step_id))
+        return ref
+
+    def tracked(self, step_id: uuid.UUID) -> list[Envelope]:
+        return [
+            e
+            for e in self.log.envelopes()
+            if e.type == StepTracked.TYPE and e.payload["step_id"] == str(step_id)
+        ]
+
+    async def send(self, command: Command, seat: Seat) -> Envelope:
+        """Send and return the single outcome event."""
+        sent = await self.commands.send(command, seat.actor)
+        (outcome,) = await self.log.outcome(sent.message_id)
+        return outcome
+
+    async def ok(self, command: Command, seat: Seat, expected: type[E]) -> E:
+        outcome = await self.send(command, seat)
+        assert outcome.type == expected.TYPE, outcome.payload
+        return expected.model_validate(outcome.payload)
+
+    async def refused(self, command: Command, seat: Seat, rule: str) -> CommandRejected:
+        outcome = await self.send(command, seat)
+        assert outcome.type == CommandRejected.TYPE, outcome.payload
+        rejected = CommandRejected.model_validate(outcome.payload)
+        assert rejected.rule == rule, rejected.reason
+        return rejected
+
+    async def summary(self, ref: StepRef) -> dict[str, object]:
+        response = await self.service.http.get(f"/steps/{ref.step_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    async def requested(self, step_type: StepType = StepType.TRUSTED_ASSESSMENT) -> StepRef:
+        """A step with its form complete and the mandatory request sent."""
+        owner = TRUSTED_ASSESSOR if step_type is StepType.TRUSTED_ASSESSMENT else SUPPORT_OFFICER
+        ref = await self.step(step_type, owner)
+        answers = (
+            COMPLETE_TA_ANSWERS
+            if step_type is StepType.TRUSTED_ASSESSMENT
+            else {
+                "actions_delivered": "Weekly visits",
+                "outcomes": "Managing at home",
+                "further_support_needed": "No",
+            }
+        )
+        await self.ok(
+            SaveStep(step_id=ref.step_id, person_id=ref.person_id, answers=answers),
+            owner,
+            StepSaved,
+        )
+        sent = await self.ok(
+            SendRequest(step_id=ref.step_id, person_id=ref.person_id), owner, RequestSent
+        )
+        ref.request_id = sent.request_id
+        return ref
+
+
+@pytest.fixture
+def driver(signoff: RunningService, commands: CommandClient, event_log: EventLog) -> SignoffDriver:
+    return SignoffDriver(signoff, commands, event_log)
