@@ -6,12 +6,13 @@ authorise work; they can rebuild their projections by replaying access.events.""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from contracts.envelope import Event
+from contracts.envelope import Command, Event
 
 
 class Role(StrEnum):
@@ -100,3 +101,304 @@ class PositionReleaseRequested(Event):
 class PositionRef(BaseModel):
     user_id: str
     position_id: str
+
+
+# --- Directory loading -------------------------------------------------------------------------
+
+
+class UnitSpec(BaseModel):
+    unit_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    kind: UnitKind
+    parent_id: str | None = None
+    code: str | None = None
+    hopper_id: str | None = None
+    functionally_unique: bool = False  # AC13: hierarchical access into it is warned
+
+
+class UserSpec(BaseModel):
+    user_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    email: str | None = None
+    line_manager_id: str | None = None
+    security_clearance: bool = False
+
+
+class PrimaryPositionSpec(BaseModel):
+    position_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    unit_id: str = Field(min_length=1)
+    role: Role
+
+
+class LoadDirectory(Command):
+    """Loads (or updates) teams/segments, users and their primary positions in one command; the
+    service publishes UnitDefined, UserRegistered and PositionGranted(kind=primary) for each."""
+
+    TYPE: ClassVar[str] = "access.load_directory.v1"
+    KEY_FIELD: ClassVar[str | None] = "directory_id"
+
+    directory_id: str = "directory"
+    units: list[UnitSpec] = Field(default_factory=list)
+    users: list[UserSpec] = Field(default_factory=list)
+    positions: list[PrimaryPositionSpec] = Field(default_factory=list)
+
+
+class DirectoryLoaded(Event):
+    TYPE: ClassVar[str] = "access.directory_loaded.v1"
+    KEY_FIELD: ClassVar[str | None] = "directory_id"
+
+    directory_id: str
+    units: int
+    users: int
+    positions: int
+
+
+# --- Secondary access commands (keyed by the user the access is for) ---------------------------
+
+
+class RequestAbsenceAccess(Command):
+    """AC06-AC10: one P30 carrying one or more absence-related positions (units) for a TL/SM."""
+
+    TYPE: ClassVar[str] = "access.request_absence_access.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    unit_ids: list[str] = Field(min_length=1)
+    reason: str = ""
+    discussion_held: bool = False  # AC08: the discussion with the case-owning TL took place
+    discussed_with: str | None = None
+
+
+class RequestEmergencyAbsenceAccess(Command):
+    """AC11: granted at once; the P30 stays outstanding until lodged with LodgeP30."""
+
+    TYPE: ClassVar[str] = "access.request_emergency_absence_access.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    unit_id: str = Field(min_length=1)
+    reason: str = ""
+
+
+class LodgeP30(Command):
+    """AC11: the completed P30 that closes an outstanding emergency record."""
+
+    TYPE: ClassVar[str] = "access.lodge_p30.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    p30_id: uuid.UUID  # the outstanding emergency P30
+    reason: str = ""
+    discussion_held: bool = False
+    discussed_with: str | None = None
+
+
+class RequestHierarchicalAccess(Command):
+    """AC12-AC14: one position (unit) per request, agreed with the higher segment's TL/SM."""
+
+    TYPE: ClassVar[str] = "access.request_hierarchical_access.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    unit_ids: list[str] = Field(min_length=1)  # AC14: exactly one
+    agreed_with: str = Field(min_length=1)  # user id of the higher segment's TL/SM
+    reason: str = ""
+
+
+class RequestAccessRemoval(Command):
+    """AC16: ends the `kind` record backing a secondary position; if no other record backs it,
+    allocation is asked to release the position's work first (to the successor or the hopper)."""
+
+    TYPE: ClassVar[str] = "access.request_access_removal.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    position_id: str = Field(min_length=1)
+    kind: AccessKind
+    reason: str = ""
+    discussion_held: bool = False  # AC08, for absence-related access
+    successor_position_id: str | None = None
+
+
+class ReviewAbsenceAccess(Command):
+    """AC09: the six-monthly review; confirm keeps it for six more months, remove ends it."""
+
+    TYPE: ClassVar[str] = "access.review_absence_access.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    grant_id: uuid.UUID
+    confirm: bool
+    reason: str = ""
+    successor_position_id: str | None = None
+
+
+class ChangePosition(Command):
+    """AC17: the user acts in another of their positions from now on."""
+
+    TYPE: ClassVar[str] = "access.change_position.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    position_id: str = Field(min_length=1)
+
+
+# --- Secondary access events ---------------------------------------------------------------------
+
+
+class P30Recorded(Event):
+    """AC04: a CSUA P30 record, written in the transaction of the grant or removal it covers.
+    `state`: complete, outstanding (emergency, awaiting the form), pending (removal awaiting the
+    release of work)."""
+
+    TYPE: ClassVar[str] = "access.p30_recorded.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    action: str  # "set-up" | "removal"
+    kind: AccessKind
+    unit_ids: list[str]
+    requested_by: str
+    approved_by: str | None = None
+    reason: str = ""
+    discussion_held: bool = False
+    discussed_with: str | None = None
+    state: str
+    emergency: bool = False
+    deadline: datetime | None = None
+    warnings: list[str] = Field(default_factory=list)
+    recorded_at: datetime
+
+
+class AccessGrantRecorded(Event):
+    """A record now backs a secondary position (PositionGranted follows only when the position
+    was not already held)."""
+
+    TYPE: ClassVar[str] = "access.grant_recorded.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    unit_id: str
+    kind: AccessKind
+    p30_id: uuid.UUID
+    emergency: bool = False
+    review_due_at: datetime | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class AccessGrantEnded(Event):
+    """A backing record ended; the position stays if another record still backs it."""
+
+    TYPE: ClassVar[str] = "access.grant_ended.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    p30_id: uuid.UUID
+    position_kept: bool
+
+
+class EmergencyAccessGranted(Event):
+    """AC11: granted at once; tells who must lodge the P30 and by when (NT04)."""
+
+    TYPE: ClassVar[str] = "access.emergency_access_granted.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    position_id: str
+    requested_by: str
+    p30_deadline: datetime
+
+
+class P30Lodged(Event):
+    """AC11: the outstanding emergency P30 is closed by the completed form."""
+
+    TYPE: ClassVar[str] = "access.p30_lodged.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    lodged_by: str
+    lodged_at: datetime
+    late: bool
+
+
+class EmergencyP30Overdue(Event):
+    """AC11/NT04: the emergency P30 has not arrived by its deadline."""
+
+    TYPE: ClassVar[str] = "access.emergency_p30_overdue.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    requested_by: str
+    escalate_to: str | None = None  # the requester's line manager
+    deadline: datetime
+
+
+class AbsenceReviewDue(Event):
+    """AC09/NT05: a six-monthly review falls due soon."""
+
+    TYPE: ClassVar[str] = "access.absence_review_due.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    review_due_at: datetime
+    responsible: list[str]
+
+
+class AbsenceReviewOverdue(Event):
+    """AC09/NT05: the review is overdue; escalated, never silently renewed."""
+
+    TYPE: ClassVar[str] = "access.absence_review_overdue.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    review_due_at: datetime
+    responsible: list[str]
+    escalate_to: list[str] = Field(default_factory=list)
+
+
+class AbsenceAccessReviewed(Event):
+    TYPE: ClassVar[str] = "access.absence_access_reviewed.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    reviewed_by: str
+    confirmed: bool
+    next_review_due_at: datetime | None = None
+
+
+class PositionRemovalFailed(Event):
+    """AC16: allocation could not release the work; the removal stays pending, access stays."""
+
+    TYPE: ClassVar[str] = "access.position_removal_failed.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    release_id: uuid.UUID
+    user_id: str
+    position_id: str
+    reason: str
+
+
+class CurrentPositionChanged(Event):
+    """AC17: views and permissions follow the selected position."""
+
+    TYPE: ClassVar[str] = "access.current_position_changed.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str
+    position_id: str
+    previous_position_id: str | None = None

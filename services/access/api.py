@@ -1,0 +1,260 @@
+"""Access's read API (JSON over HTTP): a user's positions, P30 history, reviews due, outstanding
+emergency P30s, removals, telephony routing (AC05) and the work views of AC17-AC19."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contracts.access import Role
+from services.access import domain, store
+from services.shared.rules import RuleViolation
+
+OPEN_STATES = ("incoming", "incomplete")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _rows(rows: Any) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in dict(r._mapping).items()} for r in rows]
+
+
+async def _current_position(conn: AsyncConnection, user_id: str) -> str | None:
+    """AC17: the selected position, or the primary one until the user changes position."""
+    u = store.users
+    current = await conn.scalar(sa.select(u.c.current_position_id).where(u.c.user_id == user_id))
+    if current:
+        return str(current)
+    holdings = await store.holdings(conn, user_id)
+    primary = holdings.primary if holdings else None
+    return primary.position_id if primary else None
+
+
+async def user_positions(request: Request) -> Response:
+    """Primary and secondary positions: type, records backing each, review due, P30 state."""
+    user_id = request.path_params["user_id"]
+    pos, g, p = store.positions, store.grants, store.p30s
+    async with request.app.state.engine.connect() as conn:
+        positions = _rows(
+            await conn.execute(
+                sa.select(pos)
+                .where(pos.c.user_id == user_id, pos.c.state != "removed")
+                .order_by(pos.c.granted_at, pos.c.position_id)
+            )
+        )
+        if not positions:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        records = _rows(
+            await conn.execute(
+                sa.select(
+                    g.c.grant_id,
+                    g.c.position_id,
+                    g.c.kind,
+                    g.c.emergency,
+                    g.c.granted_at,
+                    g.c.review_due_at,
+                    g.c.p30_id,
+                    p.c.state.label("p30_state"),
+                    p.c.deadline.label("p30_deadline"),
+                )
+                .join(p, p.c.p30_id == g.c.p30_id)
+                .where(g.c.user_id == user_id, g.c.state == "active")
+                .order_by(g.c.granted_at)
+            )
+        )
+        current = await _current_position(conn, user_id)
+    for position in positions:
+        position["records"] = [r for r in records if r["position_id"] == position["position_id"]]
+        position["current"] = position["position_id"] == current
+    return JSONResponse(
+        {
+            "user_id": user_id,
+            "current_position_id": current,
+            "primary": next(x for x in positions if x["kind"] == "primary"),
+            "secondary": [x for x in positions if x["kind"] != "primary"],
+        }
+    )
+
+
+async def user_p30s(request: Request) -> Response:
+    p = store.p30s
+    async with request.app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(p)
+            .where(p.c.user_id == request.path_params["user_id"])
+            .order_by(p.c.recorded_at, p.c.p30_id)
+        )
+        return JSONResponse({"p30s": _rows(rows)})
+
+
+async def user_removals(request: Request) -> Response:
+    """AC16: removals and their saga state (a failed release stays pending with its reason)."""
+    r = store.releases
+    async with request.app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(r)
+            .where(r.c.user_id == request.path_params["user_id"])
+            .order_by(r.c.requested_at)
+        )
+        return JSONResponse({"removals": _rows(rows)})
+
+
+async def reviews_due(request: Request) -> Response:
+    """AC09: absence-related records whose review falls due by `at` (default: now) plus the
+    notice period."""
+    at = request.query_params.get("at")
+    try:
+        moment = datetime.fromisoformat(at) if at else request.app.state.runtime.clock()
+    except ValueError:
+        return JSONResponse({"error": "at must be an ISO timestamp"}, status_code=400)
+    g = store.grants
+    async with request.app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(g)
+            .where(
+                g.c.state == "active",
+                g.c.kind == "absence-related",
+                g.c.review_due_at <= moment + domain.REVIEW_NOTICE,
+            )
+            .order_by(g.c.review_due_at)
+        )
+        items = _rows(rows)
+    for item in items:
+        item["overdue"] = datetime.fromisoformat(item["review_due_at"]) <= moment
+    return JSONResponse({"reviews": items})
+
+
+async def outstanding_p30s(request: Request) -> Response:
+    """AC11: emergency grants whose P30 has not arrived; `overdue_flagged` once past deadline."""
+    p = store.p30s
+    async with request.app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(p).where(p.c.emergency, p.c.state == "outstanding").order_by(p.c.deadline)
+        )
+        return JSONResponse({"outstanding": _rows(rows)})
+
+
+async def telephony(request: Request) -> Response:
+    """AC05: calls route on the primary position only."""
+    user_id = request.path_params["user_id"]
+    async with request.app.state.engine.connect() as conn:
+        holdings = await store.holdings(conn, user_id)
+    primary = domain.telephony_position(holdings) if holdings else None
+    if primary is None:
+        return JSONResponse({"error": "no such user"}, status_code=404)
+    return JSONResponse(
+        {"user_id": user_id, "position_id": primary.position_id, "unit_id": primary.unit_id}
+    )
+
+
+def _open_items(*owner_ids: str) -> Any:
+    w = store.work_items
+    return (
+        sa.select(w)
+        .where(w.c.owner_kind == "worker", w.c.owner_id.in_(owner_ids), w.c.state.in_(OPEN_STATES))
+        .order_by(w.c.updated_at, w.c.work_item_id)
+    )
+
+
+async def my_service_requests(request: Request) -> Response:
+    """AC18 (and AC17): only open items assigned to the current position."""
+    user_id = request.path_params["user_id"]
+    async with request.app.state.engine.connect() as conn:
+        current = await _current_position(conn, user_id)
+        if current is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        rows = await conn.execute(_open_items(current))
+        return JSONResponse({"position_id": current, "items": _rows(rows)})
+
+
+async def segment_list(request: Request) -> Response:
+    """AC18: all open items assigned to the user across positions; read-only."""
+    user_id = request.path_params["user_id"]
+    async with request.app.state.engine.connect() as conn:
+        holdings = await store.holdings(conn, user_id)
+        if holdings is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        rows = await conn.execute(_open_items(*(p.position_id for p in holdings.positions)))
+        return JSONResponse({"read_only": True, "items": _rows(rows)})
+
+
+async def complete_from_segment_list(request: Request) -> Response:
+    """AC18: completing from the personal segment list view is refused."""
+    try:
+        domain.refuse_completion_from_list_view()
+    except RuleViolation as refused:
+        return JSONResponse({"rule": refused.rule, "reason": refused.reason}, status_code=409)
+    return JSONResponse({}, status_code=500)  # pragma: no cover - the domain always refuses
+
+
+async def team_view(request: Request) -> Response:
+    """AC19 (and AC17): for the selected position, the caseworkers of its team and only the
+    items assigned to that team (its queue, hopper and its caseworkers' positions)."""
+    user_id = request.path_params["user_id"]
+    pos, u, w = store.positions, store.units, store.work_items
+    async with request.app.state.engine.connect() as conn:
+        current = await _current_position(conn, user_id)
+        row = (await conn.execute(sa.select(pos).where(pos.c.position_id == current))).first()
+        if row is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        unit = (await conn.execute(sa.select(u).where(u.c.unit_id == row.unit_id))).first()
+        caseworkers = _rows(
+            await conn.execute(
+                sa.select(pos.c.position_id, pos.c.user_id, pos.c.role)
+                .where(
+                    pos.c.unit_id == row.unit_id,
+                    pos.c.state == "active",
+                    pos.c.role == Role.CASEWORKER.value,
+                )
+                .order_by(pos.c.user_id)
+            )
+        )
+        owners = [row.unit_id] + ([unit.hopper_id] if unit and unit.hopper_id else [])
+        items = _rows(
+            await conn.execute(
+                sa.select(w)
+                .where(
+                    w.c.state.in_(OPEN_STATES),
+                    sa.or_(
+                        w.c.owner_id.in_(owners) & (w.c.owner_kind != "worker"),
+                        w.c.owner_id.in_([c["position_id"] for c in caseworkers])
+                        & (w.c.owner_kind == "worker"),
+                    ),
+                )
+                .order_by(w.c.updated_at)
+            )
+        )
+    return JSONResponse(
+        {"position_id": current, "unit_id": row.unit_id, "caseworkers": caseworkers, "items": items}
+    )
+
+
+routes = [
+    Route("/users/{user_id}/positions", user_positions),
+    Route("/users/{user_id}/p30s", user_p30s),
+    Route("/users/{user_id}/removals", user_removals),
+    Route("/users/{user_id}/telephony", telephony),
+    Route("/users/{user_id}/my-service-requests", my_service_requests),
+    Route("/users/{user_id}/segment-list", segment_list),
+    Route(
+        "/users/{user_id}/segment-list/{work_item_id}/complete",
+        complete_from_segment_list,
+        methods=["POST"],
+    ),
+    Route("/users/{user_id}/team-view", team_view),
+    Route("/reviews/due", reviews_due),
+    Route("/p30s/outstanding", outstanding_p30s),
+]

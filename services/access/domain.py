@@ -1,0 +1,377 @@
+"""Secondary-access rules (AC01-AC19) as pure functions: no I/O, no clock reads; time comes in
+as an argument. Each function cites the rules it enforces and raises RuleViolation naming it."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from contracts.access import AccessKind, Role
+from services.shared.rules import RuleViolation
+
+MAX_POSITIONS = 10  # AC01
+UNCLEARED_MAX_POSITIONS = 2  # AC02
+REVIEW_MONTHS = 6  # AC09
+REVIEW_NOTICE = timedelta(days=14)  # AC09: flagged this long before it falls due
+EMERGENCY_P30_DEADLINE = timedelta(days=2)  # AC11: the completed P30 is due within this
+MANAGERS = frozenset({Role.TEAM_LEADER, Role.SEGMENT_MANAGER})
+
+# AC13: the only case-owning segments hierarchical access may lead into.
+HIERARCHICAL_SEGMENT_CODES = {
+    "FS_GB_CENOP_000_SPECIAL CLNT": "Special client records",
+    "FS_GB_CMEXF_000_JUD REV": "Judicial review",
+    "FS_GB_CMEXF_000_ESCAL COMP": "Escalated complaints",
+    "FS_GB_CMEXF_000_APPEALS": "Appeals",
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    name: str
+    parent_id: str | None = None
+    code: str | None = None
+    functionally_unique: bool = False
+
+
+@dataclass(frozen=True)
+class Held:
+    """A position a user holds. `backing` counts the active records that justify a secondary
+    position; `removal_pending` is set while allocation releases its work (AC16)."""
+
+    position_id: str
+    unit_id: str
+    role: Role
+    kind: AccessKind
+    backing: int = 0
+    removal_pending: bool = False
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """Everything the rules need to know about one user's positions."""
+
+    user_id: str
+    security_clearance: bool
+    line_manager_id: str | None
+    positions: tuple[Held, ...] = field(default_factory=tuple)
+
+    @property
+    def primary(self) -> Held | None:
+        return next((p for p in self.positions if p.kind is AccessKind.PRIMARY), None)
+
+    def held(self, unit_id: str) -> Held | None:
+        return next((p for p in self.positions if p.unit_id == unit_id), None)
+
+    def position(self, position_id: str) -> Held | None:
+        return next((p for p in self.positions if p.position_id == position_id), None)
+
+
+def secondary_position_id(user_id: str, unit_id: str) -> str:
+    """One position per user and unit, whichever records back it."""
+    return f"{user_id}@{unit_id}"
+
+
+def chain(units: Mapping[str, Unit], unit_id: str) -> list[str]:
+    """The unit and its ancestors in the case-group hierarchy, nearest first."""
+    out: list[str] = []
+    current: str | None = unit_id
+    while current is not None and current not in out:
+        out.append(current)
+        unit = units.get(current)
+        current = unit.parent_id if unit else None
+    return out
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def review_due(from_moment: datetime) -> datetime:
+    """AC09: reviewed at least every six months from the grant or the last review."""
+    return add_months(from_moment, REVIEW_MONTHS)
+
+
+def check_limits(holdings: Holdings, unit_ids: Iterable[str], *, rule: str = "AC01") -> int:
+    """AC01: at most ten positions in all; AC02: more than two needs security clearance.
+    `rule` names the count rule (AC10 when several absence positions go on one P30). Returns
+    the total the user would hold."""
+    new = {u for u in unit_ids if holdings.held(u) is None}
+    total = len(holdings.positions) + len(new)
+    if total > MAX_POSITIONS:
+        raise RuleViolation(
+            rule,
+            f"{holdings.user_id} would hold {total} positions; at most {MAX_POSITIONS} "
+            "(primary and secondary) are allowed",
+        )
+    if total > UNCLEARED_MAX_POSITIONS and not holdings.security_clearance:
+        raise RuleViolation(
+            "AC02",
+            f"{holdings.user_id} would hold {total} positions; more than "
+            f"{UNCLEARED_MAX_POSITIONS} needs security clearance, which they do not have",
+        )
+    return total
+
+
+def check_primary_manager(
+    actor: Holdings | None, user: Holdings, units: Mapping[str, Unit], rule: str
+) -> None:
+    """AC08/AC12: the actor is a primary TL/SM of the user's primary segment (the user's primary
+    unit or a segment above it)."""
+    user_primary = user.primary
+    actor_primary = actor.primary if actor else None
+    if user_primary is None:
+        raise RuleViolation(rule, f"{user.user_id} has no primary position")
+    if (
+        actor is None
+        or actor_primary is None
+        or actor_primary.role not in MANAGERS
+        or actor_primary.unit_id not in chain(units, user_primary.unit_id)
+        or actor.user_id == user.user_id
+    ):
+        who = actor.user_id if actor else "the actor"
+        raise RuleViolation(
+            rule,
+            f"{who} is not a primary team leader or segment manager of "
+            f"{user.user_id}'s primary segment {user_primary.unit_id}",
+        )
+
+
+def _check_targets(user: Holdings, units: Mapping[str, Unit], unit_ids: Sequence[str]) -> None:
+    if len(set(unit_ids)) != len(unit_ids):
+        raise RuleViolation("AC04", "a P30 names each position once")
+    for unit_id in unit_ids:
+        if unit_id not in units:
+            raise RuleViolation("AC04", f"unknown team or segment {unit_id!r}")
+        held = user.held(unit_id)
+        if held is not None and held.kind is AccessKind.PRIMARY:
+            raise RuleViolation(
+                "AC03", f"{unit_id} is {user.user_id}'s primary position, not secondary access"
+            )
+        if held is not None and held.removal_pending:
+            raise RuleViolation(
+                "AC16", f"{held.position_id} is being removed; its work is being released"
+            )
+
+
+def plan_absence_grant(
+    actor: Holdings | None,
+    user: Holdings,
+    units: Mapping[str, Unit],
+    unit_ids: Sequence[str],
+    *,
+    discussion_held: bool,
+    emergency: bool,
+) -> None:
+    """AC06/AC07: only TLs and SMs get absence-related access, never caseworkers. AC08: asked by
+    the primary TL/SM of the user's primary segment, after the discussion with the case-owning
+    TL (recorded; on the emergency path it comes with the P30 afterwards, AC11). AC10/AC01/AC02:
+    the positions on one P30 keep the total at ten or fewer, clearance above two."""
+    primary = user.primary
+    if primary is None or primary.role not in MANAGERS:
+        role = primary.role.value if primary else "no primary position"
+        rule = "AC07" if primary is not None and primary.role is Role.CASEWORKER else "AC06"
+        raise RuleViolation(
+            rule,
+            f"absence-related access is only for team leaders and segment managers; "
+            f"{user.user_id} is {role} (a caseworker's cases are moved by their TL instead)",
+        )
+    check_primary_manager(actor, user, units, "AC08")
+    if not emergency and not discussion_held:
+        raise RuleViolation(
+            "AC08",
+            "the P30 must record that the discussion with the case-owning TL took place",
+        )
+    _check_targets(user, units, unit_ids)
+    check_limits(user, unit_ids, rule="AC10" if len(unit_ids) > 1 else "AC01")
+
+
+@dataclass(frozen=True)
+class HierarchicalPlan:
+    unit_id: str
+    warnings: tuple[str, ...]
+
+
+def hierarchical_segment(units: Mapping[str, Unit], unit_id: str) -> Unit | None:
+    """AC13: the named case-owning segment the unit is (or lies within), if any."""
+    for ancestor in chain(units, unit_id):
+        unit = units.get(ancestor)
+        if unit is not None and unit.code in HIERARCHICAL_SEGMENT_CODES:
+            return unit
+    return None
+
+
+def plan_hierarchical_grant(
+    actor: Holdings | None,
+    agreed_with: Holdings | None,
+    user: Holdings,
+    units: Mapping[str, Unit],
+    unit_ids: Sequence[str],
+) -> HierarchicalPlan:
+    """AC14: one position per request. AC13: only into the four named segments; functionally
+    unique segments warned. AC12: a lower segment's member, P30 completed by that segment's
+    TL/SM, agreed with a TL/SM of the higher segment. AC01/AC02: limits."""
+    if len(unit_ids) != 1:
+        raise RuleViolation(
+            "AC14", f"hierarchical requests carry one position at a time, got {len(unit_ids)}"
+        )
+    (unit_id,) = unit_ids
+    _check_targets(user, units, unit_ids)
+    segment = hierarchical_segment(units, unit_id)
+    if segment is None:
+        codes = ", ".join(HIERARCHICAL_SEGMENT_CODES)
+        raise RuleViolation(
+            "AC13",
+            f"hierarchical access is allowed only into the case-owning segments {codes}; "
+            f"{units[unit_id].name} is not one of them",
+        )
+    check_primary_manager(actor, user, units, "AC12")
+    primary = user.primary
+    assert primary is not None  # checked above
+    if unit_id in chain(units, primary.unit_id) or segment.unit_id in chain(units, primary.unit_id):
+        raise RuleViolation(
+            "AC12",
+            f"{units[unit_id].name} is not above {user.user_id}'s own segment in the hierarchy",
+        )
+    agreed_primary = agreed_with.primary if agreed_with else None
+    if (
+        agreed_primary is None
+        or agreed_primary.role not in MANAGERS
+        or segment.unit_id not in chain(units, agreed_primary.unit_id)
+    ):
+        raise RuleViolation(
+            "AC12",
+            f"the access must be agreed with a team leader or segment manager of {segment.name}",
+        )
+    check_limits(user, unit_ids)
+    warnings = tuple(
+        f"AC13: {units[u].name} is a functionally unique segment; hierarchical access to it "
+        "should be avoided"
+        for u in chain(units, unit_id)
+        if u in units and units[u].functionally_unique
+    )
+    return HierarchicalPlan(unit_id, warnings)
+
+
+@dataclass(frozen=True)
+class RemovalPlan:
+    """`release` is True when no other record backs the position: its work must be released by
+    allocation before the position goes (AC16). Otherwise only the record ends."""
+
+    release: bool
+
+
+def plan_removal(
+    actor: Holdings | None,
+    user: Holdings,
+    units: Mapping[str, Unit],
+    position_id: str,
+    kind: AccessKind,
+    *,
+    set_up_by_line_manager: str | None,
+    discussion_held: bool,
+    via_review: bool = False,
+) -> RemovalPlan:
+    """AC08: absence-related access is removed by the primary TL/SM of the user's primary
+    segment after the discussion. AC15: hierarchical access only by the line manager of the
+    TL/SM who set it up. AC16: a position already being removed cannot be removed twice; the
+    last backing record's removal goes through the release of work."""
+    held = user.position(position_id)
+    if held is None or held.kind is AccessKind.PRIMARY:
+        raise RuleViolation("AC03", f"{position_id} is not a secondary position of {user.user_id}")
+    if held.removal_pending:
+        raise RuleViolation(
+            "AC16", f"{position_id} is already being removed; waiting for its work to be released"
+        )
+    if kind is AccessKind.ABSENCE:
+        check_primary_manager(actor, user, units, "AC09" if via_review else "AC08")
+        if not discussion_held and not via_review:
+            raise RuleViolation(
+                "AC08",
+                "the removal P30 must record the discussion with the case-owning TL so that "
+                "outstanding work is moved or cleared",
+            )
+    elif kind is AccessKind.HIERARCHICAL:
+        if (
+            actor is None
+            or set_up_by_line_manager is None
+            or actor.user_id != (set_up_by_line_manager)
+        ):
+            who = actor.user_id if actor else "the actor"
+            raise RuleViolation(
+                "AC15",
+                f"hierarchical access is removed only by the line manager of the TL/SM who set it "
+                f"up ({set_up_by_line_manager or 'none recorded'}), not by {who}",
+            )
+    return RemovalPlan(release=held.backing <= 1)
+
+
+def check_review(
+    actor: Holdings | None, user: Holdings, units: Mapping[str, Unit], kind: AccessKind
+) -> None:
+    """AC09: absence-related access is reviewed by the TL/SM responsible for it (AC08)."""
+    if kind is not AccessKind.ABSENCE:
+        raise RuleViolation("AC09", "only absence-related access has six-monthly reviews")
+    check_primary_manager(actor, user, units, "AC09")
+
+
+def review_flag(
+    due_at: datetime, now: datetime, *, due_flagged: bool, overdue_flagged: bool
+) -> str | None:
+    """AC09: a review is flagged before it falls due, and escalated once it is overdue; an
+    unanswered review is never renewed silently."""
+    if now >= due_at and not overdue_flagged:
+        return "overdue"
+    if now >= due_at - REVIEW_NOTICE and now < due_at and not due_flagged:
+        return "due"
+    return None
+
+
+def p30_deadline(granted_at: datetime) -> datetime:
+    """AC11: when the completed P30 of an emergency grant is due."""
+    return granted_at + EMERGENCY_P30_DEADLINE
+
+
+def p30_overdue(deadline: datetime, now: datetime, *, flagged: bool) -> bool:
+    """AC11: an outstanding emergency P30 past its deadline is flagged once."""
+    return now >= deadline and not flagged
+
+
+def check_lodge(state: str, emergency: bool, discussion_held: bool) -> None:
+    """AC11: a completed P30 closes an outstanding emergency record; it carries the AC08
+    discussion acknowledgement."""
+    if not emergency or state != "outstanding":
+        raise RuleViolation("AC11", "this P30 is not an outstanding emergency record")
+    if not discussion_held:
+        raise RuleViolation(
+            "AC08", "the completed P30 must record the discussion with the case-owning TL"
+        )
+
+
+def check_change_position(actor_id: str, user: Holdings, position_id: str) -> Held:
+    """AC17: a user switches only to a position they hold (and not one being removed)."""
+    if actor_id != user.user_id:
+        raise RuleViolation("AC17", "only the user can change their own current position")
+    held = user.position(position_id)
+    if held is None or held.removal_pending:
+        raise RuleViolation("AC17", f"{user.user_id} does not hold position {position_id}")
+    return held
+
+
+def telephony_position(user: Holdings) -> Held | None:
+    """AC05: calls route on the primary position only."""
+    return user.primary
+
+
+def refuse_completion_from_list_view() -> None:
+    """AC18: items cannot be completed from the personal segment list view."""
+    raise RuleViolation(
+        "AC18",
+        "the personal segment list view is read-only; change to the item's position and "
+        "complete it from My service requests",
+    )

@@ -1,0 +1,688 @@
+"""Access's message handlers: authorise, decide (domain), persist (store), emit. Commands come on
+access.commands (keyed by user id, so one user's grants and removals apply in order); the
+answers of the removal saga and the work ownership come from allocation.events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from contracts import Event, Topics, registered_types
+from contracts.access import (
+    AbsenceAccessReviewed,
+    AccessGrantEnded,
+    AccessGrantRecorded,
+    AccessKind,
+    ChangePosition,
+    CurrentPositionChanged,
+    DirectoryLoaded,
+    EmergencyAccessGranted,
+    LoadDirectory,
+    LodgeP30,
+    P30Lodged,
+    P30Recorded,
+    PositionGranted,
+    PositionReleaseRequested,
+    PositionRemovalFailed,
+    PositionRevoked,
+    RequestAbsenceAccess,
+    RequestAccessRemoval,
+    RequestEmergencyAbsenceAccess,
+    RequestHierarchicalAccess,
+    ReviewAbsenceAccess,
+    Role,
+    UnitDefined,
+    UserRegistered,
+)
+from contracts.allocation import PositionWorkReleased, PositionWorkReleaseFailed
+from services.access import domain, store
+from services.access.domain import Held, Holdings
+from services.shared.consumer import Dispatcher, HandlerContext
+from services.shared.rules import RuleViolation
+
+dispatcher = Dispatcher()
+CONSUMES = [Topics.ACCESS_COMMANDS, Topics.ALLOCATION_EVENTS]
+Ctx = HandlerContext[Any]
+
+
+# --- Directory -----------------------------------------------------------------------------------
+
+
+@dispatcher.on(LoadDirectory)
+async def load_directory(ctx: HandlerContext[LoadDirectory]) -> None:
+    """The directory's source of truth: units, users and primary positions, published for the
+    other services' projections."""
+    cmd = ctx.message
+    for unit in cmd.units:
+        values = unit.model_dump(mode="json")
+        await ctx.execute(store.upsert(store.units, "unit_id", values))
+        ctx.emit(UnitDefined(**unit.model_dump(exclude={"functionally_unique"})))
+    for user in cmd.users:
+        await ctx.execute(store.upsert(store.users, "user_id", user.model_dump(mode="json")))
+        ctx.emit(UserRegistered(**user.model_dump()))
+    for position in cmd.positions:
+        await ctx.execute(
+            store.upsert(
+                store.positions,
+                "position_id",
+                {
+                    "position_id": position.position_id,
+                    "user_id": position.user_id,
+                    "unit_id": position.unit_id,
+                    "role": position.role.value,
+                    "kind": AccessKind.PRIMARY.value,
+                    "state": "active",
+                    "granted_at": ctx.now,
+                },
+            )
+        )
+        ctx.emit(
+            PositionGranted(
+                user_id=position.user_id,
+                position_id=position.position_id,
+                unit_id=position.unit_id,
+                role=position.role,
+                kind=AccessKind.PRIMARY,
+            )
+        )
+    ctx.emit(
+        DirectoryLoaded(
+            directory_id=cmd.directory_id,
+            units=len(cmd.units),
+            users=len(cmd.users),
+            positions=len(cmd.positions),
+        )
+    )
+
+
+# --- Shared steps ---------------------------------------------------------------------------
+
+
+async def _subject(ctx: Ctx, user_id: str) -> Holdings:
+    """The user the command is about, locked for the transaction (AC01/AC02 in-transaction)."""
+    user = await store.holdings(ctx.conn, user_id, lock=True)
+    if user is None:
+        raise RuleViolation("AC01", f"unknown user {user_id!r}")
+    return user
+
+
+async def _actor(ctx: Ctx) -> Holdings | None:
+    return await store.holdings(ctx.conn, ctx.actor.user_id if ctx.actor else None)
+
+
+def _actor_id(ctx: Ctx) -> str:
+    return ctx.actor.user_id if ctx.actor else ""
+
+
+async def _record_p30(ctx: Ctx, **values: Any) -> uuid.UUID:
+    """AC04: the P30 record, written in the transaction of what it covers."""
+    row = store.p30_values(now=ctx.now, **values)
+    await ctx.execute(store.p30s.insert().values(**row))
+    ctx.emit(
+        P30Recorded(
+            p30_id=row["p30_id"],
+            user_id=row["user_id"],
+            action=row["action"],
+            kind=values["kind"],
+            unit_ids=row["unit_ids"],
+            requested_by=row["requested_by"],
+            approved_by=row["approved_by"],
+            reason=row["reason"],
+            discussion_held=row["discussion_held"],
+            discussed_with=row["discussed_with"],
+            state=row["state"],
+            emergency=row["emergency"],
+            deadline=row["deadline"],
+            warnings=row["warnings"],
+            recorded_at=ctx.now,
+        )
+    )
+    return uuid.UUID(str(row["p30_id"]))
+
+
+async def _grant(
+    ctx: Ctx,
+    user: Holdings,
+    unit_id: str,
+    kind: AccessKind,
+    p30_id: uuid.UUID,
+    *,
+    emergency: bool = False,
+    warnings: tuple[str, ...] = (),
+) -> str:
+    """Adds a record backing the user's position in the unit; the position is granted (and
+    published) only if the user did not already hold it."""
+    position_id = domain.secondary_position_id(user.user_id, unit_id)
+    primary = user.primary
+    assert primary is not None
+    role: Role = primary.role
+    if user.held(unit_id) is None:
+        await ctx.execute(
+            store.upsert(
+                store.positions,
+                "position_id",
+                {
+                    "position_id": position_id,
+                    "user_id": user.user_id,
+                    "unit_id": unit_id,
+                    "role": role.value,
+                    "kind": kind.value,
+                    "state": "active",
+                    "granted_at": ctx.now,
+                    "removed_at": None,
+                },
+            )
+        )
+        ctx.emit(
+            PositionGranted(
+                user_id=user.user_id,
+                position_id=position_id,
+                unit_id=unit_id,
+                role=role,
+                kind=kind,
+                p30_id=p30_id,
+                emergency=emergency,
+            )
+        )
+    grant_id = uuid.uuid5(ctx.envelope.message_id, f"grant:{unit_id}")
+    due = domain.review_due(ctx.now) if kind is AccessKind.ABSENCE else None
+    await ctx.execute(
+        store.grants.insert().values(
+            grant_id=grant_id,
+            user_id=user.user_id,
+            position_id=position_id,
+            kind=kind.value,
+            p30_id=p30_id,
+            emergency=emergency,
+            state="active",
+            granted_at=ctx.now,
+            review_due_at=due,
+        )
+    )
+    ctx.emit(
+        AccessGrantRecorded(
+            grant_id=grant_id,
+            user_id=user.user_id,
+            position_id=position_id,
+            unit_id=unit_id,
+            kind=kind,
+            p30_id=p30_id,
+            emergency=emergency,
+            review_due_at=due,
+            warnings=list(warnings),
+        )
+    )
+    return position_id
+
+
+async def _end_grant(ctx: Ctx, grant_id: uuid.UUID, p30_id: uuid.UUID) -> None:
+    g = store.grants
+    await ctx.execute(
+        g.update()
+        .where(g.c.grant_id == grant_id)
+        .values(state="ended", ended_at=ctx.now, ended_by_p30_id=p30_id)
+    )
+
+
+# --- Absence-related access (AC06-AC11) -----------------------------------------------------------
+
+
+@dispatcher.on(RequestAbsenceAccess)
+async def request_absence_access(ctx: HandlerContext[RequestAbsenceAccess]) -> None:
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    units = await store.all_units(ctx.conn)
+    domain.plan_absence_grant(
+        await _actor(ctx),
+        user,
+        units,
+        cmd.unit_ids,
+        discussion_held=cmd.discussion_held,
+        emergency=False,
+    )
+    p30_id = await _record_p30(
+        ctx,
+        p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
+        user_id=user.user_id,
+        action="set-up",
+        kind=AccessKind.ABSENCE,
+        unit_ids=list(cmd.unit_ids),
+        requested_by=_actor_id(ctx),
+        approved_by=_actor_id(ctx),
+        reason=cmd.reason,
+        discussion_held=cmd.discussion_held,
+        discussed_with=cmd.discussed_with,
+        state="complete",
+        emergency=False,
+        deadline=None,
+        warnings=[],
+    )
+    for unit_id in cmd.unit_ids:
+        await _grant(ctx, user, unit_id, AccessKind.ABSENCE, p30_id)
+
+
+@dispatcher.on(RequestEmergencyAbsenceAccess)
+async def request_emergency_absence_access(
+    ctx: HandlerContext[RequestEmergencyAbsenceAccess],
+) -> None:
+    """AC11: one command, one transaction: the grant and its outstanding P30 with a deadline."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    units = await store.all_units(ctx.conn)
+    domain.plan_absence_grant(
+        await _actor(ctx), user, units, [cmd.unit_id], discussion_held=False, emergency=True
+    )
+    deadline = domain.p30_deadline(ctx.now)
+    p30_id = await _record_p30(
+        ctx,
+        p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
+        user_id=user.user_id,
+        action="set-up",
+        kind=AccessKind.ABSENCE,
+        unit_ids=[cmd.unit_id],
+        requested_by=_actor_id(ctx),
+        approved_by=None,
+        reason=cmd.reason,
+        discussion_held=False,
+        discussed_with=None,
+        state="outstanding",
+        emergency=True,
+        deadline=deadline,
+        warnings=[],
+    )
+    position_id = await _grant(ctx, user, cmd.unit_id, AccessKind.ABSENCE, p30_id, emergency=True)
+    ctx.emit(
+        EmergencyAccessGranted(
+            p30_id=p30_id,
+            user_id=user.user_id,
+            position_id=position_id,
+            requested_by=_actor_id(ctx),
+            p30_deadline=deadline,
+        )
+    )
+
+
+@dispatcher.on(LodgeP30)
+async def lodge_p30(ctx: HandlerContext[LodgeP30]) -> None:
+    """AC11: the completed P30 closes the outstanding emergency record."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    record = await store.p30(ctx.conn, cmd.p30_id, lock=True)
+    if record is None or record.user_id != user.user_id:
+        raise RuleViolation("AC11", f"no emergency P30 {cmd.p30_id} for {user.user_id}")
+    domain.check_primary_manager(await _actor(ctx), user, await store.all_units(ctx.conn), "AC08")
+    domain.check_lodge(record.state, record.emergency, cmd.discussion_held)
+    p = store.p30s
+    await ctx.execute(
+        p.update()
+        .where(p.c.p30_id == cmd.p30_id)
+        .values(
+            state="complete",
+            approved_by=_actor_id(ctx),
+            discussion_held=True,
+            discussed_with=cmd.discussed_with,
+            reason=cmd.reason or record.reason,
+            closed_at=ctx.now,
+            closed_by=_actor_id(ctx),
+        )
+    )
+    ctx.emit(
+        P30Lodged(
+            p30_id=cmd.p30_id,
+            user_id=user.user_id,
+            lodged_by=_actor_id(ctx),
+            lodged_at=ctx.now,
+            late=record.deadline is not None and ctx.now > record.deadline,
+        )
+    )
+
+
+# --- Hierarchical access (AC12-AC15) -------------------------------------------------------------
+
+
+@dispatcher.on(RequestHierarchicalAccess)
+async def request_hierarchical_access(ctx: HandlerContext[RequestHierarchicalAccess]) -> None:
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    units = await store.all_units(ctx.conn)
+    plan = domain.plan_hierarchical_grant(
+        await _actor(ctx),
+        await store.holdings(ctx.conn, cmd.agreed_with),
+        user,
+        units,
+        cmd.unit_ids,
+    )
+    p30_id = await _record_p30(
+        ctx,
+        p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
+        user_id=user.user_id,
+        action="set-up",
+        kind=AccessKind.HIERARCHICAL,
+        unit_ids=[plan.unit_id],
+        requested_by=_actor_id(ctx),
+        approved_by=cmd.agreed_with,
+        reason=cmd.reason,
+        discussion_held=True,
+        discussed_with=cmd.agreed_with,
+        state="complete",
+        emergency=False,
+        deadline=None,
+        warnings=list(plan.warnings),
+    )
+    await _grant(ctx, user, plan.unit_id, AccessKind.HIERARCHICAL, p30_id, warnings=plan.warnings)
+
+
+# --- Removal (AC16 saga), reviews (AC09) ---------------------------------------------------------
+
+
+async def _remove(
+    ctx: Ctx,
+    user: Holdings,
+    held: Held,
+    grant: dict[str, Any],
+    *,
+    reason: str,
+    discussion_held: bool,
+    successor_position_id: str | None,
+    via_review: bool = False,
+) -> None:
+    kind = AccessKind(grant["kind"])
+    set_up = await store.p30(ctx.conn, grant["p30_id"])
+    plan = domain.plan_removal(
+        await _actor(ctx),
+        user,
+        await store.all_units(ctx.conn),
+        held.position_id,
+        kind,
+        set_up_by_line_manager=await store.line_manager(
+            ctx.conn, set_up.requested_by if set_up else None
+        ),
+        discussion_held=discussion_held,
+        via_review=via_review,
+    )
+    p30_id = await _record_p30(
+        ctx,
+        p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
+        user_id=user.user_id,
+        action="removal",
+        kind=kind,
+        unit_ids=[held.unit_id],
+        requested_by=_actor_id(ctx),
+        approved_by=_actor_id(ctx),
+        reason=reason,
+        discussion_held=discussion_held,
+        discussed_with=None,
+        state="pending" if plan.release else "complete",
+        emergency=False,
+        deadline=None,
+        warnings=[],
+    )
+    if not plan.release:
+        # Another record still justifies the position: only this record ends.
+        await _end_grant(ctx, grant["grant_id"], p30_id)
+        ctx.emit(
+            AccessGrantEnded(
+                grant_id=grant["grant_id"],
+                user_id=user.user_id,
+                position_id=held.position_id,
+                p30_id=p30_id,
+                position_kept=True,
+            )
+        )
+        return
+    release_id = uuid.uuid5(ctx.envelope.message_id, "release")
+    pos = store.positions
+    await ctx.execute(
+        pos.update().where(pos.c.position_id == held.position_id).values(state="removal_pending")
+    )
+    await ctx.execute(
+        store.releases.insert().values(
+            release_id=release_id,
+            user_id=user.user_id,
+            position_id=held.position_id,
+            grant_id=grant["grant_id"],
+            p30_id=p30_id,
+            successor_position_id=successor_position_id,
+            state="requested",
+            requested_at=ctx.now,
+        )
+    )
+    ctx.emit(
+        PositionReleaseRequested(
+            release_id=release_id,
+            user_id=user.user_id,
+            position_id=held.position_id,
+            successor_position_id=successor_position_id,
+        )
+    )
+
+
+@dispatcher.on(RequestAccessRemoval)
+async def request_access_removal(ctx: HandlerContext[RequestAccessRemoval]) -> None:
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    held = user.position(cmd.position_id)
+    grant = await store.active_grant(ctx.conn, cmd.position_id, cmd.kind)
+    if held is None or grant is None or grant["user_id"] != user.user_id:
+        raise RuleViolation(
+            "AC04", f"no active {cmd.kind.value} record backs {cmd.position_id} for {cmd.user_id}"
+        )
+    await _remove(
+        ctx,
+        user,
+        held,
+        grant,
+        reason=cmd.reason,
+        discussion_held=cmd.discussion_held,
+        successor_position_id=cmd.successor_position_id,
+    )
+
+
+@dispatcher.on(ReviewAbsenceAccess)
+async def review_absence_access(ctx: HandlerContext[ReviewAbsenceAccess]) -> None:
+    """AC09: confirm (due again in six months) or remove (through the AC16 saga)."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    grant = await store.grant(ctx.conn, cmd.grant_id)
+    if grant is None or grant["user_id"] != user.user_id or grant["state"] != "active":
+        raise RuleViolation("AC09", f"no active absence-related record {cmd.grant_id}")
+    held = user.position(grant["position_id"])
+    assert held is not None
+    actor = await _actor(ctx)
+    domain.check_review(actor, user, await store.all_units(ctx.conn), AccessKind(grant["kind"]))
+    if not cmd.confirm:
+        await _remove(
+            ctx,
+            user,
+            held,
+            grant,
+            reason=cmd.reason or "removed at review",
+            discussion_held=True,
+            successor_position_id=cmd.successor_position_id,
+            via_review=True,
+        )
+    next_due = domain.review_due(ctx.now) if cmd.confirm else None
+    if cmd.confirm:
+        g = store.grants
+        await ctx.execute(
+            g.update()
+            .where(g.c.grant_id == cmd.grant_id)
+            .values(review_due_at=next_due, review_due_flagged=False, review_overdue_flagged=False)
+        )
+    ctx.emit(
+        AbsenceAccessReviewed(
+            grant_id=cmd.grant_id,
+            user_id=user.user_id,
+            position_id=held.position_id,
+            reviewed_by=_actor_id(ctx),
+            confirmed=cmd.confirm,
+            next_review_due_at=next_due,
+        )
+    )
+
+
+@dispatcher.on(PositionWorkReleased)
+async def position_work_released(ctx: HandlerContext[PositionWorkReleased]) -> None:
+    """AC16 saga, last step: allocation moved the work; now the access goes, with its P30."""
+    event = ctx.message
+    await _project_work(ctx)
+    release = await store.release(ctx.conn, event.release_id)
+    if release is None or release.state == "released":
+        return  # not ours, or already completed (the saga completes exactly once)
+    r, pos, p = store.releases, store.positions, store.p30s
+    await ctx.execute(
+        r.update()
+        .where(r.c.release_id == event.release_id)
+        .values(
+            state="released",
+            reason=None,
+            moved=[i.model_dump(mode="json") for i in event.moved],
+            completed_at=ctx.now,
+        )
+    )
+    await _end_grant(ctx, release.grant_id, release.p30_id)
+    await ctx.execute(
+        pos.update()
+        .where(pos.c.position_id == release.position_id)
+        .values(state="removed", removed_at=ctx.now)
+    )
+    await ctx.execute(
+        p.update()
+        .where(p.c.p30_id == release.p30_id)
+        .values(state="complete", failure_reason=None, closed_at=ctx.now)
+    )
+    u = store.users
+    await ctx.execute(
+        u.update()
+        .where(u.c.user_id == release.user_id, u.c.current_position_id == release.position_id)
+        .values(current_position_id=None)
+    )
+    ctx.emit(
+        PositionRevoked(
+            user_id=release.user_id, position_id=release.position_id, p30_id=release.p30_id
+        )
+    )
+
+
+@dispatcher.on(PositionWorkReleaseFailed)
+async def position_work_release_failed(ctx: HandlerContext[PositionWorkReleaseFailed]) -> None:
+    """AC16: the release failed; the removal stays pending with the reason, the access stays."""
+    event = ctx.message
+    release = await store.release(ctx.conn, event.release_id)
+    if release is None or release.state != "requested":
+        return
+    r, p = store.releases, store.p30s
+    await ctx.execute(
+        r.update().where(r.c.release_id == event.release_id).values(reason=event.reason)
+    )
+    await ctx.execute(
+        p.update().where(p.c.p30_id == release.p30_id).values(failure_reason=event.reason)
+    )
+    ctx.emit(
+        PositionRemovalFailed(
+            release_id=event.release_id,
+            user_id=event.user_id,
+            position_id=event.position_id,
+            reason=event.reason,
+        )
+    )
+
+
+# --- Current position (AC17) ---------------------------------------------------------------------
+
+
+@dispatcher.on(ChangePosition)
+async def change_position(ctx: HandlerContext[ChangePosition]) -> None:
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    domain.check_change_position(_actor_id(ctx), user, cmd.position_id)
+    u = store.users
+    previous = await ctx.conn.scalar(
+        sa.select(u.c.current_position_id).where(u.c.user_id == user.user_id)
+    )
+    await ctx.execute(
+        u.update().where(u.c.user_id == user.user_id).values(current_position_id=cmd.position_id)
+    )
+    ctx.emit(
+        CurrentPositionChanged(
+            user_id=user.user_id,
+            position_id=cmd.position_id,
+            previous_position_id=previous or (user.primary.position_id if user.primary else None),
+        )
+    )
+
+
+# --- Work ownership, projected from allocation.events (AC18 views) ------------------------------
+
+_OWNER_FIELDS = ("to_owner", "owner", "new_owner")
+_ITEM_LISTS = ("moved", "items", "assigned")
+
+
+def _owner_of(payload: dict[str, Any]) -> tuple[str, str] | None:
+    for name in _OWNER_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, dict) and value.get("kind") and value.get("id"):
+            return str(value["kind"]), str(value["id"])
+    if payload.get("owner_kind") and payload.get("owner_id"):
+        return str(payload["owner_kind"]), str(payload["owner_id"])
+    return None
+
+
+async def _project_item(ctx: Ctx, payload: dict[str, Any], inherited: dict[str, Any]) -> None:
+    merged = {**inherited, **payload}
+    try:
+        work_item_id = uuid.UUID(str(merged["work_item_id"]))
+    except (KeyError, ValueError):
+        return
+    owner = _owner_of(merged)
+    state = merged.get("state") or merged.get("to_state")
+    w = store.work_items
+    changes: dict[str, Any] = {"updated_at": ctx.now}
+    if owner:
+        changes["owner_kind"], changes["owner_id"] = owner
+    if state:
+        changes["state"] = str(state)
+    if merged.get("step_type"):
+        changes["step_type"] = str(merged["step_type"])
+    if owner and merged.get("person_id"):
+        values = {
+            "work_item_id": work_item_id,
+            "person_id": str(merged["person_id"]),
+            "state": changes.get("state", "incoming"),
+            **changes,
+        }
+        stmt = insert(w).values(**values)
+        await ctx.execute(
+            stmt.on_conflict_do_update(index_elements=[w.c.work_item_id], set_=changes)
+        )
+    elif len(changes) > 1:
+        await ctx.execute(w.update().where(w.c.work_item_id == work_item_id).values(**changes))
+
+
+async def _project_work(ctx: Ctx) -> None:
+    """Keeps who holds which work item, from whatever allocation event carries an item and its
+    new owner or state (creation, assignment, release)."""
+    payload = ctx.message.model_dump(mode="json")
+    top = {k: v for k, v in payload.items() if k not in _ITEM_LISTS and k != "item"}
+    await _project_item(ctx, top, {})
+    items = [payload.get("item")] + [i for n in _ITEM_LISTS for i in payload.get(n) or []]
+    for item in items:
+        if isinstance(item, dict):
+            await _project_item(ctx, item, {"person_id": top.get("person_id")})
+
+
+def _register_allocation_events() -> None:
+    """Every allocation event has a handler (a record without one would be dead-lettered)."""
+    for type_name, model in registered_types().items():
+        if (
+            type_name.startswith("allocation.")
+            and issubclass(model, Event)
+            and type_name not in dispatcher.handlers
+        ):
+            dispatcher.handlers[type_name] = _project_work
+
+
+_register_allocation_events()

@@ -1,0 +1,290 @@
+"""Access's tables (schema `access`) and queries: the directory it is the source of truth for,
+the records (grants) backing each secondary position, the P30 records, the releases of the
+removal saga, and a projection of who holds which work (from allocation.events)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.access import AccessKind, Role
+from services.access.domain import Held, Holdings, Unit
+from services.shared.plumbing_tables import inbox_table, outbox_table
+
+SCHEMA = "access"
+metadata = sa.MetaData(schema=SCHEMA)
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+
+TS = sa.DateTime(timezone=True)
+
+units = sa.Table(
+    "units",
+    metadata,
+    sa.Column("unit_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("parent_id", sa.Text),
+    sa.Column("code", sa.Text),
+    sa.Column("hopper_id", sa.Text),
+    sa.Column("functionally_unique", sa.Boolean, nullable=False, server_default="false"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email", sa.Text),
+    sa.Column("line_manager_id", sa.Text),
+    sa.Column("security_clearance", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("current_position_id", sa.Text),
+)
+
+# state: active | removal_pending | removed
+positions = sa.Table(
+    "positions",
+    metadata,
+    sa.Column("position_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("unit_id", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("granted_at", TS, nullable=False),
+    sa.Column("removed_at", TS),
+)
+
+# A record that backs a secondary position (AC03 kind); state: active | ended.
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("grant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("position_id", sa.Text, nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("p30_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("emergency", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("granted_at", TS, nullable=False),
+    sa.Column("review_due_at", TS),
+    sa.Column("review_due_flagged", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("review_overdue_flagged", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("ended_at", TS),
+    sa.Column("ended_by_p30_id", UUID(as_uuid=True)),
+)
+
+# AC04: the CSUA P30 records. state: complete | outstanding | pending.
+p30s = sa.Table(
+    "p30s",
+    metadata,
+    sa.Column("p30_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("unit_ids", JSONB, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("approved_by", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("discussion_held", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("discussed_with", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("emergency", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("deadline", TS),
+    sa.Column("overdue_flagged", sa.Boolean, nullable=False, server_default="false"),
+    sa.Column("warnings", JSONB, nullable=False, server_default="[]"),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("recorded_at", TS, nullable=False),
+    sa.Column("closed_at", TS),
+    sa.Column("closed_by", sa.Text),
+)
+
+# AC16: the removal saga. state: requested | released | failed.
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("release_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("position_id", sa.Text, nullable=False, index=True),
+    sa.Column("grant_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("p30_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("successor_position_id", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("moved", JSONB, nullable=False, server_default="[]"),
+    sa.Column("requested_at", TS, nullable=False),
+    sa.Column("completed_at", TS),
+)
+
+# Who holds which work, projected from allocation.events (AC18's views).
+work_items = sa.Table(
+    "work_items",
+    metadata,
+    sa.Column("work_item_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("person_id", sa.Text, nullable=False),
+    sa.Column("step_type", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("owner_kind", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_access_work_owner", "owner_kind", "owner_id"),
+)
+
+
+def upsert(table: sa.Table, key: str, values: dict[str, Any]) -> Any:
+    stmt = insert(table).values(**values)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[key]], set_={k: stmt.excluded[k] for k in values if k != key}
+    )
+
+
+async def all_units(conn: AsyncConnection) -> dict[str, Unit]:
+    rows = await conn.execute(sa.select(units))
+    return {
+        r.unit_id: Unit(
+            unit_id=r.unit_id,
+            name=r.name,
+            parent_id=r.parent_id,
+            code=r.code,
+            functionally_unique=r.functionally_unique,
+        )
+        for r in rows
+    }
+
+
+async def holdings(
+    conn: AsyncConnection, user_id: str | None, *, lock: bool = False
+) -> Holdings | None:
+    """A user's positions with the number of active records backing each; `lock` holds the
+    user's row so that limits are checked and written in one transaction (AC01, AC02)."""
+    if not user_id:
+        return None
+    query = sa.select(users).where(users.c.user_id == user_id)
+    user = (await conn.execute(query.with_for_update() if lock else query)).first()
+    if user is None:
+        return None
+    backing = (
+        sa.select(sa.func.count())
+        .where(grants.c.position_id == positions.c.position_id, grants.c.state == "active")
+        .scalar_subquery()
+    )
+    rows = await conn.execute(
+        sa.select(positions, backing.label("backing"))
+        .where(positions.c.user_id == user_id, positions.c.state != "removed")
+        .order_by(positions.c.granted_at, positions.c.position_id)
+    )
+    return Holdings(
+        user_id=user.user_id,
+        security_clearance=user.security_clearance,
+        line_manager_id=user.line_manager_id,
+        positions=tuple(
+            Held(
+                position_id=r.position_id,
+                unit_id=r.unit_id,
+                role=Role(r.role),
+                kind=AccessKind(r.kind),
+                backing=r.backing,
+                removal_pending=r.state == "removal_pending",
+            )
+            for r in rows
+        ),
+    )
+
+
+async def line_manager(conn: AsyncConnection, user_id: str | None) -> str | None:
+    if not user_id:
+        return None
+    value = await conn.scalar(sa.select(users.c.line_manager_id).where(users.c.user_id == user_id))
+    return str(value) if value else None
+
+
+async def active_grant(
+    conn: AsyncConnection, position_id: str, kind: AccessKind
+) -> dict[str, Any] | None:
+    """The newest active record of this kind backing the position."""
+    row = (
+        await conn.execute(
+            sa.select(grants)
+            .where(
+                grants.c.position_id == position_id,
+                grants.c.kind == kind.value,
+                grants.c.state == "active",
+            )
+            .order_by(grants.c.emergency.desc(), grants.c.granted_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def grant(conn: AsyncConnection, grant_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(grants).where(grants.c.grant_id == grant_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def p30(conn: AsyncConnection, p30_id: uuid.UUID, *, lock: bool = False) -> Any:
+    query = sa.select(p30s).where(p30s.c.p30_id == p30_id)
+    return (await conn.execute(query.with_for_update() if lock else query)).first()
+
+
+async def release(conn: AsyncConnection, release_id: uuid.UUID) -> Any:
+    query = sa.select(releases).where(releases.c.release_id == release_id).with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def managers_of(conn: AsyncConnection, unit_ids: list[str]) -> list[str]:
+    """Users holding a primary TL/SM position in any of these units (AC08's responsible)."""
+    rows = await conn.execute(
+        sa.select(positions.c.user_id)
+        .where(
+            positions.c.unit_id.in_(unit_ids),
+            positions.c.kind == AccessKind.PRIMARY.value,
+            positions.c.state == "active",
+            positions.c.role.in_([Role.TEAM_LEADER.value, Role.SEGMENT_MANAGER.value]),
+        )
+        .distinct()
+        .order_by(positions.c.user_id)
+    )
+    return [r.user_id for r in rows]
+
+
+def p30_values(
+    *,
+    p30_id: uuid.UUID,
+    user_id: str,
+    action: str,
+    kind: AccessKind,
+    unit_ids: list[str],
+    requested_by: str,
+    approved_by: str | None,
+    reason: str,
+    discussion_held: bool,
+    discussed_with: str | None,
+    state: str,
+    emergency: bool,
+    deadline: datetime | None,
+    warnings: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "p30_id": p30_id,
+        "user_id": user_id,
+        "action": action,
+        "kind": kind.value,
+        "unit_ids": unit_ids,
+        "requested_by": requested_by,
+        "approved_by": approved_by,
+        "reason": reason,
+        "discussion_held": discussion_held,
+        "discussed_with": discussed_with,
+        "state": state,
+        "emergency": emergency,
+        "deadline": deadline,
+        "warnings": warnings,
+        "recorded_at": now,
+    }

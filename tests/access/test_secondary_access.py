@@ -1,0 +1,332 @@
+"""Secondary access over the real broker and database: the directory, limits (AC01, AC02, AC10),
+P30 records (AC04), absence-related (AC06-AC09, AC11) and hierarchical access (AC12-AC15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.access import (
+    AccessGrantEnded,
+    AccessGrantRecorded,
+    AccessKind,
+    EmergencyAccessGranted,
+    LodgeP30,
+    P30Lodged,
+    P30Recorded,
+    PositionGranted,
+    PositionReleaseRequested,
+    RequestAbsenceAccess,
+    RequestAccessRemoval,
+    RequestEmergencyAbsenceAccess,
+    RequestHierarchicalAccess,
+    UnitDefined,
+    UserRegistered,
+)
+from tests.access.conftest import AccessService, Org, Outcome
+
+
+def absence(org: Org, user: str, *teams: str, discussed: bool = True) -> RequestAbsenceAccess:
+    return RequestAbsenceAccess(
+        user_id=org.id(user),
+        unit_ids=[org.id(t) for t in teams],
+        reason="standing cover for absence",
+        discussion_held=discussed,
+        discussed_with=org.id("tl-enf-1"),
+    )
+
+
+def hierarchical(org: Org, user: str, *units: str, agreed: str = "tl-appeals") -> Any:
+    return RequestHierarchicalAccess(
+        user_id=org.id(user),
+        unit_ids=[org.id(u) for u in units],
+        agreed_with=org.id(agreed),
+        reason="appeals backlog",
+    )
+
+
+def rejected(outcome: Outcome, rule: str) -> str:
+    assert outcome.rejection is not None, f"expected a rejection naming {rule}"
+    assert outcome.rejection.rule == rule, outcome.rejection
+    return outcome.rejection.reason
+
+
+async def positions(access: AccessService, org: Org, user: str) -> dict[str, Any]:
+    response = await access.http.get(f"/users/{org.id(user)}/positions")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_load_directory_publishes_units_users_and_primary_positions(
+    access: AccessService, org: Org
+) -> None:
+    events = org.event_log.envelopes()
+    units = {e.payload["unit_id"]: e.payload for e in events if e.type == UnitDefined.TYPE}
+    users = {e.payload["user_id"] for e in events if e.type == UserRegistered.TYPE}
+    granted = [e.payload for e in events if e.type == PositionGranted.TYPE]
+    assert units[org.id("appeals")]["code"] == "FS_GB_CMEXF_000_APPEALS"
+    assert units[org.id("team-appeals")]["parent_id"] == org.id("appeals")
+    assert org.id("cw-1") in users
+    assert {
+        "user_id": org.id("cw-1"),
+        "position_id": org.pos("cw-1"),
+        "kind": "primary",
+    }.items() <= next(g for g in granted if g["user_id"] == org.id("cw-1")).items()
+    view = await positions(access, org, "cw-1")
+    assert view["primary"]["unit_id"] == org.id("team-enf-1")
+    assert view["secondary"] == []
+
+
+async def test_ac04_ac08_absence_grant_writes_p30_with_discussion_in_same_transaction(
+    access: AccessService, org: Org
+) -> None:
+    outcome = await org.send(
+        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    assert outcome.rejection is None
+    p30 = outcome.one(P30Recorded)
+    grant = outcome.one(AccessGrantRecorded)
+    assert grant.p30_id == p30.p30_id
+    assert (p30.action, p30.kind, p30.state) == ("set-up", AccessKind.ABSENCE, "complete")
+    assert p30.requested_by == org.id("sm-enf") and p30.approved_by == org.id("sm-enf")
+    assert p30.discussion_held and p30.discussed_with == org.id("tl-enf-1")
+    history = (await access.http.get(f"/users/{org.id('tl-enf-2')}/p30s")).json()["p30s"]
+    assert [h["p30_id"] for h in history] == [str(p30.p30_id)]
+    view = await positions(access, org, "tl-enf-2")
+    (secondary,) = view["secondary"]
+    assert secondary["unit_id"] == org.id("team-enf-1")
+    assert secondary["kind"] == "absence-related"
+    assert secondary["records"][0]["p30_state"] == "complete"
+
+
+async def test_ac08_absence_access_needs_the_discussion_recorded(org: Org) -> None:
+    outcome = await org.send(absence(org, "tl-enf-2", "team-enf-1", discussed=False), "sm-enf")
+    assert "discussion" in rejected(outcome, "AC08")
+
+
+async def test_ac08_only_primary_tl_sm_of_the_users_primary_segment_adds_absence_access(
+    org: Org,
+) -> None:
+    outcome = await org.send(absence(org, "tl-enf-2", "team-enf-1"), "sm-appeals")
+    assert org.id("sm-appeals") in rejected(outcome, "AC08")
+    # nor may the user grant it to themselves
+    outcome = await org.send(absence(org, "tl-enf-2", "team-enf-1"), "tl-enf-2")
+    rejected(outcome, "AC08")
+
+
+async def test_ac06_absence_access_only_for_team_leaders_and_segment_managers(
+    org: Org,
+) -> None:
+    outcome = await org.send(absence(org, "cw-1", "team-enf-2"), "sm-enf")
+    assert "caseworker" in rejected(outcome, "AC07")
+
+
+async def test_ac07_caseworkers_are_not_given_absence_related_access(org: Org) -> None:
+    outcome = await org.send(absence(org, "cw-2", "team-enf-2"), "tl-enf-1")
+    assert "team leaders and segment managers" in rejected(outcome, "AC07")
+
+
+async def test_ac10_several_absence_positions_on_one_p30_up_to_ten(
+    access: AccessService, org: Org
+) -> None:
+    teams = [f"team-enf-{n}" for n in range(3, 12)]  # nine more: ten with the primary
+    outcome = await org.send(absence(org, "tl-enf-2", *teams), "sm-enf", wait_for=P30Recorded)
+    assert outcome.rejection is None
+    await org.event_log.wait_for(
+        lambda: (
+            len(
+                [
+                    e
+                    for e in org.event_log.caused_by(outcome.sent.message_id)
+                    if e.type == AccessGrantRecorded.TYPE
+                ]
+            )
+            == 9
+        )
+    )
+    (p30,) = outcome.of(P30Recorded)
+    assert p30.unit_ids == [org.id(t) for t in teams]
+    assert len((await positions(access, org, "tl-enf-2"))["secondary"]) == 9
+
+
+async def test_ac10_one_p30_that_would_exceed_ten_positions_is_refused_whole(
+    access: AccessService, org: Org
+) -> None:
+    teams = [f"team-enf-{n}" for n in range(3, 13)]  # ten more: eleven with the primary
+    outcome = await org.send(absence(org, "tl-enf-2", *teams), "sm-enf")
+    assert "11 positions" in rejected(outcome, "AC10")
+    assert (await positions(access, org, "tl-enf-2"))["secondary"] == []
+    assert (await access.http.get(f"/users/{org.id('tl-enf-2')}/p30s")).json()["p30s"] == []
+
+
+async def test_ac01_at_most_ten_positions_in_all(access: AccessService, org: Org) -> None:
+    teams = [f"team-enf-{n}" for n in range(3, 12)]
+    first = await org.send(absence(org, "tl-enf-2", *teams), "sm-enf", wait_for=P30Recorded)
+    assert first.rejection is None
+    outcome = await org.send(absence(org, "tl-enf-2", "team-enf-12"), "sm-enf")
+    assert "at most 10" in rejected(outcome, "AC01")
+    assert len((await positions(access, org, "tl-enf-2"))["secondary"]) == 9
+
+
+async def test_ac02_more_than_two_positions_needs_security_clearance(
+    access: AccessService, org: Org
+) -> None:
+    ok = await org.send(
+        absence(org, "tl-enf-3", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    assert ok.rejection is None
+    outcome = await org.send(absence(org, "tl-enf-3", "team-enf-2"), "sm-enf")
+    assert "clearance" in rejected(outcome, "AC02")
+    hier = await org.send(
+        hierarchical(org, "cw-2", "team-appeals"), "tl-enf-1", wait_for=P30Recorded
+    )
+    assert hier.rejection is None
+    second = await org.send(hierarchical(org, "cw-2", "jud-rev", agreed="sm-jud-rev"), "tl-enf-1")
+    rejected(second, "AC02")
+    assert len((await positions(access, org, "cw-2"))["secondary"]) == 1
+
+
+async def test_ac11_emergency_grant_at_once_with_p30_outstanding_until_lodged(
+    access: AccessService, org: Org
+) -> None:
+    outcome = await org.send(
+        RequestEmergencyAbsenceAccess(
+            user_id=org.id("tl-enf-2"), unit_id=org.id("team-enf-1"), reason="TL off sick"
+        ),
+        "sm-enf",
+        wait_for=EmergencyAccessGranted,
+    )
+    granted = outcome.one(PositionGranted)
+    emergency = outcome.one(EmergencyAccessGranted)
+    p30 = outcome.one(P30Recorded)
+    assert granted.emergency and granted.p30_id == p30.p30_id
+    assert (p30.state, p30.emergency) == ("outstanding", True)
+    assert emergency.p30_deadline == p30.deadline
+    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    assert str(p30.p30_id) in {o["p30_id"] for o in outstanding}
+    view = await positions(access, org, "tl-enf-2")
+    assert view["secondary"][0]["records"][0]["p30_state"] == "outstanding"
+
+    lodged = await org.send(
+        LodgeP30(
+            user_id=org.id("tl-enf-2"),
+            p30_id=p30.p30_id,
+            discussion_held=True,
+            discussed_with=org.id("tl-enf-1"),
+            reason="TL off sick",
+        ),
+        "sm-enf",
+    )
+    assert lodged.one(P30Lodged).late is False
+    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    assert str(p30.p30_id) not in {o["p30_id"] for o in outstanding}
+    view = await positions(access, org, "tl-enf-2")
+    assert view["secondary"][0]["records"][0]["p30_state"] == "complete"
+    again = await org.send(
+        LodgeP30(user_id=org.id("tl-enf-2"), p30_id=p30.p30_id, discussion_held=True), "sm-enf"
+    )
+    rejected(again, "AC11")
+
+
+async def test_ac11_emergency_grant_still_checks_who_asks_and_the_limits(org: Org) -> None:
+    outcome = await org.send(
+        RequestEmergencyAbsenceAccess(user_id=org.id("tl-enf-2"), unit_id=org.id("team-enf-1")),
+        "tl-appeals",
+    )
+    rejected(outcome, "AC08")
+
+
+async def test_two_records_back_one_position_ending_one_keeps_the_access(
+    access: AccessService, org: Org
+) -> None:
+    """A standing and an emergency record both back tl-enf-2's access to team 1: removing the
+    emergency one ends that record only, no release of work, the position stays."""
+    await org.send(absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded)
+    second = await org.send(
+        RequestEmergencyAbsenceAccess(user_id=org.id("tl-enf-2"), unit_id=org.id("team-enf-1")),
+        "sm-enf",
+        wait_for=EmergencyAccessGranted,
+    )
+    assert second.of(PositionGranted) == []  # already held: only a second record
+    view = await positions(access, org, "tl-enf-2")
+    (secondary,) = view["secondary"]
+    assert len(secondary["records"]) == 2
+    removal = await org.send(
+        RequestAccessRemoval(
+            user_id=org.id("tl-enf-2"),
+            position_id=secondary["position_id"],
+            kind=AccessKind.ABSENCE,
+            discussion_held=True,
+        ),
+        "sm-enf",
+        wait_for=AccessGrantEnded,
+    )
+    assert removal.one(AccessGrantEnded).position_kept
+    assert removal.of(PositionReleaseRequested) == []
+    view = await positions(access, org, "tl-enf-2")
+    (secondary,) = view["secondary"]
+    assert secondary["state"] == "active" and len(secondary["records"]) == 1
+
+
+async def test_ac14_hierarchical_requests_one_position_at_a_time(org: Org) -> None:
+    outcome = await org.send(hierarchical(org, "cw-1", "team-appeals", "jud-rev"), "tl-enf-1")
+    assert "one position at a time" in rejected(outcome, "AC14")
+
+
+async def test_ac13_hierarchical_access_only_into_the_four_named_segments(org: Org) -> None:
+    outcome = await org.send(
+        hierarchical(org, "cw-1", "international", agreed="sm-jud-rev"), "tl-enf-1"
+    )
+    assert "FS_GB_CMEXF_000_APPEALS" in rejected(outcome, "AC13")
+    outcome = await org.send(hierarchical(org, "cw-1", "team-enf-2"), "tl-enf-1")
+    rejected(outcome, "AC13")
+
+
+async def test_ac13_functionally_unique_segment_is_warned(org: Org) -> None:
+    outcome = await org.send(
+        hierarchical(org, "cw-1", "tribunal", agreed="sm-appeals"),
+        "tl-enf-1",
+        wait_for=AccessGrantRecorded,
+    )
+    assert outcome.rejection is None
+    p30 = outcome.one(P30Recorded)
+    assert any("functionally unique" in w for w in p30.warnings)
+    assert outcome.one(AccessGrantRecorded).warnings == p30.warnings
+
+
+async def test_ac12_hierarchical_p30_by_lower_segment_tl_agreed_with_higher_segment(
+    access: AccessService, org: Org
+) -> None:
+    # The higher segment's TL cannot complete the P30 for an enforcement caseworker.
+    rejected(await org.send(hierarchical(org, "cw-1", "team-appeals"), "tl-appeals"), "AC12")
+    # The agreement must be with a TL/SM of the higher segment.
+    rejected(
+        await org.send(hierarchical(org, "cw-1", "team-appeals", agreed="tl-enf-2"), "tl-enf-1"),
+        "AC12",
+    )
+    ok = await org.send(
+        hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1", wait_for=AccessGrantRecorded
+    )
+    p30 = ok.one(P30Recorded)
+    assert (p30.kind, p30.requested_by, p30.approved_by) == (
+        AccessKind.HIERARCHICAL,
+        org.id("tl-enf-1"),
+        org.id("tl-appeals"),
+    )
+    granted = ok.one(PositionGranted)
+    assert granted.kind is AccessKind.HIERARCHICAL and granted.role.value == "caseworker"
+    view = await positions(access, org, "cw-1")
+    assert [s["unit_id"] for s in view["secondary"]] == [org.id("team-appeals")]
+
+
+async def test_ac15_hierarchical_access_removed_only_by_line_manager_of_the_tl(org: Org) -> None:
+    ok = await org.send(
+        hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1", wait_for=AccessGrantRecorded
+    )
+    position_id = ok.one(AccessGrantRecorded).position_id
+    remove = RequestAccessRemoval(
+        user_id=org.id("cw-1"), position_id=position_id, kind=AccessKind.HIERARCHICAL
+    )
+    for who in ("tl-enf-1", "tl-appeals", "cw-1"):
+        assert org.id("sm-enf") in rejected(await org.send(remove, who), "AC15")
+    outcome = await org.send(remove, "sm-enf", wait_for=PositionReleaseRequested)
+    assert outcome.one(PositionReleaseRequested).position_id == position_id
