@@ -12,6 +12,7 @@ rest still apply. An unreachable database propagates: the caller backs off and r
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -53,23 +54,82 @@ class _DirtyRejection(Exception):
     refused command's writes roll back alone."""
 
 
+class StagedConnection:
+    """The transaction's connection as handlers see it. Rows staged with `stage()` are written
+    together, one multi-row statement per statement kind, before the next statement of any
+    kind runs and at the end of the batch: a batch of N creations costs a few round trips,
+    not N. Any read therefore sees every staged row."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.raw = conn
+        self.wrote = False
+        self._pending: list[tuple[Any, dict[str, Any], tuple[str, ...]]] = []
+
+    def stage(self, statement: Any, row: dict[str, Any], dedupe_on: tuple[str, ...] = ()) -> None:
+        """Queue one row for `statement` (an INSERT, possibly with ON CONFLICT). Rows of an
+        upsert that share the `dedupe_on` key collapse to the last one (one statement cannot
+        touch a row twice)."""
+        self.wrote = True
+        self._pending.append((statement, row, dedupe_on))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for _, group in itertools.groupby(pending, key=lambda p: id(p[0])):
+            entries = list(group)
+            statement, _, dedupe_on = entries[0]
+            rows = [row for _, row, _ in entries]
+            if dedupe_on:
+                rows = list({tuple(r[k] for k in dedupe_on): r for r in rows}.values())
+            await self.raw.execute(statement, rows)
+
+    def discard(self) -> None:
+        self._pending.clear()
+
+    async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
+        await self.flush()
+        if isinstance(statement, sa.Insert | sa.Update | sa.Delete):
+            self.wrote = True
+        return await self.raw.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def scalars(self, statement: Any, parameters: Any = None) -> sa.ScalarResult[Any]:
+        return (await self.execute(statement, parameters)).scalars()
+
+    def in_nested_transaction(self) -> bool:
+        return self.raw.in_nested_transaction()
+
+    def begin_nested(self) -> Any:
+        return self.raw.begin_nested()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 @dataclass
 class HandlerContext(Generic[M]):
     """What a handler gets: the message, its verified actor, the clock, and the transaction."""
 
-    conn: AsyncConnection
+    conn: AsyncConnection  # a StagedConnection: use it like an AsyncConnection
     envelope: Envelope
     message: M
     actor: Actor | None
     now: datetime
     event_topic: str
     emitted: list[outbox.OutboxRecord] = field(default_factory=list)
-    dirty: bool = False
+
+    @property
+    def dirty(self) -> bool:
+        """Whether this handler has written (or staged) anything yet."""
+        return bool(getattr(self.conn, "wrote", False))
 
     async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
-        if isinstance(statement, sa.Insert | sa.Update | sa.Delete):
-            self.dirty = True
         return await self.conn.execute(statement, parameters)
+
+    def stage(self, statement: Any, row: dict[str, Any], dedupe_on: tuple[str, ...] = ()) -> None:
+        """Queue an insert to be written with others of its kind (see StagedConnection)."""
+        self.conn.stage(statement, row, dedupe_on)  # type: ignore[attr-defined]
 
     def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:
         """Queue an event caused by this message; it is written to the outbox with the state."""
@@ -221,6 +281,7 @@ class BatchProcessor:
             .scalars()
             .all()
         )
+        staged = StagedConnection(conn)
         records: list[outbox.OutboxRecord] = []
         applied: list[uuid.UUID] = []
         for item in items:
@@ -235,7 +296,8 @@ class BatchProcessor:
             if item.dead_reason is not None:
                 records.extend(self._dead_letter(item))
             else:
-                records.extend(await self._handle(conn, item, isolate=isolate))
+                records.extend(await self._handle(staged, item, isolate=isolate))
+        await staged.flush()
         await outbox.write(conn, self._outbox, records)
         if applied:
             await conn.execute(
@@ -244,7 +306,7 @@ class BatchProcessor:
             )
 
     async def _handle(
-        self, conn: AsyncConnection, item: _Item, *, isolate: bool
+        self, conn: StagedConnection, item: _Item, *, isolate: bool
     ) -> list[outbox.OutboxRecord]:
         assert item.envelope is not None and item.message is not None
         envelope, message = item.envelope, item.message
@@ -257,8 +319,9 @@ class BatchProcessor:
             except auth.ActorTokenError as exc:
                 log.warning("command refused: actor token", reason=str(exc), type=envelope.type)
                 return [self._rejection(item, RULE_ACTOR_TOKEN, str(exc))]
+        conn.wrote = False
         ctx: HandlerContext[Any] = HandlerContext(
-            conn=conn,
+            conn=conn,  # type: ignore[arg-type]
             envelope=envelope.model_copy(update={"actor": actor}),
             message=message,
             actor=actor,
@@ -268,8 +331,13 @@ class BatchProcessor:
         handler = self._dispatcher.handlers[envelope.type]
         try:
             if isolate:
-                async with conn.begin_nested():
-                    await self._run(handler, ctx)
+                try:
+                    async with conn.begin_nested():
+                        await self._run(handler, ctx)
+                        await conn.flush()  # staged rows belong inside the savepoint
+                except _Refused:
+                    conn.discard()
+                    raise
             else:
                 await self._run(handler, ctx)
         except _Refused as refused:

@@ -1,0 +1,222 @@
+"""Shared pieces of the benchmarks: infrastructure (env or embedded), a service process, a
+producer of signed commands and a consumer that timestamps outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy.engine import make_url
+
+from contracts import Actor, Command, Envelope
+from deploy.stack import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    create_database,
+    create_topics,
+    free_port,
+    wait_for_port,
+)
+from services.shared.auth import HEADER, KeyPair, TokenIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class BenchInfra:
+    bootstrap: str
+    database_url: str
+    keys: KeyPair
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[BenchInfra]:
+    """A broker and a fresh database: from the environment if set, else embedded."""
+    broker = pg = None
+    bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker()
+        bootstrap = broker.start()
+    server_url = os.environ.get("CASEWORK_DATABASE_URL")
+    tmp = tempfile.TemporaryDirectory()
+    if not server_url:
+        pg = EmbeddedPostgres(Path(tmp.name) / "pgdata", database="postgres")
+        server_url = pg.start()
+    name = f"casework_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_url(server_url).set(database="postgres").render_as_string(False)
+    asyncio.run(create_database(admin, name))
+    asyncio.run(create_topics(bootstrap))
+    try:
+        yield BenchInfra(
+            bootstrap,
+            make_url(server_url).set(database=name).render_as_string(False),
+            KeyPair.generate(),
+        )
+    finally:
+        if broker:
+            broker.stop()
+        if pg:
+            pg.stop()
+        tmp.cleanup()
+
+
+@contextlib.contextmanager
+def service_process(name: str, infra: BenchInfra, **env: str) -> Iterator[int]:
+    """The service as its own process (as in production); yields its HTTP port once ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+            "CASEWORK_DATABASE_URL": infra.database_url,
+            "CASEWORK_ACTOR_PUBLIC_KEY": infra.keys.public_pem,
+            "CASEWORK_HTTP_PORT": str(port),
+            "CASEWORK_LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 60)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+class OutcomeWatcher:
+    """Reads an event topic and records when each command's first outcome was observed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.seen: dict[uuid.UUID, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(self.topic, p)
+            for p in self._consumer.partitions_for_topic(self.topic) or {0, 1, 2, 3}
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=50, max_records=5000)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    envelope = Envelope.model_validate_json(record.value)
+                    if envelope.causation_id and envelope.causation_id not in self.seen:
+                        self.seen[envelope.causation_id] = now
+
+    async def wait_all(self, ids: list[uuid.UUID], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while any(i not in self.seen for i in ids):
+            if time.perf_counter() > deadline:
+                missing = sum(1 for i in ids if i not in self.seen)
+                raise TimeoutError(f"{missing} outcomes not observed")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+
+class CommandProducer:
+    def __init__(self, bootstrap: str, keys: KeyPair, actor: Actor) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+        self.actor = actor
+        self.token = TokenIssuer(keys.private_pem).issue(actor).encode()
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def send(self, topic: str, command: Command) -> tuple[Envelope, asyncio.Future[object]]:
+        envelope = Envelope.wrap(command, actor=self.actor)
+        future = await self.producer.send(
+            topic,
+            envelope.model_dump_json().encode(),
+            key=(command.key() or "").encode(),
+            headers=[(HEADER, self.token)],
+        )
+        return envelope, future
+
+
+async def produce_rate(bootstrap: str, count: int, size: int) -> float:
+    """Raw aiokafka produce rate (records/s) for records of the commands' size."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+    await producer.start()
+    try:
+        payload = b"x" * size
+        start = time.perf_counter()
+        futures = [
+            await producer.send("bench.raw", payload, key=str(i % 64).encode())
+            for i in range(count)
+        ]
+        await asyncio.gather(*futures)
+        return count / (time.perf_counter() - start)
+    finally:
+        await producer.stop()
+
+
+async def commit_rate(database_url: str, seconds: float = 2.0) -> float:
+    """Raw PostgreSQL single-row insert-and-commit rate (transactions/s), one connection."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "create table if not exists bench_raw (id bigserial primary key, v text)"
+        )
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            async with conn.transaction():
+                await conn.execute("insert into bench_raw (v) values ($1)", "x")
+            done += 1
+        return done / (time.perf_counter() - start)
+    finally:
+        await conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary_ms(latencies: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in latencies]
+    return {
+        "p50_ms": round(percentile(ms, 0.50), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else float("nan"),
+    }
