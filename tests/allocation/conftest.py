@@ -1,0 +1,17 @@
+"""The allocation service with the walkthrough directory projected from access.events."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.allocation.walkthrough import directory_events
+from tests.allocation.helpers import publish_directory
+from tests.conftest import RunningService
+from tests.support.client import CommandClient
+
+
+@pytest.fixture(scope="session")
+async def directory(allocation: RunningService, commands: CommandClient) -> RunningService:
+    """The walkthrough directory, published as the access service would and projected."""
+    await publish_directory(commands, allocation, directory_events())
+    return allocation

@@ -1,0 +1,157 @@
+"""Helpers for the allocation tests: the walkthrough's actors, publishing access and sign-off
+events as other services would, and sending commands that must succeed or be refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
+from contracts.access import AccessKind, PositionGranted, Role, UnitDefined, UserRegistered
+from contracts.allocation import CreateStep, ReceiveReferral, StepType, WorkItemCreated
+from services.allocation import store
+from tests.conftest import RunningService
+from tests.support.client import CommandClient, EventLog
+
+T = TypeVar("T")
+
+SO_HUB = Actor(user_id="so-hub", position_id="pos-so-hub")
+SO_NORTH = Actor(user_id="so-north", position_id="pos-so-north")
+SO_SOUTH = Actor(user_id="so-south", position_id="pos-so-south")
+SO_MGMT = Actor(user_id="so-mgmt", position_id="pos-so-mgmt")
+HUB_1 = Actor(user_id="hub-1", position_id="pos-hub-1")
+TA_NORTH = Actor(user_id="ta-north", position_id="pos-ta-north")
+TL_ENF_A = Actor(user_id="tl-enf-a", position_id="pos-tl-enf-a")
+TL_ENF_B = Actor(user_id="tl-enf-b", position_id="pos-tl-enf-b")
+TL_ENF_B_ABSENCE = Actor(user_id="tl-enf-b", position_id="pos-tl-enf-b-abs-a")
+CW_ENF_A1 = Actor(user_id="cw-enf-a1", position_id="pos-cw-enf-a1")
+SYSTEM = Actor(user_id="system")
+
+
+def new_person() -> str:
+    return f"P-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 20.0) -> T:
+    """Wait until `check` returns something truthy (a state another process converges to)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def publish(commands: CommandClient, event: Event, topic: str) -> Envelope:
+    """Publish an event as its owning service would (signoff.events, access.events)."""
+    envelope = Envelope.wrap(event)
+    await commands.send_raw(topic, envelope.model_dump_json().encode(), key=event.key())
+    return envelope
+
+
+async def publish_directory(
+    commands: CommandClient, service: RunningService, events: list[Event]
+) -> None:
+    """Publish directory events on access.events and wait until the projection has them."""
+    for event in events:
+        await publish(commands, event, Topics.ACCESS_EVENTS)
+    wanted = {e.position_id for e in events if isinstance(e, PositionGranted)}
+    units = {e.unit_id for e in events if isinstance(e, UnitDefined)}
+    p, u = store.directory_t.positions, store.directory_t.units
+
+    async def projected() -> bool:
+        async with service.runtime.engine.connect() as conn:
+            have = set(
+                (await conn.execute(sa.select(p.c.position_id).where(p.c.position_id.in_(wanted))))
+                .scalars()
+                .all()
+            )
+            have_units = set(
+                (await conn.execute(sa.select(u.c.unit_id).where(u.c.unit_id.in_(units))))
+                .scalars()
+                .all()
+            )
+        return have == wanted and have_units == units
+
+    await eventually(projected)
+
+
+async def grant(
+    commands: CommandClient,
+    service: RunningService,
+    unit_id: str,
+    role: Role,
+    kind: AccessKind = AccessKind.PRIMARY,
+) -> Actor:
+    """A fresh user holding one fresh position (so a test may revoke it without harm)."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    position = f"pos-{user}"
+    await publish_directory(
+        commands,
+        service,
+        [
+            UserRegistered(user_id=user, name=f"Worker {user}"),
+            PositionGranted(
+                user_id=user, position_id=position, unit_id=unit_id, role=role, kind=kind
+            ),
+        ],
+    )
+    return Actor(user_id=user, position_id=position)
+
+
+async def ok(
+    commands: CommandClient, event_log: EventLog, command: Command, actor: Actor
+) -> list[Envelope]:
+    """Send a command that must be applied; its events."""
+    sent = await commands.send(command, actor)
+    events = await event_log.outcome(sent.message_id)
+    rejected = [e for e in events if e.type == CommandRejected.TYPE]
+    assert not rejected, rejected[0].payload
+    return events
+
+
+async def refused(
+    commands: CommandClient, event_log: EventLog, command: Command, actor: Actor
+) -> CommandRejected:
+    """Send a command that must be refused; the rejection."""
+    sent = await commands.send(command, actor)
+    (event,) = await event_log.outcome(sent.message_id)
+    assert event.type == CommandRejected.TYPE, event.payload
+    return CommandRejected.model_validate(event.payload)
+
+
+def only(events: list[Envelope], model: type[T]) -> T:
+    matching = [e for e in events if e.type == model.TYPE]  # type: ignore[attr-defined]
+    assert len(matching) == 1, [e.type for e in events]
+    return model.model_validate(matching[0].payload)  # type: ignore[attr-defined,no-any-return]
+
+
+async def referral(
+    commands: CommandClient, event_log: EventLog, name: str = "Ada Lovelace", area: str = "North"
+) -> WorkItemCreated:
+    person = new_person()
+    events = await ok(
+        commands, event_log, ReceiveReferral(person_id=person, person_name=name, area=area), SO_HUB
+    )
+    return only(events, WorkItemCreated)
+
+
+async def step(
+    commands: CommandClient, event_log: EventLog, person_id: str, step_type: StepType
+) -> WorkItemCreated:
+    command = CreateStep(person_id=person_id, step_type=step_type)
+    events = await ok(commands, event_log, command, SO_HUB)
+    return only(events, WorkItemCreated)
+
+
+async def get(service: RunningService, path: str, **params: Any) -> Any:
+    response = await service.http.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
