@@ -202,6 +202,22 @@ def work_landed(
     )
 
 
+def bulk_landed(*, items: Sequence[tuple[uuid.UUID, str, str]], how: str, note: str) -> Notice:
+    """NT01: several items landed in a worker's incoming work at once (bulk assignment, AL08;
+    an absent caseworker's cases, AC07): one notice naming every item."""
+    lines = [f"- {what} for person {person} ({item})" for item, person, what in items]
+    body = f"{len(items)} items are now in your work ({how}):\n" + "\n".join(lines)
+    if note:
+        body += f"\nNote: {note}"
+    return Notice(
+        Kind.WORK_LANDED,
+        "NT01",
+        f"New work: {len(items)} items",
+        body,
+        {"work_item_ids": [str(i) for i, _, _ in items], "how": how, "note": note},
+    )
+
+
 def request_arrived(*, request_id: uuid.UUID, person_id: str, title: str, team: str) -> Notice:
     """NT02: a request arrived in a team's incoming requests; its Senior Officers are told."""
     return Notice(

@@ -14,7 +14,14 @@ from typing import Any
 
 from contracts import Event, Topics, registered_types
 from contracts.access import AccessKind, PositionGranted, PositionRevoked
-from contracts.allocation import WorkItemCreated
+from contracts.allocation import (
+    AbsentCaseworkerWorkMoved,
+    BulkAssigned,
+    WorkItemAssigned,
+    WorkItemCreated,
+    WorkItemMoved,
+    WorkItemSnapshot,
+)
 from contracts.notifications import (
     ChannelPreferencesSet,
     NotificationSent,
@@ -26,7 +33,7 @@ from contracts.notifications import (
     WebhookRegistered,
     WebhookRemoved,
 )
-from contracts.signoff import RequestReturned, RequestSent, StepFinished
+from contracts.signoff import RequestReturned, RequestSent
 from services.notifications import domain, store
 from services.shared import directory
 from services.shared.consumer import Dispatcher, HandlerContext
@@ -78,12 +85,11 @@ async def _notify(
     ctx: HandlerContext[Any],
     notice: domain.Notice,
     user_ids: Sequence[str],
-    source_id: uuid.UUID | None = None,
 ) -> None:
     await notify(
         ctx.conn,
         ctx.emit,
-        source_id=source_id or ctx.envelope.message_id,
+        source_id=ctx.envelope.message_id,
         correlation_id=ctx.envelope.correlation_id,
         now=ctx.now,
         notice=notice,
@@ -91,47 +97,90 @@ async def _notify(
     )
 
 
-def _landing_source(work_item_id: uuid.UUID) -> uuid.UUID:
-    # New work landing on a worker is one notice per work item, whether allocation announces the
-    # item or sign-off sends the next action that became it.
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"work-landed:{work_item_id}")
+async def _worker_user(
+    ctx: HandlerContext[Any], position_id: str, user_id: str | None
+) -> list[str]:
+    user = user_id or await store.user_of_position(ctx.conn, position_id)
+    return [user] if user else []
+
+
+async def _item_landed(
+    ctx: HandlerContext[Any], item: WorkItemSnapshot, how: str, note: str = ""
+) -> None:
+    if item.owner_kind != "worker":
+        return
+    notice = domain.work_landed(
+        work_item_id=item.work_item_id,
+        person_id=item.person_id,
+        what=item.step_type.value,
+        how=how,
+        note=note,
+    )
+    await _notify(ctx, notice, await _worker_user(ctx, item.owner_id, item.owner_user_id))
 
 
 # --- allocation.events (NT01) --------------------------------------------------------------
+# Work lands in a worker's incoming work when allocation says so: an item created for a worker
+# (a next action sent to them, SO09), assigned or reassigned to them (AL06, AL09), bulk assigned
+# (AL08), or moved to them (AC07, AC16).
 
 
 @dispatcher.on(WorkItemCreated)
 async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
-    """NT01: a work item created straight into a worker's incoming work."""
+    """NT01: a new item in a worker's incoming work (a next action sent to them)."""
     m = ctx.message
     if m.owner_kind != "worker":
         return
-    user = await store.user_of_position(ctx.conn, m.owner_id)
     notice = domain.work_landed(
-        work_item_id=m.work_item_id, person_id=m.person_id, what=m.step_type.value, how="new work"
+        work_item_id=m.work_item_id,
+        person_id=m.person_id,
+        what=m.step_type.value,
+        how="next action sent",
+        note=m.note,
     )
-    await _notify(ctx, notice, [user] if user else [], _landing_source(m.work_item_id))
+    await _notify(ctx, notice, await _worker_user(ctx, m.owner_id, m.owner_user_id))
 
 
-# --- signoff.events (NT01, NT02, NT03) -----------------------------------------------------
-
-
-@dispatcher.on(StepFinished)
-async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
-    """NT01: each next action sent to a worker is new incoming work for them."""
+@dispatcher.on(WorkItemAssigned)
+async def work_item_assigned(ctx: HandlerContext[WorkItemAssigned]) -> None:
+    """NT01: assignment and reassignment."""
     m = ctx.message
-    for action in m.next_actions:
-        if action.assignee_kind != "worker":
-            continue
-        user = await store.user_of_position(ctx.conn, action.assignee_id)
-        notice = domain.work_landed(
-            work_item_id=action.action_id,
-            person_id=m.person_id,
-            what=action.action_type,
-            how="next action sent",
-            note=action.note,
-        )
-        await _notify(ctx, notice, [user] if user else [], _landing_source(action.action_id))
+    await _item_landed(ctx, m.item, "reassignment" if m.reassigned else "assignment", m.note)
+
+
+@dispatcher.on(WorkItemMoved)
+async def work_item_moved(ctx: HandlerContext[WorkItemMoved]) -> None:
+    """NT01: work moved to a worker (an absent caseworker's cases, released work)."""
+    await _item_landed(ctx, ctx.message.item, f"moved ({ctx.message.rule})", ctx.message.note)
+
+
+@dispatcher.on(AbsentCaseworkerWorkMoved)
+async def absent_work_moved(ctx: HandlerContext[AbsentCaseworkerWorkMoved]) -> None:
+    """NT01: an absent caseworker's cases moved to another caseworker (AC07)."""
+    m = ctx.message
+    if m.to_owner.kind != "worker" or not m.moved:
+        return
+    notice = domain.bulk_landed(
+        items=[(i.work_item_id, i.person_id, i.step_type.value) for i in m.moved],
+        how="moved from an absent caseworker",
+        note="",
+    )
+    await _notify(ctx, notice, await _worker_user(ctx, m.to_owner.id, m.moved[0].owner_user_id))
+
+
+@dispatcher.on(BulkAssigned)
+async def bulk_assigned(ctx: HandlerContext[BulkAssigned]) -> None:
+    """NT01: bulk assignment (AL08): one notice naming every item."""
+    m = ctx.message
+    notice = domain.bulk_landed(
+        items=[(i.work_item_id, i.person_id, i.step_type.value) for i in m.items],
+        how="bulk assignment",
+        note=m.note,
+    )
+    await _notify(ctx, notice, await _worker_user(ctx, m.to_position_id, m.to_user_id))
+
+
+# --- signoff.events (NT02, NT03) -----------------------------------------------------------
 
 
 @dispatcher.on(RequestSent)

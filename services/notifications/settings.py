@@ -16,7 +16,7 @@ class SmtpSettings(BaseSettings):
     password: str | None = None
     start_tls: bool = False
     timeout_seconds: float = 10.0
-    message_id_domain: str = "notifications.casework.local"
+    message_id_domain: str = "casework.local"
 
 
 class DeliverySettings(BaseSettings):
