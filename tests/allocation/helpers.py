@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
 from contracts.access import AccessKind, PositionGranted, Role, UnitDefined, UserRegistered
 from contracts.allocation import CreateStep, ReceiveReferral, StepType, WorkItemCreated
+from contracts.signoff import NextAction, StepFinished
 from services.allocation import store
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
@@ -155,3 +156,29 @@ async def get(service: RunningService, path: str, **params: Any) -> Any:
     response = await service.http.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def next_action_work(
+    commands: CommandClient,
+    event_log: EventLog,
+    person_id: str,
+    assignee_kind: str,
+    assignee_id: str,
+    action_type: str = "WB Case Monitoring",
+) -> WorkItemCreated:
+    """Work created the way sign-off creates it: a finished step's next action (SO09)."""
+    finished = StepFinished(
+        step_id=uuid.uuid4(),
+        person_id=person_id,
+        step_type=StepType.TRUSTED_ASSESSMENT,
+        next_actions=[
+            NextAction(
+                action_id=uuid.uuid4(),
+                action_type=action_type,
+                assignee_kind=assignee_kind,
+                assignee_id=assignee_id,
+            )
+        ],
+    )
+    sent = await publish(commands, finished, Topics.SIGNOFF_EVENTS)
+    return only(await event_log.outcome(sent.message_id), WorkItemCreated)
