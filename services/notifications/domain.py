@@ -22,9 +22,8 @@ SENIOR_OFFICER = "Senior Officer"
 USER_CHANNELS = frozenset({Channel.INBOX, Channel.EMAIL})
 DEFAULT_CHANNELS = USER_CHANNELS
 
-# NT04: an emergency grant's P30 is due this long after the grant; until it arrives the user and
-# the TL/SM responsible are reminded every REMINDER_INTERVAL; once overdue it escalates.
-P30_DUE_AFTER = timedelta(days=5)
+# NT04: until an emergency grant's P30 arrives (its deadline is set by the access service, AC11)
+# the user and the TL/SM responsible are reminded every interval; once overdue it escalates.
 P30_REMINDER_INTERVAL = timedelta(days=1)
 # NT05 (AC09): absence-related access is reviewed at least every six months; the review is
 # announced REVIEW_NOTICE before it falls due, again when it is due, and escalated REVIEW_GRACE

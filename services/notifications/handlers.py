@@ -13,7 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from contracts import Event, Topics, registered_types
-from contracts.access import AccessKind, PositionGranted, PositionRevoked
+from contracts.access import (
+    AbsenceAccessReviewed,
+    AbsenceReviewDue,
+    AbsenceReviewOverdue,
+    AccessGrantEnded,
+    AccessGrantRecorded,
+    AccessKind,
+    EmergencyAccessGranted,
+    EmergencyP30Overdue,
+    P30Lodged,
+    PositionGranted,
+    PositionRevoked,
+)
 from contracts.allocation import (
     AbsentCaseworkerWorkMoved,
     BulkAssigned,
@@ -217,77 +229,208 @@ _project_grant = dispatcher.handlers[PositionGranted.TYPE]
 _project_revoke = dispatcher.handlers[PositionRevoked.TYPE]
 
 
-def p30_series(position_id: str) -> str:
-    return f"p30:{position_id}"
+def p30_series(p30_id: uuid.UUID) -> str:
+    return f"p30:{p30_id}"
 
 
-def review_series(position_id: str) -> str:
-    return f"review:{position_id}"
+def review_series(grant_id: uuid.UUID) -> str:
+    return f"review:{grant_id}"
+
+
+async def fire_reminder(
+    conn: Any, emit: Emit, r: Any, now: datetime, extra_users: Sequence[str] = ()
+) -> None:
+    """NT04, NT05: a scheduled reminder fires once: it is marked fired in the transaction that
+    plans its notices, which are keyed by the reminder's id. Recipients are the user holding the
+    access and the TL/SM responsible (and whoever the access service names); an escalation also
+    goes to their line managers. A P30 reminder schedules the next one, or the escalation once
+    the P30 is overdue."""
+    unit_id = await store.position_unit(conn, r.position_id) or ""
+    users = [
+        r.user_id,
+        *await store.responsible_managers(conn, r.user_id, unit_id),
+        *extra_users,
+    ]
+    if r.escalate:
+        users += await store.line_managers(conn, users)
+    notice = domain.reminder_notice(
+        r.kind,
+        user_id=r.user_id,
+        position_id=r.position_id,
+        unit=await store.unit_name(conn, unit_id) if unit_id else r.position_id,
+        deadline=r.deadline,
+    )
+    await notify(
+        conn,
+        emit,
+        source_id=r.reminder_id,
+        correlation_id=None,
+        now=now,
+        notice=notice,
+        user_ids=users,
+    )
+    await store.mark_fired(conn, r.reminder_id, now)
+    if r.kind == domain.Kind.P30_REMINDER:
+        await store.schedule(
+            conn,
+            series=r.series,
+            reminder=domain.p30_next_reminder(max(now, r.due_at), r.deadline),
+            deadline=r.deadline,
+            user_id=r.user_id,
+            position_id=r.position_id,
+        )
+
+
+async def _fire_now(
+    ctx: HandlerContext[Any], series: str, kind: str, extra_users: Sequence[str]
+) -> None:
+    """The access service says a reminder's moment has come: fire our pending one of that kind
+    now (it fires once, whichever of the two comes first) and drop the stale ones before it."""
+    for r in await store.pending_in_series(ctx.conn, series, kind):
+        await fire_reminder(ctx.conn, ctx.emit, r, ctx.now, extra_users)
+        await store.cancel_series(ctx.conn, series, due_before=r.due_at)
 
 
 @dispatcher.on(PositionGranted)
 async def position_granted(ctx: HandlerContext[PositionGranted]) -> None:
-    """Projects the grant, then NT04 (emergency: tell the user and the TL/SM responsible, remind
-    until the P30 arrives), NT05 (schedule the six-monthly review of absence-related access) and
-    NT06 (tell the user of secondary access)."""
+    """Projects the grant; NT06: the user is told of secondary access (an emergency grant is
+    told by NT04 instead)."""
     await _project_grant(ctx)
     m = ctx.message
-    if not domain.is_secondary(m.kind.value):
+    if not domain.is_secondary(m.kind.value) or m.emergency:
         return
-    granted_at = ctx.envelope.occurred_at
-    unit = await store.unit_name(ctx.conn, m.unit_id)
-    where = {"user_id": m.user_id, "position_id": m.position_id, "unit_id": m.unit_id}
-    if m.emergency:
-        p30_due = granted_at + domain.P30_DUE_AFTER
-        managers = await store.responsible_managers(ctx.conn, m.user_id, m.unit_id)
-        notice = domain.emergency_granted(
-            user_id=m.user_id, position_id=m.position_id, unit=unit, p30_due=p30_due
-        )
-        await _notify(ctx, notice, [m.user_id, *managers])
-        await store.schedule(
-            ctx.conn,
-            series=p30_series(m.position_id),
-            reminder=domain.p30_first_reminder(granted_at, p30_due),
-            deadline=p30_due,
-            **where,
-        )
-    else:
-        notice = domain.access_changed(
-            granted=True,
-            user_id=m.user_id,
-            position_id=m.position_id,
-            unit=unit,
-            kind=m.kind.value,
-        )
-        await _notify(ctx, notice, [m.user_id])
-    if m.kind is AccessKind.ABSENCE:
-        due = domain.review_due(granted_at)
-        for reminder in domain.review_reminders(due):
-            await store.schedule(
-                ctx.conn,
-                series=review_series(m.position_id),
-                reminder=reminder,
-                deadline=due,
-                **where,
-            )
+    notice = domain.access_changed(
+        granted=True,
+        user_id=m.user_id,
+        position_id=m.position_id,
+        unit=await store.unit_name(ctx.conn, m.unit_id),
+        kind=m.kind.value,
+    )
+    await _notify(ctx, notice, [m.user_id])
 
 
 @dispatcher.on(PositionRevoked)
 async def position_revoked(ctx: HandlerContext[PositionRevoked]) -> None:
-    """Projects the removal, tells the user of removed secondary access (NT06) and ends the
-    position's reminders (NT04, NT05: nothing left to remind about)."""
+    """Projects the removal; NT06: the user is told of removed secondary access."""
     m = ctx.message
     before = await store.directory.position(ctx.conn, m.position_id)
     await _project_revoke(ctx)
-    await store.cancel_series(ctx.conn, p30_series(m.position_id))
-    await store.cancel_series(ctx.conn, review_series(m.position_id))
     if before is None or not domain.is_secondary(before.kind):
         return
-    unit = await store.unit_name(ctx.conn, before.unit_id)
     notice = domain.access_changed(
-        granted=False, user_id=m.user_id, position_id=m.position_id, unit=unit, kind=before.kind
+        granted=False,
+        user_id=m.user_id,
+        position_id=m.position_id,
+        unit=await store.unit_name(ctx.conn, before.unit_id),
+        kind=before.kind,
     )
     await _notify(ctx, notice, [m.user_id])
+
+
+@dispatcher.on(EmergencyAccessGranted)
+async def emergency_access_granted(ctx: HandlerContext[EmergencyAccessGranted]) -> None:
+    """NT04: the user and the TL/SM responsible are told, and reminded until the P30 arrives."""
+    m = ctx.message
+    unit_id = await store.position_unit(ctx.conn, m.position_id) or ""
+    managers = await store.responsible_managers(ctx.conn, m.user_id, unit_id)
+    notice = domain.emergency_granted(
+        user_id=m.user_id,
+        position_id=m.position_id,
+        unit=await store.unit_name(ctx.conn, unit_id) if unit_id else m.position_id,
+        p30_due=m.p30_deadline,
+    )
+    await _notify(ctx, notice, [m.user_id, m.requested_by, *managers])
+    await store.schedule(
+        ctx.conn,
+        series=p30_series(m.p30_id),
+        reminder=domain.p30_first_reminder(ctx.envelope.occurred_at, m.p30_deadline),
+        deadline=m.p30_deadline,
+        user_id=m.user_id,
+        position_id=m.position_id,
+    )
+
+
+@dispatcher.on(P30Lodged)
+async def p30_lodged(ctx: HandlerContext[P30Lodged]) -> None:
+    """NT04: the P30 arrived; the reminders stop."""
+    await store.cancel_series(ctx.conn, p30_series(ctx.message.p30_id))
+
+
+@dispatcher.on(EmergencyP30Overdue)
+async def emergency_p30_overdue(ctx: HandlerContext[EmergencyP30Overdue]) -> None:
+    """NT04: an overdue P30 escalates to the line manager (once, whether our schedule or the
+    access service notices first)."""
+    m = ctx.message
+    series = p30_series(m.p30_id)
+    pending = await store.pending_in_series(ctx.conn, series, domain.Kind.P30_REMINDER)
+    if pending:  # the escalation is due now, in place of the remaining reminders
+        await store.schedule(
+            ctx.conn,
+            series=series,
+            reminder=domain.Reminder(domain.Kind.P30_OVERDUE, m.deadline, escalate=True),
+            deadline=m.deadline,
+            user_id=m.user_id,
+            position_id=pending[0].position_id,
+        )
+    extra = [u for u in (m.requested_by, m.escalate_to) if u]
+    await _fire_now(ctx, series, domain.Kind.P30_OVERDUE, extra)
+    await store.cancel_series(ctx.conn, series)
+
+
+@dispatcher.on(AccessGrantRecorded)
+async def access_grant_recorded(ctx: HandlerContext[AccessGrantRecorded]) -> None:
+    """NT05: absence-related access is reviewed every six months: announce the review before it
+    falls due, when due, and escalate when overdue."""
+    m = ctx.message
+    if m.kind is not AccessKind.ABSENCE:
+        return
+    await _schedule_review(
+        ctx, m.grant_id, m.user_id, m.position_id, m.review_due_at or domain.review_due(ctx.now)
+    )
+
+
+async def _schedule_review(
+    ctx: HandlerContext[Any], grant_id: uuid.UUID, user_id: str, position_id: str, due: datetime
+) -> None:
+    for reminder in domain.review_reminders(due):
+        await store.schedule(
+            ctx.conn,
+            series=review_series(grant_id),
+            reminder=reminder,
+            deadline=due,
+            user_id=user_id,
+            position_id=position_id,
+        )
+
+
+@dispatcher.on(AbsenceAccessReviewed)
+async def absence_access_reviewed(ctx: HandlerContext[AbsenceAccessReviewed]) -> None:
+    """NT05: a review done ends its reminders; a confirmed access is reviewed again later."""
+    m = ctx.message
+    await store.cancel_series(ctx.conn, review_series(m.grant_id))
+    if m.confirmed and m.next_review_due_at is not None:
+        await _schedule_review(ctx, m.grant_id, m.user_id, m.position_id, m.next_review_due_at)
+
+
+@dispatcher.on(AccessGrantEnded)
+async def access_grant_ended(ctx: HandlerContext[AccessGrantEnded]) -> None:
+    """NT05: nothing to review once the grant has ended."""
+    await store.cancel_series(ctx.conn, review_series(ctx.message.grant_id))
+
+
+@dispatcher.on(AbsenceReviewDue)
+async def absence_review_due(ctx: HandlerContext[AbsenceReviewDue]) -> None:
+    """NT05: the access service flags a review falling due: announce it (once)."""
+    m = ctx.message
+    await _fire_now(ctx, review_series(m.grant_id), domain.Kind.REVIEW_UPCOMING, m.responsible)
+
+
+@dispatcher.on(AbsenceReviewOverdue)
+async def absence_review_overdue(ctx: HandlerContext[AbsenceReviewOverdue]) -> None:
+    """NT05: the access service flags an overdue review: escalate it (once)."""
+    m = ctx.message
+    extra = [*m.responsible, *m.escalate_to]
+    await _fire_now(ctx, review_series(m.grant_id), domain.Kind.REVIEW_OVERDUE, extra)
 
 
 # --- notifications.commands ----------------------------------------------------------------

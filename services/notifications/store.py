@@ -96,7 +96,6 @@ def _reminders(md: sa.MetaData) -> sa.Table:
         sa.Column("escalate", sa.Boolean, nullable=False),
         sa.Column("user_id", sa.Text, nullable=False),
         sa.Column("position_id", sa.Text, nullable=False),
-        sa.Column("unit_id", sa.Text, nullable=False),
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("fired_at", sa.DateTime(timezone=True)),
         sa.Index("ix_reminders_due", "status", "due_at"),
@@ -307,7 +306,6 @@ async def schedule(
     deadline: datetime,
     user_id: str,
     position_id: str,
-    unit_id: str,
 ) -> None:
     """Adds a reminder to the schedule; the same (series, kind, due time) is scheduled once."""
     await conn.execute(
@@ -323,19 +321,41 @@ async def schedule(
             escalate=reminder.escalate,
             user_id=user_id,
             position_id=position_id,
-            unit_id=unit_id,
             status=PENDING,
         )
         .on_conflict_do_nothing()
     )
 
 
-async def cancel_series(conn: AsyncConnection, series: str) -> int:
+async def cancel_series(
+    conn: AsyncConnection, series: str, *, due_before: datetime | None = None
+) -> int:
+    """Ends a series' pending reminders (those due before `due_before`, if given)."""
     r = reminders
-    result = await conn.execute(
-        r.update().where(r.c.series == series, r.c.status == PENDING).values(status="cancelled")
-    )
+    query = r.update().where(r.c.series == series, r.c.status == PENDING)
+    if due_before is not None:
+        query = query.where(r.c.due_at < due_before)
+    result = await conn.execute(query.values(status="cancelled"))
     return int(result.rowcount or 0)
+
+
+async def pending_in_series(conn: AsyncConnection, series: str, kind: str) -> list[Any]:
+    r = reminders
+    query = sa.select(r).where(r.c.series == series, r.c.kind == kind, r.c.status == PENDING)
+    return list((await conn.execute(query.with_for_update())).all())
+
+
+async def mark_fired(conn: AsyncConnection, reminder_id: uuid.UUID, now: datetime) -> None:
+    r = reminders
+    await conn.execute(
+        r.update().where(r.c.reminder_id == reminder_id).values(status="fired", fired_at=now)
+    )
+
+
+async def position_unit(conn: AsyncConnection, position_id: str) -> str | None:
+    """The unit of a position, held or not any more."""
+    p = directory_t.positions
+    return await conn.scalar(sa.select(p.c.unit_id).where(p.c.position_id == position_id))
 
 
 async def unpark(

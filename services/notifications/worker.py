@@ -131,55 +131,17 @@ async def deliver_due(
 
 
 async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int = 100) -> int:
-    """NT04, NT05: fires every scheduled reminder due at `now`, once: the reminder is marked
-    fired in the transaction that plans its notices (keyed by the reminder's id). A P30 reminder
-    schedules the next one, or the escalation once the P30 is overdue."""
+    """NT04, NT05: fires every scheduled reminder due at `now`, once (see
+    `handlers.fire_reminder`)."""
     fired = 0
     while True:
         async with runtime.unit_of_work(now) as uow:
             rows = await store.reminders_due(uow.conn, now, limit)
             for r in rows:
-                await _fire(uow, r, now)
+                await handlers.fire_reminder(uow.conn, _emit_for(uow, r.reminder_id, None), r, now)
         fired += len(rows)
         if len(rows) < limit:
             return fired
-
-
-async def _fire(uow: UnitOfWork, r: Any, now: datetime) -> None:
-    conn = uow.conn
-    users = [r.user_id, *await store.responsible_managers(conn, r.user_id, r.unit_id)]
-    if r.escalate:
-        users += await store.line_managers(conn, users)
-    notice = domain.reminder_notice(
-        r.kind,
-        user_id=r.user_id,
-        position_id=r.position_id,
-        unit=await store.unit_name(conn, r.unit_id),
-        deadline=r.deadline,
-    )
-    await handlers.notify(
-        conn,
-        _emit_for(uow, r.reminder_id, None),
-        source_id=r.reminder_id,
-        correlation_id=None,
-        now=now,
-        notice=notice,
-        user_ids=users,
-    )
-    rem = store.reminders
-    await conn.execute(
-        rem.update().where(rem.c.reminder_id == r.reminder_id).values(status="fired", fired_at=now)
-    )
-    if r.kind == domain.Kind.P30_REMINDER:
-        await store.schedule(
-            conn,
-            series=r.series,
-            reminder=domain.p30_next_reminder(max(now, r.due_at), r.deadline),
-            deadline=r.deadline,
-            user_id=r.user_id,
-            position_id=r.position_id,
-            unit_id=r.unit_id,
-        )
 
 
 Task = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
