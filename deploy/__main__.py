@@ -1,0 +1,5 @@
+"""`python -m deploy` is the `casework` CLI."""
+
+from deploy.cli import app
+
+app()
