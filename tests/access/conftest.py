@@ -4,10 +4,12 @@ tests sharing the session's database never see each other's users."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog
 
 ADMIN = Actor(user_id="directory-admin")
+T = TypeVar("T")
 
 
 class AccessService:
@@ -234,3 +237,16 @@ class Org:
 @pytest.fixture
 async def org(access: AccessService, commands: CommandClient, event_log: EventLog) -> Org:
     return await Org(commands, event_log).load()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
+    """Waits for a state no event announces (a projection caught up): polls until `check`
+    returns something truthy, failing after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)

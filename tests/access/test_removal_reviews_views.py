@@ -1,0 +1,406 @@
+"""The removal saga with allocation's answers published as allocation would (AC16), six-monthly
+reviews and emergency P30 deadlines driven by an explicit clock (AC09, AC11), position
+switching and the work views (AC05, AC17-AC19)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from contracts.access import (
+    AbsenceAccessReviewed,
+    AbsenceReviewDue,
+    AbsenceReviewOverdue,
+    AccessGrantRecorded,
+    AccessKind,
+    ChangePosition,
+    CurrentPositionChanged,
+    EmergencyAccessGranted,
+    EmergencyP30Overdue,
+    P30Recorded,
+    PositionReleaseRequested,
+    PositionRemovalFailed,
+    PositionRevoked,
+    RequestAccessRemoval,
+    RequestEmergencyAbsenceAccess,
+    ReviewAbsenceAccess,
+)
+from contracts.allocation import (
+    Owner,
+    PositionWorkReleased,
+    PositionWorkReleaseFailed,
+    ReleasedItem,
+    StepType,
+    WorkItemAssigned,
+    WorkItemSnapshot,
+    WorkState,
+)
+from services.access import domain, scheduler, store
+from tests.access.conftest import AccessService, Org, eventually
+from tests.access.test_secondary_access import absence, hierarchical, positions, rejected
+
+
+async def _hierarchical_to_appeals(org: Org, user: str = "cw-1") -> str:
+    ok = await org.send(
+        hierarchical(org, user, "team-appeals"), "tl-enf-1", wait_for=AccessGrantRecorded
+    )
+    return str(ok.one(AccessGrantRecorded).position_id)
+
+
+async def _request_removal(org: Org, position_id: str, user: str = "cw-1") -> Any:
+    outcome = await org.send(
+        RequestAccessRemoval(
+            user_id=org.id(user),
+            position_id=position_id,
+            kind=AccessKind.HIERARCHICAL,
+            reason="appeals work done",
+        ),
+        "sm-enf",
+        wait_for=PositionReleaseRequested,
+    )
+    return outcome.one(PositionReleaseRequested)
+
+
+def _caused(org: Org, envelope_id: uuid.UUID, model: type[Any]) -> Any:
+    return [
+        model.model_validate(e.payload)
+        for e in org.event_log.caused_by(envelope_id)
+        if e.type == model.TYPE
+    ]
+
+
+async def test_ac16_access_goes_only_after_allocation_released_the_work(
+    access: AccessService, org: Org
+) -> None:
+    position_id = await _hierarchical_to_appeals(org)
+    release = await _request_removal(org, position_id)
+    view = await positions(access, org, "cw-1")
+    assert view["secondary"][0]["state"] == "removal_pending"  # access stays until released
+    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    assert [(p["action"], p["state"]) for p in p30s] == [
+        ("set-up", "complete"),
+        ("removal", "pending"),
+    ]
+
+    item = ReleasedItem(
+        work_item_id=uuid.uuid4(), person_id="P-1", to_owner=Owner(kind="hopper", id="h")
+    )
+    answer = await org.answer(
+        PositionWorkReleased(
+            release_id=release.release_id,
+            user_id=org.id("cw-1"),
+            position_id=position_id,
+            moved=[item],
+        )
+    )
+    (revoked,) = await org.event_log.wait_for(
+        lambda: _caused(org, answer.message_id, PositionRevoked)
+    )
+    assert revoked.position_id == position_id
+    assert revoked.p30_id == uuid.UUID(p30s[1]["p30_id"])
+    assert (await positions(access, org, "cw-1"))["secondary"] == []
+    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    assert p30s[1]["state"] == "complete"
+    (removal,) = (await access.http.get(f"/users/{org.id('cw-1')}/removals")).json()["removals"]
+    assert removal["state"] == "released" and removal["moved"][0]["work_item_id"] == str(
+        item.work_item_id
+    )
+
+
+async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept(
+    access: AccessService, org: Org
+) -> None:
+    position_id = await _hierarchical_to_appeals(org)
+    release = await _request_removal(org, position_id)
+    answer = await org.answer(
+        PositionWorkReleaseFailed(
+            release_id=release.release_id,
+            user_id=org.id("cw-1"),
+            position_id=position_id,
+            reason="AC16: successor position is not active",
+        )
+    )
+    (failed,) = await org.event_log.wait_for(
+        lambda: _caused(org, answer.message_id, PositionRemovalFailed)
+    )
+    assert "successor" in failed.reason
+    (removal,) = (await access.http.get(f"/users/{org.id('cw-1')}/removals")).json()["removals"]
+    assert removal["state"] == "requested" and "successor" in removal["reason"]
+    p30 = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"][1]
+    assert p30["state"] == "pending" and "successor" in p30["failure_reason"]
+    assert (await positions(access, org, "cw-1"))["secondary"][0]["position_id"] == position_id
+    # It cannot be removed twice, nor re-granted, while its work is being released.
+    again = await org.send(
+        RequestAccessRemoval(
+            user_id=org.id("cw-1"), position_id=position_id, kind=AccessKind.HIERARCHICAL
+        ),
+        "sm-enf",
+    )
+    assert "already being removed" in rejected(again, "AC16")
+    regrant = await org.send(hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1")
+    rejected(regrant, "AC16")
+
+
+async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(
+    access: AccessService, org: Org
+) -> None:
+    """The access service is stopped after asking for the release; allocation's answer (and a
+    redelivered copy, and a second answer for the same release) arrive while it is down."""
+    position_id = await _hierarchical_to_appeals(org)
+    release = await _request_removal(org, position_id)
+    await access.stop()
+    try:
+        released = PositionWorkReleased(
+            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        )
+        first = await org.answer(released)
+        await org.commands.send_raw(
+            "allocation.events", first.model_dump_json().encode(), key=released.key()
+        )  # the same message delivered twice
+        second = await org.answer(released)  # a second answer for the same release
+    finally:
+        await access.start()
+    await org.event_log.wait_for(lambda: _caused(org, first.message_id, PositionRevoked))
+
+    async def applied() -> bool:
+        async with access.runtime.engine.connect() as conn:
+            seen = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(store.inbox)
+                .where(store.inbox.c.message_id.in_([first.message_id, second.message_id]))
+            )
+        return seen == 2
+
+    await eventually(applied)
+    # A later event for the same user comes after anything the duplicates could have caused.
+    marker = await org.send(
+        ChangePosition(user_id=org.id("cw-1"), position_id=org.pos("cw-1")),
+        "cw-1",
+        wait_for=CurrentPositionChanged,
+    )
+    assert marker.rejection is None
+    revoked = [
+        e
+        for e in org.event_log.envelopes()
+        if e.type == PositionRevoked.TYPE and e.payload["position_id"] == position_id
+    ]
+    assert len(revoked) == 1
+    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    assert [(p["action"], p["state"]) for p in p30s] == [
+        ("set-up", "complete"),
+        ("removal", "complete"),
+    ]
+
+
+async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm_renews(
+    access: AccessService, org: Org
+) -> None:
+    granted = await org.send(
+        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    grant = granted.one(AccessGrantRecorded)
+    assert grant.review_due_at is not None
+    expected = domain.review_due(granted.sent.occurred_at)
+    assert abs(grant.review_due_at - expected) < timedelta(minutes=1)  # six months on
+    due_at = grant.review_due_at
+    assert due_at is not None
+
+    def flagged(model: type[Any]) -> list[Any]:
+        return [
+            model.model_validate(e.payload)
+            for e in org.event_log.envelopes()
+            if e.type == model.TYPE and e.payload["grant_id"] == str(grant.grant_id)
+        ]
+
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=20)) as work:
+        await scheduler.scan(work)
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=13)) as work:
+        await scheduler.scan(work)
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=12)) as work:
+        await scheduler.scan(work)  # flagged once only
+    (due,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewDue))
+    assert due.responsible == [org.id("director"), org.id("sm-enf")]
+    listed = (await access.http.get("/reviews/due", params={"at": due_at.isoformat()})).json()
+    assert str(grant.grant_id) in {r["grant_id"] for r in listed["reviews"]}
+
+    async with access.runtime.unit_of_work(now=due_at + timedelta(days=1)) as work:
+        await scheduler.scan(work)
+    (overdue,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewOverdue))
+    assert overdue.escalate_to == [org.id("director")]  # sm-enf's line manager
+    assert len(flagged(AbsenceReviewDue)) == 1
+
+    # Only the responsible TL/SM reviews; confirming sets the next review six months on.
+    wrong = await org.send(
+        ReviewAbsenceAccess(user_id=org.id("tl-enf-2"), grant_id=grant.grant_id, confirm=True),
+        "tl-appeals",
+    )
+    rejected(wrong, "AC09")
+    reviewed = await org.send(
+        ReviewAbsenceAccess(user_id=org.id("tl-enf-2"), grant_id=grant.grant_id, confirm=True),
+        "sm-enf",
+        wait_for=AbsenceAccessReviewed,
+    )
+    confirmed = reviewed.one(AbsenceAccessReviewed)
+    assert confirmed.confirmed and confirmed.next_review_due_at is not None
+    assert confirmed.next_review_due_at > due_at
+    view = await positions(access, org, "tl-enf-2")
+    assert view["secondary"][0]["records"][0]["review_due_at"] == (
+        confirmed.next_review_due_at.isoformat()
+    )
+
+
+async def test_ac09_review_that_removes_goes_through_the_release_saga(
+    access: AccessService, org: Org
+) -> None:
+    granted = await org.send(
+        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    grant = granted.one(AccessGrantRecorded)
+    outcome = await org.send(
+        ReviewAbsenceAccess(
+            user_id=org.id("tl-enf-2"), grant_id=grant.grant_id, confirm=False, reason="no longer"
+        ),
+        "sm-enf",
+        wait_for=PositionReleaseRequested,
+    )
+    assert outcome.one(PositionReleaseRequested).position_id == grant.position_id
+    assert outcome.one(P30Recorded).action == "removal"
+    view = await positions(access, org, "tl-enf-2")
+    assert view["secondary"][0]["state"] == "removal_pending"
+
+
+async def test_ac11_emergency_p30_past_its_deadline_is_flagged_overdue(
+    access: AccessService, org: Org
+) -> None:
+    outcome = await org.send(
+        RequestEmergencyAbsenceAccess(user_id=org.id("tl-enf-2"), unit_id=org.id("team-enf-1")),
+        "sm-enf",
+        wait_for=EmergencyAccessGranted,
+    )
+    emergency = outcome.one(EmergencyAccessGranted)
+
+    def overdue() -> list[EmergencyP30Overdue]:
+        return [
+            EmergencyP30Overdue.model_validate(e.payload)
+            for e in org.event_log.envelopes()
+            if e.type == EmergencyP30Overdue.TYPE and e.payload["p30_id"] == str(emergency.p30_id)
+        ]
+
+    async with access.runtime.unit_of_work(now=emergency.p30_deadline - timedelta(hours=1)) as w:
+        await scheduler.scan(w)
+    async with access.runtime.unit_of_work(now=emergency.p30_deadline + timedelta(hours=1)) as w:
+        await scheduler.scan(w)
+    (flag,) = await org.event_log.wait_for(overdue)
+    assert flag.requested_by == org.id("sm-enf") and flag.escalate_to == org.id("director")
+    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    (record,) = [o for o in outstanding if o["p30_id"] == str(emergency.p30_id)]
+    assert record["overdue_flagged"] is True
+
+
+async def _assign(org: Org, position_id: str, person: str, owner_unit: str) -> uuid.UUID:
+    """Publishes what allocation publishes when it passes an item to a worker position."""
+    work_item_id = uuid.uuid4()
+    await org.answer(
+        WorkItemAssigned(
+            person_id=person,
+            item=WorkItemSnapshot(
+                work_item_id=work_item_id,
+                person_id=person,
+                step_type=StepType.CASE_MONITORING,
+                state=WorkState.INCOMING,
+                owner_kind="worker",
+                owner_id=position_id,
+                owner_unit_id=owner_unit,
+                priority="normal",
+            ),
+            from_owner=Owner(kind="hopper", id="hopper"),
+        )
+    )
+    return work_item_id
+
+
+async def test_ac17_ac18_views_follow_the_current_position_and_list_view_is_read_only(
+    access: AccessService, org: Org
+) -> None:
+    appeals = await _hierarchical_to_appeals(org)
+    at_home = await _assign(org, org.pos("cw-1"), "P-home", org.id("team-enf-1"))
+    at_appeals = await _assign(org, appeals, "P-appeals", org.id("team-appeals"))
+    user = org.id("cw-1")
+
+    async def listed() -> set[str]:
+        items = (await access.http.get(f"/users/{user}/segment-list")).json()["items"]
+        return {i["work_item_id"] for i in items} if len(items) == 2 else set()
+
+    assert await eventually(listed) == {str(at_home), str(at_appeals)}
+    mine = (await access.http.get(f"/users/{user}/my-service-requests")).json()
+    assert mine["position_id"] == org.pos("cw-1")
+    assert [i["work_item_id"] for i in mine["items"]] == [str(at_home)]
+
+    switched = await org.send(
+        ChangePosition(user_id=user, position_id=appeals), "cw-1", wait_for=CurrentPositionChanged
+    )
+    assert switched.one(CurrentPositionChanged).previous_position_id == org.pos("cw-1")
+    mine = (await access.http.get(f"/users/{user}/my-service-requests")).json()
+    assert mine["position_id"] == appeals
+    assert [i["work_item_id"] for i in mine["items"]] == [str(at_appeals)]
+    assert (await positions(access, org, "cw-1"))["current_position_id"] == appeals
+
+    segment_list = (await access.http.get(f"/users/{user}/segment-list")).json()
+    assert segment_list["read_only"] is True
+    refused = await access.http.post(f"/users/{user}/segment-list/{at_appeals}/complete")
+    assert refused.status_code == 409 and refused.json()["rule"] == "AC18"
+
+
+async def test_ac17_only_the_user_switches_and_only_to_a_held_position(org: Org) -> None:
+    appeals = await _hierarchical_to_appeals(org)
+    other = await org.send(ChangePosition(user_id=org.id("cw-1"), position_id=appeals), "cw-2")
+    rejected(other, "AC17")
+    unheld = await org.send(
+        ChangePosition(user_id=org.id("cw-1"), position_id=org.pos("tl-appeals")), "cw-1"
+    )
+    rejected(unheld, "AC17")
+
+
+async def test_ac05_telephony_routes_on_the_primary_position_only(
+    access: AccessService, org: Org
+) -> None:
+    appeals = await _hierarchical_to_appeals(org)
+    await org.send(
+        ChangePosition(user_id=org.id("cw-1"), position_id=appeals),
+        "cw-1",
+        wait_for=CurrentPositionChanged,
+    )
+    routed = (await access.http.get(f"/users/{org.id('cw-1')}/telephony")).json()
+    assert routed == {
+        "user_id": org.id("cw-1"),
+        "position_id": org.pos("cw-1"),
+        "unit_id": org.id("team-enf-1"),
+    }
+
+
+async def test_ac19_absence_access_shows_the_accessed_teams_caseworkers_and_work_only(
+    access: AccessService, org: Org
+) -> None:
+    granted = await org.send(
+        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    position_id = granted.one(AccessGrantRecorded).position_id
+    in_team_1 = await _assign(org, org.pos("cw-1"), "P-t1", org.id("team-enf-1"))
+    await _assign(org, org.pos("cw-appeals"), "P-other", org.id("team-appeals"))
+    await org.send(
+        ChangePosition(user_id=org.id("tl-enf-2"), position_id=position_id),
+        "tl-enf-2",
+        wait_for=CurrentPositionChanged,
+    )
+
+    async def view() -> dict[str, Any]:
+        body = (await access.http.get(f"/users/{org.id('tl-enf-2')}/team-view")).json()
+        return body if body["items"] else {}
+
+    body = await eventually(view)
+    assert body["unit_id"] == org.id("team-enf-1")
+    assert {c["user_id"] for c in body["caseworkers"]} == {org.id("cw-1"), org.id("cw-2")}
+    assert [i["work_item_id"] for i in body["items"]] == [str(in_team_1)]
