@@ -182,3 +182,11 @@ async def next_action_work(
     )
     sent = await publish(commands, finished, Topics.SIGNOFF_EVENTS)
     return only(await event_log.outcome(sent.message_id), WorkItemCreated)
+
+
+async def reaction(
+    commands: CommandClient, event_log: EventLog, event: Event, topic: str
+) -> list[Envelope]:
+    """Publish another service's event and wait for the events allocation emits in answer."""
+    sent = await publish(commands, event, topic)
+    return await event_log.outcome(sent.message_id)
