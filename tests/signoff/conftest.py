@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -77,20 +77,23 @@ async def publish(commands: CommandClient, topic: str, event: Event) -> Envelope
     return envelope
 
 
-async def _directory_applied(service: RunningService, timeout: float = 20.0) -> None:
-    """Wait until the service's directory projection holds every seat (the projection emits no
-    event to wait on, so this reads the service's own tables until they are there)."""
-    p = store.directory_t.positions
-    wanted = {s.position_id for s in SEATS}
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0
+) -> None:
+    """Wait until a service's read side shows what a test needs, for projections that emit no
+    event to wait on (the directory). Re-checks every 50 ms; fails after `timeout`."""
     deadline = time.monotonic() + timeout
-    while True:
-        async with service.runtime.engine.connect() as conn:
-            have = set((await conn.execute(sa.select(p.c.position_id))).scalars())
-        if wanted <= have:
-            return
+    while not await check():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"directory positions missing: {wanted - have}")
+            raise TimeoutError(f"not in time: {what}")
         await asyncio.sleep(0.05)
+
+
+async def _directory_applied(service: RunningService) -> bool:
+    p = store.directory_t.positions
+    async with service.runtime.engine.connect() as conn:
+        have = set((await conn.execute(sa.select(p.c.position_id))).scalars())
+    return {s.position_id for s in SEATS} <= have
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +127,7 @@ async def signoff(
     from services.signoff.service import SPEC
 
     service = await start_service(SPEC, settings_for("signoff"))
-    await _directory_applied(service)
+    await wait_until(lambda: _directory_applied(service), "sign-off's directory seeded")
     yield service
     await service.http.aclose()
     await service.runtime.stop()
@@ -195,10 +198,10 @@ class SignoffDriver:
         assert rejected.rule == rule, rejected.reason
         return rejected
 
-    async def summary(self, ref: StepRef) -> dict[str, object]:
+    async def summary(self, ref: StepRef) -> dict[str, Any]:
         response = await self.service.http.get(f"/steps/{ref.step_id}")
         assert response.status_code == 200, response.text
-        body: dict[str, object] = response.json()
+        body: dict[str, Any] = response.json()
         return body
 
     async def requested(self, step_type: StepType = StepType.TRUSTED_ASSESSMENT) -> StepRef:
