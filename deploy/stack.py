@@ -165,19 +165,21 @@ class Stack:
     postgres: EmbeddedPostgres | None = None
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    use_environment: bool = True  # False: always the embedded broker and PostgreSQL
 
     def start_infrastructure(self) -> dict[str, str]:
-        bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS")
+        environ = os.environ if self.use_environment else {}
+        bootstrap = environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
             self.broker = EmbeddedBroker()
             bootstrap = self.broker.start()
-        database_url = os.environ.get("CASEWORK_DATABASE_URL")
+        database_url = environ.get("CASEWORK_DATABASE_URL")
         if not database_url:
             self.postgres = EmbeddedPostgres(self.state_dir.resolve() / "pgdata")
             database_url = self.postgres.start()
         asyncio.run(create_topics(bootstrap))
-        public = os.environ.get("CASEWORK_ACTOR_PUBLIC_KEY")
-        private = os.environ.get("CASEWORK_ACTOR_PRIVATE_KEY")
+        public = environ.get("CASEWORK_ACTOR_PUBLIC_KEY")
+        private = environ.get("CASEWORK_ACTOR_PRIVATE_KEY")
         if not public:
             # A development key pair for the embedded stack, generated once.
             keys = self.state_dir.resolve() / "keys"
