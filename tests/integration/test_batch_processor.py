@@ -1,0 +1,181 @@
+"""The batch processor against the real PostgreSQL, fed records directly: poison records,
+refusals after writes, staged writes and duplicates inside one batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import ConsumerRecord
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts import Actor, CommandRejected, Envelope, Topics
+from contracts.allocation import ReceiveReferral
+from services.shared.auth import HEADER, KeyPair, TokenIssuer, TokenVerifier
+from services.shared.consumer import BatchProcessor, Dispatcher, HandlerContext
+from services.shared.plumbing_tables import inbox_table, outbox_table
+from services.shared.rules import RuleViolation
+from tests.support.infra import Infra
+
+SCHEMA = f"probe_{uuid.uuid4().hex[:8]}"
+metadata = sa.MetaData(schema=SCHEMA)
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("person_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+)
+UPSERT = pg_insert(people)
+UPSERT = UPSERT.on_conflict_do_update(
+    index_elements=[people.c.person_id], set_={"name": UPSERT.excluded.name}
+)
+ACTOR = Actor(user_id="tester", position_id="pos")
+
+dispatcher = Dispatcher()
+
+
+@dispatcher.on(ReceiveReferral)
+async def handle(ctx: HandlerContext[ReceiveReferral]) -> None:
+    name = ctx.message.person_name
+    if name == "poison":
+        raise RuntimeError("a bug in a handler")
+    if name.startswith("staged"):
+        ctx.stage(UPSERT, {"person_id": ctx.message.person_id, "name": name}, ("person_id",))
+        # A read in the same batch sees what was staged before it.
+        seen = await ctx.conn.scalar(sa.select(sa.func.count()).select_from(people))
+        ctx.emit(
+            CommandRejected(
+                command_id=ctx.envelope.message_id,
+                command_type="seen",
+                rule="none",
+                reason=str(seen),
+            )
+        )
+        return
+    await ctx.execute(people.insert().values(person_id=ctx.message.person_id, name=name))
+    if name == "refuse-after-write":
+        raise RuleViolation("AL02", "refused after writing")
+    ctx.emit(
+        CommandRejected(
+            command_id=ctx.envelope.message_id, command_type="ok", rule="none", reason="applied"
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+async def engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(infra.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'create schema "{SCHEMA}"'))
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'drop schema "{SCHEMA}" cascade'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def keys() -> KeyPair:
+    return KeyPair.generate()
+
+
+def processor(engine: AsyncEngine, keys: KeyPair) -> BatchProcessor:
+    return BatchProcessor(
+        engine=engine,
+        outbox_table=outbox,
+        inbox_table=inbox,
+        dispatcher=dispatcher,
+        verifier=TokenVerifier(keys.public_pem),
+        event_topic=Topics.ALLOCATION_EVENTS,
+    )
+
+
+_offset = iter(range(10**9))
+
+
+def record(envelope: Envelope, token: str) -> ConsumerRecord[Any, Any]:
+    return ConsumerRecord(
+        topic=Topics.ALLOCATION_COMMANDS,
+        partition=0,
+        offset=next(_offset),
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=envelope.model_dump_json().encode(),
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=1,
+        headers=[(HEADER, token.encode())],
+    )
+
+
+def referral(name: str) -> Envelope:
+    command = ReceiveReferral(person_id=f"P-{uuid.uuid4().hex[:8]}", person_name=name)
+    return Envelope.wrap(command, actor=ACTOR)
+
+
+async def outbox_rows(engine: AsyncEngine) -> list[Any]:
+    async with engine.begin() as conn:
+        rows = (await conn.execute(sa.select(outbox))).all()
+        await conn.execute(outbox.delete())
+    return list(rows)
+
+
+def outcomes(rows: list[Any]) -> dict[uuid.UUID, CommandRejected]:
+    found = {}
+    for row in rows:
+        if row.topic == Topics.ALLOCATION_EVENTS:
+            envelope = Envelope.model_validate_json(bytes(row.value))
+            found[envelope.causation_id] = CommandRejected.model_validate(envelope.payload)
+    return found  # type: ignore[return-value]
+
+
+async def test_poison_record_is_dead_lettered_alone_and_the_rest_apply(
+    engine: AsyncEngine, keys: KeyPair
+) -> None:
+    token = TokenIssuer(keys.private_pem).issue(ACTOR)
+    batch = [referral("first"), referral("poison"), referral("last")]
+    await processor(engine, keys).process([record(e, token) for e in batch])
+    rows = await outbox_rows(engine)
+    dead = [r for r in rows if r.topic == "allocation.commands.dlq"]
+    assert len(dead) == 1 and "a bug in a handler" in dead[0].headers["dlq-reason"]
+    answers = outcomes(rows)
+    assert answers[batch[0].message_id].reason == "applied"
+    assert answers[batch[1].message_id].rule == "internal-error"
+    assert answers[batch[2].message_id].reason == "applied"
+
+
+async def test_refusal_after_a_write_rolls_back_only_that_command(
+    engine: AsyncEngine, keys: KeyPair
+) -> None:
+    token = TokenIssuer(keys.private_pem).issue(ACTOR)
+    batch = [referral("before"), referral("refuse-after-write"), referral("after")]
+    await processor(engine, keys).process([record(e, token) for e in batch])
+    answers = outcomes(await outbox_rows(engine))
+    assert answers[batch[1].message_id].rule == "AL02"
+    async with engine.connect() as conn:
+        names = set((await conn.execute(sa.select(people.c.name))).scalars())
+    assert {"before", "after"} <= names
+    assert "refuse-after-write" not in names
+
+
+async def test_staged_rows_are_visible_to_later_reads_and_duplicates_apply_once(
+    engine: AsyncEngine, keys: KeyPair
+) -> None:
+    token = TokenIssuer(keys.private_pem).issue(ACTOR)
+    async with engine.begin() as conn:
+        before = int(await conn.scalar(sa.select(sa.func.count()).select_from(people)) or 0)
+    first, second = referral("staged-1"), referral("staged-2")
+    batch = [first, first, second]  # the first command delivered twice in one batch
+    await processor(engine, keys).process([record(e, token) for e in batch])
+    rows = await outbox_rows(engine)
+    assert len([r for r in rows if r.topic == Topics.ALLOCATION_EVENTS]) == 2  # not 3
+    answers = outcomes(rows)
+    assert int(answers[first.message_id].reason) == before + 1
+    assert int(answers[second.message_id].reason) == before + 2
