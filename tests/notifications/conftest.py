@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from contracts import Envelope, Event, Topics
+from contracts import Actor, Envelope, Event, Topics
 from contracts.access import (
     AccessKind,
     PositionGranted,
@@ -33,7 +33,12 @@ from contracts.access import (
     UnitKind,
     UserRegistered,
 )
-from contracts.notifications import NotificationSent
+from contracts.notifications import (
+    NotificationSent,
+    RegisterWebhook,
+    RemoveWebhook,
+    WebhookRegistered,
+)
 from deploy.stack import free_port
 from services.notifications import store
 from services.notifications.service import build_spec
@@ -42,7 +47,7 @@ from services.shared.settings import Settings
 from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog
 
-TOPIC_OF = {"allocation": Topics.ALLOCATION_EVENTS, "signoff": Topics.SIGNOFF_EVENTS}
+E = TypeVar("E", bound=Event)
 
 
 # --- SMTP ------------------------------------------------------------------------------------
@@ -79,38 +84,41 @@ def smtp() -> Iterator[tuple[SmtpSink, int]]:
 
 @dataclass
 class WebhookReceiver:
-    """Records every POST; `available=False` answers 503 (a receiver that is down); `gate`, when
-    set, holds each request until it is opened."""
+    """Records every POST to /hook/{name}; a name in `down` answers 503 (a receiver that is
+    down); `gate`, when set, holds each request until it is opened."""
 
     port: int
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    available: bool = True
+    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
     gate: asyncio.Event | None = None
     in_flight: int = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/hook/{name}"
 
     async def endpoint(self, request: Request) -> Response:
+        name = request.path_params["name"]
         body = await request.body()
-        if not self.available:
+        if name in self.down:
             return Response(status_code=503)
         if self.gate is not None:
             self.in_flight += 1
             await self.gate.wait()
             self.in_flight -= 1
-        self.received.append(({k.lower(): v for k, v in request.headers.items()}, body))
+        self.received.append((name, {k.lower(): v for k, v in request.headers.items()}, body))
         return Response(status_code=204)
 
-    def keys(self) -> list[str]:
-        return [headers["idempotency-key"] for headers, _ in self.received]
+    def keys(self, name: str) -> list[str]:
+        return [h["idempotency-key"] for n, h, _ in self.received if n == name]
+
+    def bodies(self, name: str) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for n, h, b in self.received if n == name]
 
 
 @pytest.fixture(scope="session")
 async def webhook() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver(port=free_port())
-    app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
+    app = Starlette(routes=[Route("/hook/{name}", receiver.endpoint, methods=["POST"])])
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning")
     )
@@ -312,11 +320,7 @@ def org(commands: CommandClient, notifications: RunningService) -> Org:
 
 
 def sent_events(event_log: EventLog, source_id: uuid.UUID) -> list[NotificationSent]:
-    return [
-        NotificationSent.model_validate(e.payload)
-        for e in event_log.caused_by(source_id)
-        if e.type == NotificationSent.TYPE
-    ]
+    return outcomes(event_log, source_id, NotificationSent)
 
 
 async def inbox_of(service: RunningService, user_id: str) -> list[dict[str, Any]]:
@@ -324,3 +328,44 @@ async def inbox_of(service: RunningService, user_id: str) -> list[dict[str, Any]
     assert response.status_code == 200
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+OPERATOR = Actor(user_id="operator", position_id=None)
+
+
+@dataclass
+class Hook:
+    webhook_id: str
+    secret: str
+
+
+async def register_webhook(
+    commands: CommandClient, event_log: EventLog, receiver: WebhookReceiver, kinds: list[str]
+) -> Hook:
+    hook = Hook(uid("hook"), uuid.uuid4().hex)
+    sent = await commands.send(
+        RegisterWebhook(
+            webhook_id=hook.webhook_id,
+            url=receiver.url(hook.webhook_id),
+            secret=hook.secret,
+            event_types=kinds,
+        ),
+        OPERATOR,
+    )
+    (answer,) = await event_log.outcome(sent.message_id)
+    assert answer.type == WebhookRegistered.TYPE
+    return hook
+
+
+async def remove_webhook(commands: CommandClient, event_log: EventLog, hook: Hook) -> None:
+    sent = await commands.send(RemoveWebhook(webhook_id=hook.webhook_id), OPERATOR)
+    await event_log.outcome(sent.message_id)
+
+
+def outcomes(event_log: EventLog, source_id: uuid.UUID, model: type[E]) -> list[E]:
+    """The delivery events (sent, failed, parked) of the notices a source event caused."""
+    return [
+        model.model_validate(e.payload)
+        for e in event_log.caused_by(source_id)
+        if e.type == model.TYPE
+    ]
