@@ -1,0 +1,260 @@
+"""Allocation's rules as pure functions: no broker, no database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+from contracts.access import AccessKind, Role
+from contracts.allocation import Priority, StepType, WorkState
+from services.allocation import domain
+from services.allocation.domain import Placement, Relationship, Seat, WorkItem
+from services.shared.directory import Position
+from services.shared.rules import RuleViolation
+
+TODAY = date(2026, 3, 2)
+
+
+def seat(
+    role: Role,
+    unit: str = domain.HUB_TEAM,
+    kind: AccessKind = AccessKind.PRIMARY,
+    active: bool = True,
+    position_id: str | None = None,
+) -> Seat:
+    pid = position_id or f"pos-{uuid.uuid4().hex[:6]}"
+    return Seat(Position(pid, f"user-{pid}", unit, role.value, kind.value, False), active)
+
+
+def item(
+    step: StepType = StepType.TRIAGE,
+    state: WorkState = WorkState.INCOMING,
+    owner: tuple[str, str] = ("team", domain.HUB_TEAM),
+    priority: str = "normal",
+) -> WorkItem:
+    return WorkItem(uuid.uuid4(), "P-1", step, state, owner[0], owner[1], priority)
+
+
+def rule_of(call: object) -> str:
+    with pytest.raises(RuleViolation) as caught:
+        call()  # type: ignore[operator]
+    return caught.value.rule
+
+
+def test_al01_al03_triage_and_case_monitoring_go_to_hub_incoming() -> None:
+    for step in (StepType.TRIAGE, StepType.CASE_MONITORING):
+        assert domain.placement_for_new_step(step, None) == Placement(
+            WorkState.INCOMING, "team", domain.HUB_TEAM
+        )
+
+
+def test_al02_trusted_assessment_by_area() -> None:
+    assert domain.placement_for_new_step(StepType.TRUSTED_ASSESSMENT, "South").owner_id == (
+        domain.SOUTH_TEAM
+    )
+    assert rule_of(lambda: domain.placement_for_new_step(StepType.TRUSTED_ASSESSMENT, "x")) == (
+        "AL02"
+    )
+
+
+def test_al03_started_case_monitoring_sits_in_the_area_inbox() -> None:
+    worker = seat(Role.HUB_TEAM_WORKER)
+    placed = domain.start(item(StepType.CASE_MONITORING), worker, domain.HUB_TEAM, "North")
+    inbox = domain.CASE_MONITORING_INBOXES[domain.Area.NORTH]
+    assert placed == Placement(WorkState.INCOMPLETE, "inbox", inbox)
+    triage = domain.start(item(), worker, domain.HUB_TEAM, "North")
+    assert triage == Placement(WorkState.INCOMPLETE, "worker", worker.position.position_id)
+    outsider = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
+    assert rule_of(lambda: domain.start(item(), outsider, domain.HUB_TEAM, "North")) == "AL03"
+    started = item(state=WorkState.INCOMPLETE)
+    assert rule_of(lambda: domain.start(started, worker, domain.HUB_TEAM, "North")) == "AL03"
+    held = item(owner=("worker", "pos-other"))
+    assert rule_of(lambda: domain.start(held, worker, domain.HUB_TEAM, "North")) == "AL03"
+
+
+def test_al05_relationship_roles_need_involved_worker_in_force() -> None:
+    ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM).position
+    step = item(StepType.TRUSTED_ASSESSMENT, owner=("team", domain.NORTH_TEAM))
+    assert rule_of(lambda: domain.assignment(step, ta, involved=False)) == "AL05"
+    assert domain.assignment(step, ta, involved=True)[0].owner_id == ta.position_id
+    rels = [Relationship(ta.user_id, "Involved Worker", TODAY, None)]
+    assert domain.has_involved_worker(rels, ta.user_id, TODAY)
+    assert not domain.has_involved_worker(rels, "someone else", TODAY)
+    assert not domain.has_involved_worker(rels, ta.user_id, TODAY - timedelta(days=1))
+    ended = [Relationship(ta.user_id, "Involved Worker", TODAY, TODAY)]
+    assert not domain.has_involved_worker(ended, ta.user_id, TODAY + timedelta(days=1))
+    other_type = [Relationship(ta.user_id, "Key Worker", TODAY, None)]
+    assert not domain.has_involved_worker(other_type, ta.user_id, TODAY)
+
+
+def test_al05_not_needed_for_triage_to_a_hub_worker() -> None:
+    hub = seat(Role.HUB_TEAM_WORKER).position
+    assert domain.assignment(item(), hub, involved=False)[0].owner_id == hub.position_id
+
+
+def test_al05_from_date_defaults_to_today_and_end_not_before_start() -> None:
+    assert domain.relationship_dates(None, None, TODAY) == (TODAY, None)
+    later = TODAY + timedelta(days=3)
+    assert domain.relationship_dates(later, None, TODAY) == (later, None)
+    assert rule_of(lambda: domain.relationship_dates(later, TODAY, TODAY)) == "AL05"
+    assert rule_of(lambda: domain.relationship_worker(None, "pos-x")) == "AL05"
+
+
+def test_al06_incoming_stays_incoming_and_finished_is_locked() -> None:
+    hub = seat(Role.HUB_TEAM_WORKER).position
+    placed, priority = domain.assignment(item(priority="high"), hub, involved=False)
+    assert (placed.state, placed.owner_kind, priority) == (WorkState.INCOMING, "worker", "high")
+    finished = item(state=WorkState.FINISHED)
+    assert rule_of(lambda: domain.assignment(finished, hub, involved=True)) == "AL06"
+    mine = item(owner=("worker", hub.position_id))
+    assert rule_of(lambda: domain.assignment(mine, hub, involved=True)) == "AL06"
+
+
+def test_al07_priority_only_from_team_work() -> None:
+    hub = seat(Role.HUB_TEAM_WORKER).position
+    _, changed = domain.assignment(item(), hub, involved=False, priority=Priority.URGENT)
+    assert changed == "urgent"
+    assert (
+        rule_of(
+            lambda: domain.assignment(
+                item(), hub, involved=False, priority=Priority.URGENT, from_record=True
+            )
+        )
+        == "AL07"
+    )
+    _, same = domain.assignment(
+        item(), hub, involved=False, priority=Priority.NORMAL, from_record=True
+    )
+    assert same == "normal"
+    assert domain.new_priority(item(), Priority.HIGH) == "high"
+    assert rule_of(lambda: domain.new_priority(item(), Priority.NORMAL)) == "AL07"
+
+
+def test_al08_outcomes_per_item_and_all_or_nothing() -> None:
+    good, bad = item(), item()
+    unknown = uuid.uuid4()
+    decided: dict[uuid.UUID, Exception | None] = {
+        good.work_item_id: None,
+        bad.work_item_id: RuleViolation("AL05", "no"),
+    }
+    outcomes = domain.bulk_outcomes([good, bad, unknown], decided)
+    assert [(o.ok, o.rule) for o in outcomes] == [(True, None), (False, "AL05"), (False, "AL08")]
+    refusal = domain.bulk_refusal(outcomes)
+    assert refusal is not None and refusal.rule == "AL08"
+    assert f"{bad.work_item_id}: AL05 no" in refusal.reason and "2 of 3" in refusal.reason
+    assert domain.bulk_refusal(outcomes[:1]) is None
+
+
+def test_al09_reassign_needs_started_work_and_keeps_it_incomplete() -> None:
+    hub = seat(Role.HUB_TEAM_WORKER).position
+    started = item(state=WorkState.INCOMPLETE, owner=("inbox", "x"))
+    placed, _ = domain.assignment(started, hub, involved=False, started_only=True)
+    assert placed.state is WorkState.INCOMPLETE
+    assert rule_of(lambda: domain.assignment(item(), hub, involved=False, started_only=True)) == (
+        "AL09"
+    )
+
+
+def test_al10_senior_officer_or_team_leader_of_owning_or_management_team() -> None:
+    owning = domain.NORTH_TEAM
+    assert domain.authorise_allocation(seat(Role.SENIOR_OFFICER, owning), owning, None, "allocate")
+    assert domain.authorise_allocation(
+        seat(Role.TEAM_LEADER, owning, AccessKind.HIERARCHICAL), owning, None, "allocate"
+    )
+    assert domain.authorise_allocation(
+        seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM), owning, None, "allocate"
+    )
+    for refused in (
+        seat(Role.SENIOR_OFFICER, domain.SOUTH_TEAM),
+        seat(Role.TRUSTED_ASSESSOR, owning),
+        seat(Role.SENIOR_OFFICER, owning, active=False),
+        None,
+    ):
+        check = lambda s=refused: domain.authorise_allocation(s, owning, None, "x")  # noqa: E731
+        assert rule_of(check) == "AL10"
+    # A segment manager from the parent segment; a team leader from a team in the segment.
+    sm = seat(Role.SEGMENT_MANAGER, "seg")
+    assert domain.authorise_allocation(sm, "team-a", "seg", "allocate")
+    tl = seat(Role.TEAM_LEADER, "team-b")
+    assert domain.authorise_allocation(tl, "seg", None, "allocate", actor_parent="seg")
+    assert rule_of(lambda: domain.authorise_allocation(tl, "team-a", "seg", "x", "seg")) == "AL10"
+
+
+def test_ac19_absence_access_is_limited_to_that_team() -> None:
+    absence = seat(Role.TEAM_LEADER, "team-a", AccessKind.ABSENCE)
+    actor = domain.authorise_allocation(absence, "team-a", "seg", "allocate")
+    assert rule_of(lambda: domain.authorise_allocation(absence, "team-b", "seg", "x")) == "AC19"
+    domain.check_absence_target(actor, seat(Role.CASEWORKER, "team-a").position)
+    for target in (seat(Role.CASEWORKER, "team-b"), seat(Role.TEAM_LEADER, "team-a")):
+        assert rule_of(lambda t=target: domain.check_absence_target(actor, t.position)) == "AC19"
+    primary = seat(Role.TEAM_LEADER, "team-a").position
+    domain.check_absence_target(primary, seat(Role.CASEWORKER, "team-b").position)
+    started = item(state=WorkState.INCOMPLETE)
+    assert domain.segment_hopper(started, "hop-seg", "seg") == Placement(
+        WorkState.INCOMPLETE, "hopper", "hop-seg"
+    )
+    assert rule_of(lambda: domain.segment_hopper(item(), None, None)) == "AC19"
+
+
+def test_ac07_team_leader_moves_an_absent_caseworkers_cases() -> None:
+    absent = seat(Role.CASEWORKER, "team-a")
+    tl = seat(Role.TEAM_LEADER, "team-a")
+    colleague = seat(Role.CASEWORKER, "team-a")
+    assert domain.absent_move_target(tl, absent, colleague, "hop-a").owner_id == (
+        colleague.position.position_id
+    )
+    assert domain.absent_move_target(tl, absent, None, "hop-a") == Placement(
+        WorkState.INCOMING, "hopper", "hop-a"
+    )
+    for actor, target, hopper in (
+        (seat(Role.TEAM_LEADER, "team-b"), colleague, "hop-a"),
+        (seat(Role.CASEWORKER, "team-a"), colleague, "hop-a"),
+        (tl, seat(Role.CASEWORKER, "team-b"), "hop-a"),
+        (tl, absent, "hop-a"),
+        (tl, None, None),
+    ):
+        assert (
+            rule_of(lambda a=actor, t=target, h=hopper: domain.absent_move_target(a, absent, t, h))
+            == "AC07"
+        )
+    assert rule_of(lambda: domain.absent_move_target(tl, tl, None, "hop-a")) == "AC07"
+
+
+def test_ac16_removed_position_gets_no_work_and_releases_to_hopper_or_successor() -> None:
+    gone = seat(Role.CASEWORKER, "team-a", active=False)
+    assert rule_of(lambda: domain.require_active_target(gone, "p")) == "AC16"
+    assert rule_of(lambda: domain.require_active_target(None, "p")) == "AL06"
+    position = seat(Role.CASEWORKER, "team-a").position
+    assert domain.release_target(position, None, None, "hop-a") == Placement(
+        WorkState.INCOMING, "hopper", "hop-a"
+    )
+    assert domain.release_target(position, None, None, None).owner_id == "team-a"
+    successor = seat(Role.CASEWORKER, "team-a")
+    placed = domain.release_target(position, successor, successor.position.position_id, "hop-a")
+    assert placed.owner_id == successor.position.position_id
+    assert rule_of(lambda: domain.release_target(position, None, "pos-x", "hop-a")) == "AC16"
+    assert rule_of(lambda: domain.release_target(position, gone, "pos-x", "hop-a")) == "AC16"
+    # A next action for a removed position goes to its unit instead.
+    assert domain.next_action_placement("worker", "p", gone, "hop-a").owner_id == "hop-a"
+
+
+def test_so06_transfer_action_becomes_support_plan_delivery() -> None:
+    assert domain.next_action_step("WB Transfer to Support Officer for Service Delivery") is (
+        StepType.SUPPORT_PLAN_DELIVERY
+    )
+    assert domain.next_action_step(StepType.CASE_MONITORING.value) is StepType.CASE_MONITORING
+    assert domain.next_action_step("Phone the GP") is None
+    assert domain.next_action_placement("team", "team-a", None, "hop-a").owner_kind == "hopper"
+    assert domain.next_action_placement("team", domain.HUB_TEAM, None, None).owner_kind == "team"
+
+
+def test_al04_workflow_map_shows_where_the_person_is() -> None:
+    mapped = domain.workflow_map(
+        {
+            StepType.TRIAGE: [WorkState.FINISHED],
+            StepType.TRUSTED_ASSESSMENT: [WorkState.INCOMPLETE],
+        }
+    )
+    assert [m["status"] for m in mapped] == ["finished", "incomplete", "not reached", "not reached"]
