@@ -111,8 +111,7 @@ async def _step_and_worker(ctx: HandlerContext[Any]) -> tuple[domain.Step, domai
         raise RuleViolation(
             UNKNOWN_STEP, f"no step {cmd.step_id} for person {cmd.person_id} under sign-off"
         )
-    actor = ctx.actor
-    return step, await store.worker(ctx.conn, actor.position_id if actor else None)
+    return step, await store.worker(ctx.conn, ctx.actor)
 
 
 @dispatcher.on(SendRequest)
@@ -288,4 +287,4 @@ for _type, _model in registered_types().items():
         _model is CommandRejected
         or (issubclass(_model, Event) and _type.startswith(("allocation.", "access.")))
     ):
-        dispatcher.handlers[_type] = _not_ours
+        dispatcher.on(_model)(_not_ours)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts import Actor
 from contracts.allocation import StepType
 from contracts.signoff import NextAction
 from services.shared.directory import Directory, directory_tables
@@ -148,10 +149,11 @@ async def load_step(conn: AsyncConnection, step_id: uuid.UUID) -> domain.Step | 
     )
 
 
-async def worker(conn: AsyncConnection, position_id: str | None) -> domain.Worker | None:
-    """The acting position from the directory projection, with its unit's name."""
-    position = await directory.position(conn, position_id)
-    if position is None:
+async def worker(conn: AsyncConnection, actor: Actor | None) -> domain.Worker | None:
+    """The signed actor's position from the directory projection, with its unit's name; None
+    unless the position is active and held by that very user."""
+    position = await directory.position(conn, actor.position_id if actor else None)
+    if actor is None or position is None or position.user_id != actor.user_id:
         return None
     unit = await directory.unit(conn, position.unit_id)
     return domain.Worker(

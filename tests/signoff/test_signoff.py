@@ -31,6 +31,7 @@ from tests.signoff.conftest import (
     SENIOR_OFFICER,
     SUPPORT_OFFICER,
     TRUSTED_ASSESSOR,
+    Seat,
     SignoffDriver,
     StepRef,
 )
@@ -199,6 +200,11 @@ async def test_so03_signoff_only_by_a_senior_officer_of_the_management_team(
     await driver.refused(_complete(ref), NORTH_SENIOR_OFFICER, "SO07")
     await driver.refused(_complete(ref), TRUSTED_ASSESSOR, "SO07")
     await driver.refused(_return(ref, "no"), NORTH_SENIOR_OFFICER, "SO07")
+    # Claiming a Management Team seat one does not hold does not help.
+    impostor = Seat(
+        TRUSTED_ASSESSOR.user_id, SENIOR_OFFICER.position_id, MANAGEMENT_TEAM, SENIOR_OFFICER.role
+    )
+    await driver.refused(_complete(ref), impostor, "SO07")
     await driver.ok(_add(ref, _transfer()), SENIOR_OFFICER, NextActionsAdded)
     await driver.ok(_complete(ref), SENIOR_OFFICER, RequestCompleted)
     await driver.refused(_finish(ref), NORTH_SENIOR_OFFICER, "SO09")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from contracts import Envelope, Topics
 from contracts.allocation import (
     AssignWork,
     CreateStep,
@@ -26,7 +27,6 @@ from contracts.allocation import (
     WorkItemReturned,
     WorkItemStarted,
 )
-from contracts.envelope import Envelope
 from contracts.signoff import (
     MANAGEMENT_TEAM,
     REQUEST_NAME,
@@ -215,6 +215,13 @@ async def test_so01_so06_so09_signoff_walkthrough_across_allocation_and_signoff(
         RequestSent,
     )
     assert sent.title == f"{REQUEST_NAME} - {StepType.SUPPORT_PLAN_DELIVERY.value}"
+    # Sign-off skipped every allocation event it does not need; none was dead-lettered.
+    assert not [
+        r
+        for r in driver.log.records
+        if r.topic == Topics.dead_letter(Topics.ALLOCATION_EVENTS)
+        and r.key == ref.person_id.encode()
+    ]
 
 
 async def test_so07_returned_request_goes_back_to_the_workers_incomplete_work_not_finished(
