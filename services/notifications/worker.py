@@ -139,9 +139,9 @@ async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int 
             rows = await store.reminders_due(uow.conn, now, limit)
             for r in rows:
                 await handlers.fire_reminder(uow.conn, _emit_for(uow, r.reminder_id, None), r, now)
-        fired += len(rows)
-        if len(rows) < limit:
+        if not rows:
             return fired
+        fired += len(rows)  # firing may schedule the next one, already due: scan again
 
 
 Task = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
