@@ -167,6 +167,7 @@ class _Item:
     envelope: Envelope | None = None
     message: Message | None = None
     dead_reason: str | None = None
+    ignored: bool = False
 
     @property
     def key(self) -> str | None:
@@ -259,6 +260,10 @@ class BatchProcessor:
             item.dead_reason = f"envelope does not parse: {_short(exc)}"
             return item
         item.inbox_id = item.envelope.message_id
+        if item.envelope.type not in self._dispatcher.handlers and not _is_command_topic(record):
+            # Another service's event topic carries many types; this service reads only some.
+            item.ignored = True
+            return item
         try:
             item.message = item.envelope.open()
         except KeyError as exc:
@@ -285,6 +290,8 @@ class BatchProcessor:
         records: list[outbox.OutboxRecord] = []
         applied: list[uuid.UUID] = []
         for item in items:
+            if item.ignored:
+                continue
             if item.inbox_id in seen:
                 metrics.DUPLICATES.inc()
                 continue
@@ -383,7 +390,7 @@ class BatchProcessor:
             )
         ]
         # A caller whose command we could identify also gets an answer on the event topic.
-        if item.envelope is not None and record.topic.endswith(".commands"):
+        if item.envelope is not None and _is_command_topic(record):
             rule = RULE_INTERNAL if reason.startswith("handler failed") else RULE_SCHEMA
             out.append(self._rejection(item, rule, reason))
         return out
@@ -397,6 +404,10 @@ class BatchProcessor:
 class _Refused(Exception):
     def __init__(self, violation: RuleViolation) -> None:
         self.violation = violation
+
+
+def _is_command_topic(record: ConsumerRecord[Any, Any]) -> bool:
+    return bool(record.topic.endswith(".commands"))
 
 
 def _short(exc: ValidationError) -> str:

@@ -179,3 +179,17 @@ async def test_staged_rows_are_visible_to_later_reads_and_duplicates_apply_once(
     answers = outcomes(rows)
     assert int(answers[first.message_id].reason) == before + 1
     assert int(answers[second.message_id].reason) == before + 2
+
+
+async def test_event_types_this_service_does_not_read_are_skipped_not_dead_lettered(
+    engine: AsyncEngine, keys: KeyPair
+) -> None:
+    other = Envelope.wrap(
+        CommandRejected(command_id=uuid.uuid4(), command_type="x", rule="AL01", reason="r")
+    )
+    rec = record(other, "")
+    rec.topic = Topics.ACCESS_EVENTS
+    unknown = record(Envelope(type="access.from_the_future.v9", payload={}), "")
+    unknown.topic = Topics.ACCESS_EVENTS
+    await processor(engine, keys).process([rec, unknown])
+    assert await outbox_rows(engine) == []
