@@ -208,7 +208,7 @@ def is_step_worker(step: Step, worker: Worker | None) -> bool:
 
 def _who(worker: Worker | None) -> str:
     if worker is None:
-        return "an actor with no known position"
+        return "an actor without a known position of their own"
     return f"position {worker.position_id} ({worker.role}, {worker.team})"
 
 
@@ -217,6 +217,17 @@ def _require_signoff_officer(worker: Worker | None, rule: str, doing: str) -> No
         raise RuleViolation(
             rule,
             f"only a {Role.SENIOR_OFFICER.value} of the {MANAGEMENT_TEAM} may {doing}; "
+            f"{_who(worker)} may not",
+        )
+
+
+def _require_worker_or_officer(step: Step, worker: Worker | None, rule: str, doing: str) -> None:
+    """The form is filled in by the step's worker and reviewed by the sign-off officer (SO03)."""
+    if not (is_step_worker(step, worker) or is_signoff_officer(worker)):
+        raise RuleViolation(
+            rule,
+            f"only the step's {WORKER_ROLE[step.step_type].value} or a "
+            f"{Role.SENIOR_OFFICER.value} of the {MANAGEMENT_TEAM} may {doing}; "
             f"{_who(worker)} may not",
         )
 
@@ -252,10 +263,7 @@ def save(step: Step, worker: Worker | None, answers: dict[str, str]) -> dict[str
     """SO09: record answers and save; the step stays open. Answers go to fields of the step
     type's form (a choice field takes one of its choices). Returns all answers after saving."""
     _require_open(step)
-    if not (is_step_worker(step, worker) or is_signoff_officer(worker)):
-        raise RuleViolation(
-            "SO09", f"only the step's worker or the sign-off officer may save; {_who(worker)}"
-        )
+    _require_worker_or_officer(step, worker, "SO09", "save the step")
     fields = form_fields(step.step_type)
     unknown = sorted(set(answers) - set(fields))
     if unknown:
@@ -283,11 +291,7 @@ def add_next_actions(
     and a note when it passes the work to another worker or team; several at once. Recorded by
     the step's worker (prompted by the answers) or the sign-off officer (SO03)."""
     _require_open(step)
-    if not (is_step_worker(step, worker) or is_signoff_officer(worker)):
-        raise RuleViolation(
-            "SO04",
-            f"only the step's worker or the sign-off officer may add next actions; {_who(worker)}",
-        )
+    _require_worker_or_officer(step, worker, "SO04", "add next actions")
     added = []
     for action, action_id in zip(actions, action_ids, strict=True):
         if action.action_type not in NEXT_ACTION_STEPS:
