@@ -125,15 +125,21 @@ async def recipients(conn: AsyncConnection, user_ids: Sequence[str]) -> list[dom
     if not ids:
         return []
     u, p = directory_t.users, preferences
-    rows = await conn.execute(sa.select(u.c.user_id, u.c.email).where(u.c.user_id.in_(ids)))
-    emails = {r.user_id: r.email for r in rows}
-    prefs = {
-        r.user_id: frozenset(r.channels)
-        for r in await conn.execute(sa.select(p).where(p.c.user_id.in_(ids)))
-    }
+    rows = await conn.execute(
+        sa.select(u.c.user_id, u.c.email, p.c.channels)
+        .select_from(u.outerjoin(p, p.c.user_id == u.c.user_id))
+        .where(u.c.user_id.in_(ids))
+    )
+    known = {r.user_id: r for r in rows}
     return [
-        domain.Recipient(u_id, emails.get(u_id), prefs.get(u_id, domain.DEFAULT_CHANNELS))
-        for u_id in ids
+        domain.Recipient(
+            user_id,
+            known[user_id].email if user_id in known else None,
+            frozenset(known[user_id].channels)
+            if user_id in known and known[user_id].channels
+            else domain.DEFAULT_CHANNELS,
+        )
+        for user_id in ids
     ]
 
 
