@@ -100,6 +100,12 @@ class Relationship:
     end_date: date | None
 
 
+def queue(state: WorkState, hopper_id: str) -> Placement:
+    """A unit's queue for unassigned work: its hopper, or, where the directory names one of
+    the Case Monitoring inboxes as the team's hopper, that inbox (AL03)."""
+    return Placement(state, "inbox" if hopper_id in INBOX_TEAMS else "hopper", hopper_id)
+
+
 def area_team(area: str | None) -> str:
     """AL02: the Trusted Assessment step goes to North or South by the person's area."""
     try:
@@ -365,7 +371,7 @@ def absent_move_target(
     if target is None:
         if not team_hopper:
             raise RuleViolation("AC07", f"{team} has no team hopper")
-        return Placement(WorkState.INCOMING, "hopper", team_hopper)
+        return queue(WorkState.INCOMING, team_hopper)
     to = require_active_target(target, target.position.position_id)
     if to.role != Role.CASEWORKER or to.unit_id != team:
         raise RuleViolation("AC07", f"cases go to another caseworker of {team} or its hopper")
@@ -387,7 +393,7 @@ def segment_hopper(
         raise RuleViolation("AC19", "a finished step is not moved")
     if not segment_hopper_id:
         raise RuleViolation("AC19", f"the owning team has no segment hopper ({segment_id!r})")
-    return Placement(item.state, "hopper", segment_hopper_id)
+    return queue(item.state, segment_hopper_id)
 
 
 def release_target(
@@ -406,7 +412,7 @@ def release_target(
     if position is None:
         raise RuleViolation("AC16", "the position is unknown, so its hopper is unknown")
     if unit_hopper:
-        return Placement(WorkState.INCOMING, "hopper", unit_hopper)
+        return queue(WorkState.INCOMING, unit_hopper)
     return Placement(WorkState.INCOMING, "team", position.unit_id)
 
 
@@ -431,7 +437,7 @@ def next_action_placement(
     position; its work goes to that position's hopper (or team) instead."""
     if assignee_kind != "worker":  # a team: its hopper where it has one, else its queue
         if unit_hopper:
-            return Placement(WorkState.INCOMING, "hopper", unit_hopper)
+            return queue(WorkState.INCOMING, unit_hopper)
         return Placement(WorkState.INCOMING, "team", assignee_id)
     if assignee is not None and assignee.active:
         return Placement(WorkState.INCOMING, "worker", assignee_id)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.allocation.walkthrough import directory_events
-from tests.allocation.helpers import publish_directory
+from tests.allocation.helpers import publish_directory, walkthrough_events
 from tests.conftest import RunningService
 from tests.support.client import CommandClient
 
@@ -13,5 +12,5 @@ from tests.support.client import CommandClient
 @pytest.fixture(scope="session")
 async def directory(allocation: RunningService, commands: CommandClient) -> RunningService:
     """The walkthrough directory, published as the access service would and projected."""
-    await publish_directory(commands, allocation, directory_events())
+    await publish_directory(commands, allocation, walkthrough_events())
     return allocation

@@ -7,12 +7,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
-from contracts.access import AccessKind, PositionGranted, Role, UnitDefined, UserRegistered
+from contracts.access import (
+    AccessKind,
+    LoadDirectory,
+    PositionGranted,
+    Role,
+    UnitDefined,
+    UserRegistered,
+)
 from contracts.allocation import CreateStep, ReceiveReferral, StepType, WorkItemCreated
 from contracts.signoff import NextAction, StepFinished
 from services.allocation import store
@@ -21,17 +29,42 @@ from tests.support.client import CommandClient, EventLog
 
 T = TypeVar("T")
 
+# The canonical walkthrough directory is the access service's (its LoadDirectory payload).
+WALKTHROUGH_DIRECTORY = (
+    Path(__file__).resolve().parents[2] / "services" / "access" / "walkthrough_directory.json"
+)
+
 SO_HUB = Actor(user_id="so-hub", position_id="pos-so-hub")
 SO_NORTH = Actor(user_id="so-north", position_id="pos-so-north")
 SO_SOUTH = Actor(user_id="so-south", position_id="pos-so-south")
 SO_MGMT = Actor(user_id="so-mgmt", position_id="pos-so-mgmt")
 HUB_1 = Actor(user_id="hub-1", position_id="pos-hub-1")
-TA_NORTH = Actor(user_id="ta-north", position_id="pos-ta-north")
-TL_ENF_A = Actor(user_id="tl-enf-a", position_id="pos-tl-enf-a")
-TL_ENF_B = Actor(user_id="tl-enf-b", position_id="pos-tl-enf-b")
-TL_ENF_B_ABSENCE = Actor(user_id="tl-enf-b", position_id="pos-tl-enf-b-abs-a")
-CW_ENF_A1 = Actor(user_id="cw-enf-a1", position_id="pos-cw-enf-a1")
-SYSTEM = Actor(user_id="system")
+HUB_2 = Actor(user_id="hub-2", position_id="pos-hub-2")
+TA_NORTH = Actor(user_id="ta-north-1", position_id="pos-ta-north-1")
+GSO_NORTH = Actor(user_id="gso-north-1", position_id="pos-gso-north-1")
+TL_ENF_1 = Actor(user_id="tl-enf-1", position_id="pos-tl-enf-1")
+TL_ENF_2 = Actor(user_id="tl-enf-2", position_id="pos-tl-enf-2")
+CW_ENF_1 = Actor(user_id="cw-enf-1", position_id="pos-cw-enf-1")  # team-enf-1
+CW_ENF_3 = Actor(user_id="cw-enf-3", position_id="pos-cw-enf-3")  # team-enf-2
+
+
+def walkthrough_events() -> list[Event]:
+    """The events the access service publishes when it loads the walkthrough directory."""
+    load = LoadDirectory.model_validate_json(WALKTHROUGH_DIRECTORY.read_text())
+    return [
+        *(UnitDefined(**u.model_dump(include=set(UnitDefined.model_fields))) for u in load.units),
+        *(UserRegistered(**u.model_dump()) for u in load.users),
+        *(
+            PositionGranted(
+                user_id=p.user_id,
+                position_id=p.position_id,
+                unit_id=p.unit_id,
+                role=p.role,
+                kind=AccessKind.PRIMARY,
+            )
+            for p in load.positions
+        ),
+    ]
 
 
 def new_person() -> str:
@@ -90,20 +123,17 @@ async def grant(
     unit_id: str,
     role: Role,
     kind: AccessKind = AccessKind.PRIMARY,
+    user_id: str | None = None,
 ) -> Actor:
-    """A fresh user holding one fresh position (so a test may revoke it without harm)."""
-    user = f"u-{uuid.uuid4().hex[:8]}"
-    position = f"pos-{user}"
-    await publish_directory(
-        commands,
-        service,
-        [
-            UserRegistered(user_id=user, name=f"Worker {user}"),
-            PositionGranted(
-                user_id=user, position_id=position, unit_id=unit_id, role=role, kind=kind
-            ),
-        ],
+    """A fresh position (so a test may revoke it without harm), held by a fresh user or by
+    `user_id` (a secondary position)."""
+    user = user_id or f"u-{uuid.uuid4().hex[:8]}"
+    position = f"pos-{user}-{uuid.uuid4().hex[:6]}"
+    events: list[Event] = [] if user_id else [UserRegistered(user_id=user, name=f"Worker {user}")]
+    events.append(
+        PositionGranted(user_id=user, position_id=position, unit_id=unit_id, role=role, kind=kind)
     )
+    await publish_directory(commands, service, events)
     return Actor(user_id=user, position_id=position)
 
 

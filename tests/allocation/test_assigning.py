@@ -26,6 +26,7 @@ from contracts.allocation import (
 from contracts.signoff import RequestCompleted, RequestSent
 from services.allocation import domain
 from tests.allocation.helpers import (
+    GSO_NORTH,
     HUB_1,
     SO_HUB,
     SO_MGMT,
@@ -45,7 +46,7 @@ from tests.allocation.helpers import (
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
-GSO_NORTH = "pos-gso-north"
+GSO = GSO_NORTH.position_id or ""
 
 
 def _ids(items: list[dict[str, str]]) -> set[str]:
@@ -125,7 +126,7 @@ async def test_al04_team_summary_workview_and_incoming_requests(
     assert teams[domain.MANAGEMENT_TEAM]["incoming_requests"] >= 1
     assert teams[domain.NORTH_TEAM]["incoming"] >= 1
     north = await get(directory, f"/teams/{domain.NORTH_TEAM}")
-    assert {"Nina Patel", "Tom Andrews", "Gary Shaw"} <= {w["name"] for w in north["workers"]}
+    assert {"Nadia Byrne", "Grace Mensah", "Lucy Ward"} <= {w["name"] for w in north["workers"]}
 
     done = RequestCompleted(
         request_id=sent.request_id, step_id=assessment.work_item_id, person_id=triage.person_id
@@ -157,7 +158,7 @@ async def test_al05_trusted_assessor_needs_involved_worker(
     await ok(
         commands,
         event_log,
-        RecordWorkerRelationship(person_id=triage.person_id, worker_position_id=GSO_NORTH),
+        RecordWorkerRelationship(person_id=triage.person_id, worker_position_id=GSO),
         SO_NORTH,
     )
     assert (await refused(commands, event_log, assign, SO_NORTH)).rule == "AL05"
@@ -175,7 +176,7 @@ async def test_al05_involved_worker_must_be_in_force_and_is_amendable(
             event_log,
             RecordWorkerRelationship(
                 person_id=triage.person_id,
-                worker_position_id=GSO_NORTH,
+                worker_position_id=GSO,
                 from_date=today + timedelta(days=7),
             ),
             SO_NORTH,
@@ -183,7 +184,7 @@ async def test_al05_involved_worker_must_be_in_force_and_is_amendable(
         WorkerRelationshipRecorded,
     )
     assign = AssignWork(
-        person_id=triage.person_id, work_item_id=assessment.work_item_id, to_position_id=GSO_NORTH
+        person_id=triage.person_id, work_item_id=assessment.work_item_id, to_position_id=GSO
     )
     assert (await refused(commands, event_log, assign, SO_NORTH)).rule == "AL05"
     bad_end = AmendWorkerRelationship(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from contracts import Topics
-from contracts.access import PositionReleaseRequested, PositionRevoked, Role
+from contracts.access import AccessKind, PositionReleaseRequested, PositionRevoked, Role
 from contracts.allocation import (
     AbsentCaseworkerWorkMoved,
     AssignWork,
@@ -19,11 +19,11 @@ from contracts.allocation import (
 )
 from services.allocation import domain
 from tests.allocation.helpers import (
-    CW_ENF_A1,
-    SO_NORTH,
-    TL_ENF_A,
-    TL_ENF_B,
-    TL_ENF_B_ABSENCE,
+    CW_ENF_1,
+    CW_ENF_3,
+    SO_HUB,
+    TL_ENF_1,
+    TL_ENF_2,
     get,
     grant,
     new_person,
@@ -36,8 +36,9 @@ from tests.allocation.helpers import (
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
-TEAM_A, TEAM_B = "team-enf-a", "team-enf-b"
-HOPPER_A, SEGMENT_HOPPER = "hopper-team-enf-a", "hopper-seg-enforcement"
+TEAM_A, TEAM_B = "team-enf-1", "team-enf-2"
+HOPPER_A, SEGMENT_HOPPER = "hopper-team-enf-1", "hopper-seg-enforcement"
+CW_3 = CW_ENF_3.position_id or ""  # a caseworker of team 2
 
 
 async def test_ac07_team_leader_moves_absent_caseworkers_cases(
@@ -52,12 +53,12 @@ async def test_ac07_team_leader_moves_absent_caseworkers_cases(
         from_position_id=absent.position_id, to_position_id=other.position_id, note="on leave"
     )
     # Only a team leader of the caseworker's team, and only to a caseworker of that team.
-    assert (await refused(commands, event_log, to_other, TL_ENF_B)).rule == "AC07"
-    assert (await refused(commands, event_log, to_other, CW_ENF_A1)).rule == "AC07"
-    elsewhere = to_other.model_copy(update={"to_position_id": "pos-cw-enf-b1"})
-    assert (await refused(commands, event_log, elsewhere, TL_ENF_A)).rule == "AC07"
+    assert (await refused(commands, event_log, to_other, TL_ENF_2)).rule == "AC07"
+    assert (await refused(commands, event_log, to_other, CW_ENF_1)).rule == "AC07"
+    elsewhere = to_other.model_copy(update={"to_position_id": CW_3})
+    assert (await refused(commands, event_log, elsewhere, TL_ENF_1)).rule == "AC07"
 
-    events = await ok(commands, event_log, to_other, TL_ENF_A)
+    events = await ok(commands, event_log, to_other, TL_ENF_1)
     summary = only(events, AbsentCaseworkerWorkMoved)
     assert {s.work_item_id for s in summary.moved} == {first.work_item_id, second.work_item_id}
     assert {(s.owner_id, s.owner_user_id) for s in summary.moved} == {
@@ -67,7 +68,7 @@ async def test_ac07_team_leader_moves_absent_caseworkers_cases(
 
     # Or to the team hopper.
     to_hopper = MoveAbsentCaseworkerWork(from_position_id=other.position_id)
-    back = only(await ok(commands, event_log, to_hopper, TL_ENF_A), AbsentCaseworkerWorkMoved)
+    back = only(await ok(commands, event_log, to_hopper, TL_ENF_1), AbsentCaseworkerWorkMoved)
     assert (back.to_owner.kind, back.to_owner.id) == ("hopper", HOPPER_A)
     hopper = await get(directory, f"/queues/hopper/{HOPPER_A}/work")
     assert {str(first.work_item_id), str(second.work_item_id)} <= {
@@ -78,30 +79,34 @@ async def test_ac07_team_leader_moves_absent_caseworkers_cases(
 async def test_ac19_absence_access_assigns_hopper_work_only_to_that_teams_caseworkers(
     directory: RunningService, commands: CommandClient, event_log: EventLog
 ) -> None:
+    # The team leader of team 2 covers team 1 with absence-related access.
+    absence = await grant(
+        commands, directory, TEAM_A, Role.TEAM_LEADER, AccessKind.ABSENCE, TL_ENF_2.user_id
+    )
     in_a = await next_action_work(commands, event_log, new_person(), "team", TEAM_A)
     in_b = await next_action_work(commands, event_log, new_person(), "team", TEAM_B)
     assert (in_a.owner_kind, in_a.owner_id) == ("hopper", HOPPER_A)
     to_b1 = AssignWork(
-        person_id=in_a.person_id, work_item_id=in_a.work_item_id, to_position_id="pos-cw-enf-b1"
+        person_id=in_a.person_id, work_item_id=in_a.work_item_id, to_position_id=CW_3
     )
     # From the absence-related position in team A: only to team A's caseworkers...
-    assert (await refused(commands, event_log, to_b1, TL_ENF_B_ABSENCE)).rule == "AC19"
+    assert (await refused(commands, event_log, to_b1, absence)).rule == "AC19"
     # ...and only team A's work.
     other_team = AssignWork(
-        person_id=in_b.person_id, work_item_id=in_b.work_item_id, to_position_id="pos-cw-enf-b1"
+        person_id=in_b.person_id, work_item_id=in_b.work_item_id, to_position_id=CW_3
     )
-    assert (await refused(commands, event_log, other_team, TL_ENF_B_ABSENCE)).rule == "AC19"
-    to_a1 = to_b1.model_copy(update={"to_position_id": CW_ENF_A1.position_id})
-    assigned = only(await ok(commands, event_log, to_a1, TL_ENF_B_ABSENCE), WorkItemAssigned)
+    assert (await refused(commands, event_log, other_team, absence)).rule == "AC19"
+    to_a1 = to_b1.model_copy(update={"to_position_id": CW_ENF_1.position_id})
+    assigned = only(await ok(commands, event_log, to_a1, absence), WorkItemAssigned)
     assert assigned.item.owner_unit_id == TEAM_A
 
     # Moving the case to team B: back to the segment hopper first, then from the primary
     # position to team B's caseworker.
     send_back = SendToSegmentHopper(person_id=in_a.person_id, work_item_id=in_a.work_item_id)
-    moved = only(await ok(commands, event_log, send_back, TL_ENF_B_ABSENCE), WorkItemMoved)
+    moved = only(await ok(commands, event_log, send_back, absence), WorkItemMoved)
     assert (moved.rule, moved.item.owner_id) == ("AC19", SEGMENT_HOPPER)
-    reassigned = only(await ok(commands, event_log, to_b1, TL_ENF_B), WorkItemAssigned)
-    assert reassigned.item.owner_id == "pos-cw-enf-b1"
+    reassigned = only(await ok(commands, event_log, to_b1, TL_ENF_2), WorkItemAssigned)
+    assert reassigned.item.owner_id == CW_3
     assert reassigned.from_owner.id == SEGMENT_HOPPER
 
 
@@ -164,7 +169,7 @@ async def test_ac16_release_to_successor_or_fail_naming_the_reason(
 async def test_ac16_a_revoked_position_can_neither_keep_nor_receive_work(
     directory: RunningService, commands: CommandClient, event_log: EventLog
 ) -> None:
-    revoked = await grant(commands, directory, domain.NORTH_TEAM, Role.HUB_TEAM_WORKER)
+    revoked = await grant(commands, directory, domain.HUB_TEAM, Role.HUB_TEAM_WORKER)
     assert revoked.position_id
     item = await next_action_work(commands, event_log, new_person(), "worker", revoked.position_id)
     # The revocation arrives while work is still held (no saga ran): the work goes back.
@@ -176,11 +181,11 @@ async def test_ac16_a_revoked_position_can_neither_keep_nor_receive_work(
     assert (moved.rule, moved.item.owner_kind, moved.item.owner_id) == (
         "AC16",
         "team",
-        domain.NORTH_TEAM,
+        domain.HUB_TEAM,
     )
     assign = AssignWork(
         person_id=item.person_id,
         work_item_id=item.work_item_id,
         to_position_id=revoked.position_id,
     )
-    assert (await refused(commands, event_log, assign, SO_NORTH)).rule == "AC16"
+    assert (await refused(commands, event_log, assign, SO_HUB)).rule == "AC16"

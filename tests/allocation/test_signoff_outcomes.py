@@ -21,6 +21,7 @@ from contracts.allocation import (
 from contracts.signoff import NextAction, RequestReturned, RequestSent, StepFinished
 from services.allocation import domain, store
 from tests.allocation.helpers import (
+    GSO_NORTH,
     HUB_1,
     SO_MGMT,
     SO_NORTH,
@@ -38,7 +39,7 @@ from tests.allocation.helpers import (
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
-GSO = "pos-gso-north"
+GSO = GSO_NORTH.position_id or ""
 TRANSFER = "WB Transfer to Support Officer for Service Delivery"
 
 
@@ -106,7 +107,7 @@ async def test_al11_transfer_to_support_officer_then_involved_worker_and_case_mo
     assert created.step_type is StepType.SUPPORT_PLAN_DELIVERY
     assert (created.owner_id, created.owner_user_id, created.priority, created.note) == (
         GSO,
-        "gso-north",
+        GSO_NORTH.user_id,
         "high",
         "support plan for delivery",
     )
@@ -116,7 +117,7 @@ async def test_al11_transfer_to_support_officer_then_involved_worker_and_case_mo
     assert [d["work_item_id"] for d in record["documents"]] == [str(assessment.work_item_id)]
     # A finished step is locked: it cannot be assigned.
     lock = AssignWork(
-        person_id=person, work_item_id=assessment.work_item_id, to_position_id="pos-ta-north-2"
+        person_id=person, work_item_id=assessment.work_item_id, to_position_id="pos-hub-2"
     )
     assert (await refused(commands, event_log, lock, SO_NORTH)).rule == "AL06"
 
