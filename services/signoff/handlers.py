@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from contracts import CommandRejected, Event, Topics, registered_types
+from contracts import Topics
 from contracts.allocation import (
     BulkAssigned,
     WorkItemAssigned,
@@ -271,20 +271,3 @@ async def finish_step(ctx: HandlerContext[FinishStep]) -> None:
             next_actions=actions,
         )
     )
-
-
-# --- Other services' events we do not need ----------------------------------------------------
-# The consumer dead-letters a message type without a handler. On the event topics sign-off reads,
-# every other service event (and rejections of their commands) is simply not ours: skip it.
-
-
-async def _not_ours(ctx: HandlerContext[Any]) -> None:
-    return None
-
-
-for _type, _model in registered_types().items():
-    if _type not in dispatcher.handlers and (
-        _model is CommandRejected
-        or (issubclass(_model, Event) and _type.startswith(("allocation.", "access.")))
-    ):
-        dispatcher.on(_model)(_not_ours)
