@@ -2,22 +2,84 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
+import os
 import signal
+import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import typer
 from rich.console import Console
+from rich.json import JSON
 from rich.live import Live
 from rich.table import Table
 
+from contracts import Actor, Envelope
+from contracts.access import DirectoryLoaded, LoadDirectory
+from deploy.client import (
+    Bus,
+    ClientError,
+    ReadApi,
+    Target,
+    build_command,
+    command_types,
+    event_topics,
+    find_command,
+    parse_fields,
+    rejection,
+    remove_stack_file,
+    write_stack_file,
+)
 from deploy.stack import Stack
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Run and drive the casework platform."
 )
+directory_app = typer.Typer(no_args_is_help=True, help="The directory of teams, users, positions.")
+events_app = typer.Typer(no_args_is_help=True, help="Follow the event topics.")
+app.add_typer(directory_app, name="directory")
+app.add_typer(events_app, name="events")
 console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE = {"dir": Path(os.environ.get("CASEWORK_STATE_DIR", ".casework"))}
+
+
+@app.callback()
+def main(
+    state_dir: Path = typer.Option(
+        Path(os.environ.get("CASEWORK_STATE_DIR", ".casework")),
+        help="Where the embedded stack keeps its data and `stack.json` (env CASEWORK_STATE_DIR).",
+    ),
+) -> None:
+    STATE["dir"] = state_dir
+
+
+def friendly(func: F) -> F:
+    """Operator mistakes and an unreachable stack are a message and an exit code, not a
+    traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ClientError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- up, docs -------------------------------------------------------------------------------
 
 
 def _status_table(stack: Stack) -> Table:
@@ -38,12 +100,14 @@ def _status_table(stack: Stack) -> Table:
 
 @app.command()
 def up(
-    state_dir: Path = typer.Option(
-        Path(".casework"), help="Where the embedded stack keeps its data."
+    state_dir: Path | None = typer.Option(
+        None, help="Where the embedded stack keeps its data (default: the global --state-dir)."
     ),
 ) -> None:
     """Start the embedded stack (PostgreSQL, Kafka-protocol broker, the four services) and show
-    their status until Ctrl-C."""
+    their status until Ctrl-C. Its addresses are recorded in <state dir>/stack.json for the
+    other commands."""
+    state_dir = state_dir or STATE["dir"]
     stack = Stack(state_dir=state_dir)
     stopping = False
 
@@ -56,6 +120,7 @@ def up(
         env = stack.start_infrastructure()
         console.print(f"broker [bold]{env['CASEWORK_KAFKA_BOOTSTRAP_SERVERS']}[/]")
         stack.start_services(log_dir=state_dir / "logs")
+        console.print(f"recorded in [bold]{write_stack_file(stack, state_dir)}[/]")
         with Live(_status_table(stack), console=console, refresh_per_second=1) as live:
             while not stopping:
                 time.sleep(1)
@@ -64,6 +129,7 @@ def up(
         pass
     finally:
         console.print("stopping…")
+        remove_stack_file(state_dir)
         stack.stop()
 
 
@@ -74,6 +140,326 @@ def docs(output: Path = typer.Option(Path("docs/generated"), help="Output direct
 
     files = write(output)
     console.print(f"wrote {len(files)} files to {output}")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@app.command("commands")
+def list_commands() -> None:
+    """List every command type `casework send` accepts, with its fields."""
+    table = Table(title="commands")
+    table.add_column("command")
+    table.add_column("fields (* required)")
+    for name, model in command_types().items():
+        fields = [f"{n}{'*' if f.is_required() else ''}" for n, f in model.model_fields.items()]
+        table.add_row(name, ", ".join(fields))
+    console.print(table)
+
+
+def print_events(events: Iterable[Envelope]) -> None:
+    for e in events:
+        console.print(f"[bold cyan]{e.type}[/]  [dim]{e.message_id}[/]")
+        console.print(JSON(json.dumps(e.payload, default=str)))
+
+
+async def _send(
+    target: Target, command: Any, actor: Actor, timeout: float
+) -> tuple[Envelope, list[Envelope]]:
+    bus = Bus(target.bootstrap_servers, target.issuer())
+    await bus.start()
+    try:
+        sent = await bus.send(command, actor)
+        return sent, await bus.outcome(sent, timeout=timeout)
+    finally:
+        await bus.stop()
+
+
+def _actor(target: Target, user: str, position: str | None) -> Actor:
+    """The actor: the user in the named position, else in their current position as the
+    access service knows it (when its read API can be reached)."""
+    if position is None and "access" in target.service_urls:
+        api = ReadApi(target, timeout=3)
+        try:
+            status, body = api.get("access", f"/users/{user}/positions")
+            if status == 200:
+                position = body.get("current_position_id")
+        except ClientError:
+            pass
+        finally:
+            api.close()
+    return Actor(user_id=user, position_id=position)
+
+
+def _report(sent: Envelope, events: list[Envelope]) -> None:
+    refused = rejection(events)
+    if refused is not None:
+        err.print(f"[red]rejected[/] {sent.type} by rule [bold]{refused.rule}[/]: {refused.reason}")
+        raise typer.Exit(1)
+    console.print(f"[green]applied[/] {sent.type} ({len(events)} event(s))")
+    print_events(events)
+
+
+@app.command()
+@friendly
+def send(
+    command: str = typer.Argument(..., help="Command type, e.g. allocation.assign_work(.v1)."),
+    field: list[str] = typer.Option([], "--field", "-f", help="name=value (repeatable)."),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="The command's fields as a JSON object in a file ('-': stdin)."
+    ),
+    user: str = typer.Option(
+        os.environ.get("CASEWORK_ACTOR", "operator"), "--as", help="The acting user id."
+    ),
+    position: str | None = typer.Option(
+        None, help="The acting position (default: the user's current position)."
+    ),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
+) -> None:
+    """Publish any command as a signed actor and wait for its outcome: the events it caused, or
+    the rejection with its rule id and reason (exit code 1)."""
+    model = find_command(command)
+    values: dict[str, Any] = {}
+    if json_file is not None:
+        try:
+            text = sys.stdin.read() if str(json_file) == "-" else json_file.read_text()
+            loaded = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ClientError(f"cannot read {json_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ClientError(f"{json_file} must hold a JSON object of the command's fields")
+        values.update(loaded)
+    values.update(parse_fields(field))
+    cmd = build_command(model, values)
+    target = Target.resolve(STATE["dir"])
+    sent, events = asyncio.run(_send(target, cmd, _actor(target, user, position), timeout))
+    _report(sent, events)
+
+
+@directory_app.command("load")
+@friendly
+def directory_load(
+    file: Path = typer.Argument(..., help="JSON: units, users and positions."),
+    user: str = typer.Option("directory-admin", "--as", help="The acting user id."),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
+) -> None:
+    """Load teams, segments, users and their primary positions (access.load_directory)."""
+    try:
+        values = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"cannot read {file}: {exc}") from None
+    if not isinstance(values, dict):
+        raise ClientError(f"{file} must hold a JSON object with units, users and positions")
+    cmd = build_command(LoadDirectory, values)
+    target = Target.resolve(STATE["dir"])
+    sent, events = asyncio.run(_send(target, cmd, Actor(user_id=user), timeout))
+    loaded = [e for e in events if e.type == DirectoryLoaded.TYPE]
+    if loaded and rejection(events) is None:
+        counts = loaded[0].payload
+        console.print(
+            f"[green]loaded[/] {counts['units']} units, {counts['users']} users, "
+            f"{counts['positions']} positions"
+        )
+        return
+    _report(sent, events)
+
+
+# --- read APIs ------------------------------------------------------------------------------
+
+
+def _read(service: str, path: str, missing: str, **params: Any) -> Any:
+    api = ReadApi(Target.resolve(STATE["dir"]))
+    try:
+        status, body = api.get(service, path, **params)
+    finally:
+        api.close()
+    if status == 404:
+        raise ClientError(missing)
+    if status != 200:
+        raise ClientError(f"{service} answered {status}: {body.get('error', body)}", 1)
+    return body
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    if not rows:
+        table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
+    return table
+
+
+WORK_COLUMNS = ["person_name", "person_id", "step_type", "owner_id", "priority", "work_item_id"]
+
+
+@app.command()
+@friendly
+def workview(
+    team: str = typer.Argument(..., help="The team, e.g. 'Wellbeing Service Hub Team'."),
+) -> None:
+    """A team's current work: incoming work, incomplete work and incoming requests (AL04)."""
+    teams = _read("allocation", "/teams", "no teams")["teams"]
+    known = [t["unit_id"] for t in teams]
+    if team not in known:
+        raise ClientError(f"unknown team {team!r}; known teams: {', '.join(known)}")
+    body = _read("allocation", f"/teams/{team}/work", f"unknown team {team!r}")
+    console.print(_table(f"{team}: incoming work", body["incoming_work"], WORK_COLUMNS))
+    console.print(_table(f"{team}: incomplete work", body["incomplete_work"], WORK_COLUMNS))
+    console.print(
+        _table(
+            f"{team}: incoming requests",
+            body["incoming_requests"],
+            ["title", "person_name", "person_id", "state", "request_id"],
+        )
+    )
+
+
+@app.command()
+@friendly
+def person(person_id: str = typer.Argument(..., help="The person's id.")) -> None:
+    """A person's record: current work, documents, workflow map, history, relationships."""
+    body = _read("allocation", f"/persons/{person_id}", f"no such person {person_id!r}")
+    console.print(f"[bold]{body['person'].get('name', person_id)}[/] ({person_id})")
+    console.print(_table("current work", body["current_work"], WORK_COLUMNS))
+    console.print(_table("documents (finished steps)", body["documents"], WORK_COLUMNS))
+    console.print(_table("workflow map", body["workflow_map"], ["step_type", "status"]))
+    history = [{**h, "note": (h.get("detail") or {}).get("note", "")} for h in body["work_history"]]
+    console.print(
+        _table(
+            "work history",
+            history,
+            ["at", "step_type", "change", "actor_user_id", "from_owner", "to_owner", "note"],
+        )
+    )
+    console.print(
+        _table(
+            "professional relationships",
+            body["professional_relationships"],
+            ["worker_name", "relationship_type", "from_date", "end_date"],
+        )
+    )
+
+
+@app.command()
+@friendly
+def positions(user: str = typer.Argument(..., help="The user's id.")) -> None:
+    """A user's positions: primary and secondary, with the records backing each (P30s)."""
+    body = _read("access", f"/users/{user}/positions", f"unknown user {user!r}")
+    rows = [body["primary"], *body["secondary"]]
+    for row in rows:
+        row["current"] = "yes" if row.get("current") else ""
+        row["records"] = "; ".join(
+            f"{r['kind']} P30 {r['p30_state']}"
+            + (f", review due {r['review_due_at']}" if r.get("review_due_at") else "")
+            for r in row.get("records", [])
+        )
+    console.print(
+        _table(
+            f"positions of {user}",
+            rows,
+            ["position_id", "unit_id", "role", "kind", "state", "current", "records"],
+        )
+    )
+
+
+@app.command()
+@friendly
+def inbox(
+    user: str = typer.Argument(..., help="The user's id."),
+    unread: bool = typer.Option(False, help="Only unread notifications."),
+) -> None:
+    """A user's in-app notifications, newest first."""
+    _read("access", f"/users/{user}/positions", f"unknown user {user!r}")
+    params = {"unread": "true"} if unread else {}
+    body = _read("notifications", f"/users/{user}/inbox", f"unknown user {user!r}", **params)
+    console.print(
+        _table(f"inbox of {user}", body["items"], ["created_at", "rule", "subject", "read_at"])
+    )
+
+
+# --- events tail ----------------------------------------------------------------------------
+
+
+def _summary(envelope: Envelope) -> str:
+    keys = ("rule", "reason", "person_id", "user_id", "position_id", "title", "recipient_id")
+    parts = [f"{k}={envelope.payload[k]}" for k in keys if envelope.payload.get(k)]
+    item = envelope.payload.get("item")
+    if isinstance(item, dict):
+        parts.append(f"owner={item.get('owner_kind')}:{item.get('owner_id')}")
+    return " ".join(parts)
+
+
+def _more(bus: Bus, shown: int) -> bool:
+    return len(bus.received) > shown
+
+
+async def _tail(
+    topics: list[str], from_beginning: bool, limit: int | None, idle: float | None
+) -> None:
+    target = Target.resolve(STATE["dir"])
+    bus = Bus(target.bootstrap_servers)
+    await bus.start(topics, from_beginning=from_beginning)
+    shown = 0
+    try:
+        while limit is None or shown < limit:
+            try:
+                await bus.wait_for(functools.partial(_more, bus, shown), idle or 3600.0)
+            except TimeoutError:
+                if idle is not None:
+                    return
+                continue
+            for r in bus.received[shown:]:
+                shown += 1
+                if r.envelope is None:
+                    console.print(f"[red]{r.topic}[/] unparsable record {r.raw[:120]!r}")
+                    continue
+                e = r.envelope
+                style = "red" if r.topic.endswith(".dlq") or "rejected" in e.type else "cyan"
+                console.print(
+                    f"[dim]{e.occurred_at:%H:%M:%S.%f}[/] [{style}]{e.type}[/] "
+                    f"[dim]{r.topic}[/] {_summary(e)}"
+                )
+                if limit is not None and shown >= limit:
+                    break
+    finally:
+        await bus.stop()
+
+
+@events_app.command("tail")
+@friendly
+def events_tail(
+    topic: str | None = typer.Argument(None, help="One topic (default: every event topic)."),
+    from_beginning: bool = typer.Option(False, help="Start from the oldest event."),
+    limit: int | None = typer.Option(None, help="Stop after this many events."),
+    idle: float | None = typer.Option(None, help="Stop after this many seconds without events."),
+) -> None:
+    """Follow the event topics (and the command dead letters), pretty-printed."""
+    topics = event_topics()
+    if topic is not None and topic not in topics:
+        raise ClientError(f"unknown topic {topic!r}; event topics: {', '.join(topics)}")
+    asyncio.run(_tail([topic] if topic else topics, from_beginning, limit, idle))
+
+
+# --- walkthrough ----------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def walkthrough(
+    state_dir: Path | None = typer.Option(
+        None, help="State of its embedded stack (default: <state dir>/walkthrough, fresh)."
+    ),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for each expected outcome."),
+) -> None:
+    """Start the embedded stack (or use the configured broker and database), load the
+    walkthrough directory and run both seed procedures end to end over Kafka. Exit code 0 only
+    if every expected outcome was observed."""
+    from deploy.walkthrough import run
+
+    ok = run(state_dir or STATE["dir"] / "walkthrough", console, timeout=timeout)
+    raise typer.Exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

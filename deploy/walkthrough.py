@@ -1,0 +1,898 @@
+"""`casework walkthrough`: both seed procedures end to end over Kafka, against the four services
+running as their own processes.
+
+The Wellbeing referral (seed 000): triage in the Hub Team, the Trusted Assessment refused without
+`Involved Worker` and then allocated, sign-off with a next action to a Generic Support Officer,
+and a returned request. The agency's secondary access (seed 003): standing absence-related
+access, an emergency grant and its later P30, hierarchical access to Appeals and its removal with
+the held work moved back to the hopper. Each step checks what it expects on the event topics,
+through the read APIs, and in the inboxes of the people the notifications service must tell.
+Nothing is assumed: a step whose outcome is not observed in time fails, and so does every later
+step of its procedure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from contracts import Actor, Command, CommandRejected, Envelope, Event
+from contracts.access import (
+    AccessGrantRecorded,
+    AccessKind,
+    ChangePosition,
+    CurrentPositionChanged,
+    DirectoryLoaded,
+    EmergencyAccessGranted,
+    LoadDirectory,
+    LodgeP30,
+    P30Lodged,
+    PositionReleaseRequested,
+    PositionRevoked,
+    RequestAbsenceAccess,
+    RequestAccessRemoval,
+    RequestEmergencyAbsenceAccess,
+    RequestHierarchicalAccess,
+)
+from contracts.allocation import (
+    AssignWork,
+    CreateStep,
+    PositionWorkReleased,
+    Priority,
+    ReceiveReferral,
+    RecordWorkerRelationship,
+    StartStep,
+    StepType,
+    WorkerRelationshipRecorded,
+    WorkItemAssigned,
+    WorkItemCreated,
+    WorkItemReturned,
+    WorkItemStarted,
+)
+from contracts.signoff import (
+    CASE_MONITORING_ACTION,
+    MANAGEMENT_TEAM,
+    REQUEST_NAME,
+    TRANSFER_TO_SUPPORT_OFFICER,
+    AddNextActions,
+    CompleteRequest,
+    FinishStep,
+    NextActionInput,
+    NextActionsAdded,
+    RequestCompleted,
+    RequestReturned,
+    RequestSent,
+    ReturnRequest,
+    SaveStep,
+    SendRequest,
+    StepFinished,
+    StepSaved,
+    StepTracked,
+)
+from deploy.client import Bus, ClientError, Target
+from deploy.stack import SERVICES_DIR, Stack, reset_state
+
+DIRECTORY_FILE = SERVICES_DIR / "access" / "walkthrough_directory.json"
+
+HUB_TEAM = "Wellbeing Service Hub Team"
+NORTH_TEAM = "Wellbeing Service North Team"
+APPEALS_TEAM = "team-appeals-1"
+APPEALS_HOPPER = "hopper-team-appeals-1"
+
+
+def seat(user: str) -> Actor:
+    """The walkthrough directory's people act in their primary position `pos-<user>`."""
+    return Actor(user_id=user, position_id=f"pos-{user}")
+
+
+ADMIN = Actor(user_id="directory-admin")
+SO_HUB, HUB_WORKER = seat("so-hub"), seat("hub-1")
+SO_NORTH, SO_MGMT = seat("so-north"), seat("so-mgmt")
+ASSESSOR, SUPPORT_OFFICER = seat("ta-north-1"), seat("gso-north-1")
+SM_ENF, TL_ENF_1, TL_ENF_2 = seat("sm-enf"), seat("tl-enf-1"), seat("tl-enf-2")
+CW_ENF_1, TL_APPEALS = seat("cw-enf-1"), seat("tl-appeals-1")
+
+ASSESSMENT_ANSWERS = {
+    "what_matters": "Staying independent at home",
+    "presenting_needs": "Help with shopping and meals",
+    "risks": "Falls at night",
+    "support_plan": "Weekly visits from a support officer",
+    "progressing_to_support_officer": "Yes",
+}
+DELIVERY_ANSWERS = {
+    "actions_delivered": "Weekly visits arranged",
+    "outcomes": "Shopping and meals in place",
+    "further_support_needed": "Yes",
+}
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    procedure: str
+    title: str
+    ok: bool | None = None  # None: not run
+    observed: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Walk:
+    """The running walkthrough: the bus, the read APIs and what has been learnt so far."""
+
+    bus: Bus
+    urls: dict[str, str]
+    timeout: float
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+    facts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    # --- commands and events --------------------------------------------------------------
+
+    async def ok(self, command: Command, actor: Actor, expect: type[Event]) -> Any:
+        """Send a command that must be applied; the expected event it caused."""
+        _, events = await self._send(command, actor, expect)
+        refused = _rejected(events)
+        if refused is not None:
+            raise StepFailed(f"{command.TYPE} rejected by {refused.rule}: {refused.reason}")
+        self.facts["last_envelope"] = next(e for e in events if e.type == expect.TYPE)
+        return _one(events, expect)
+
+    async def refused(self, command: Command, actor: Actor, rule: str) -> CommandRejected:
+        """Send a command that must be refused by `rule`; the rejection."""
+        _, events = await self._send(command, actor, CommandRejected)
+        refused = _rejected(events)
+        if refused is None:
+            raise StepFailed(f"{command.TYPE} was applied; expected a refusal by {rule}")
+        if refused.rule != rule:
+            raise StepFailed(f"refused by {refused.rule} ({refused.reason}); expected {rule}")
+        return refused
+
+    async def _send(
+        self, command: Command, actor: Actor, expect: type[Event]
+    ) -> tuple[Envelope, list[Envelope]]:
+        sent = await self.bus.send(command, actor)
+
+        def done() -> list[Envelope]:
+            events = self.bus.caused_by(sent.message_id)
+            types = {e.type for e in events}
+            return events if expect.TYPE in types or CommandRejected.TYPE in types else []
+
+        try:
+            return sent, await self.bus.wait_for(done, self.timeout)
+        except TimeoutError:
+            dead = self.bus.dead_lettered(sent.message_id)
+            if dead is not None:
+                raise StepFailed(
+                    f"{command.TYPE} dead-lettered: {dead.headers.get('dlq-reason')}"
+                ) from None
+            raise StepFailed(
+                f"no {expect.TYPE} for {command.TYPE} within {self.timeout:.0f}s"
+            ) from None
+
+    async def followed(self, cause: Envelope, expect: type[Event]) -> Any:
+        """An event another service published in answer to `cause`."""
+        try:
+            (found,) = await self.bus.wait_for(
+                lambda: [e for e in self.bus.caused_by(cause.message_id) if e.type == expect.TYPE],
+                self.timeout,
+            )
+        except TimeoutError:
+            raise StepFailed(f"no {expect.TYPE} in answer to {cause.type}") from None
+        self.facts["last_envelope"] = found
+        return expect.model_validate(found.payload)
+
+    async def event(self, expect: type[Event], **payload: Any) -> Any:
+        """An event of this type whose payload has these values (a saga's later step)."""
+
+        def match() -> list[Envelope]:
+            return [
+                e
+                for e in self.bus.envelopes()
+                if e.type == expect.TYPE
+                and all(str(e.payload.get(k)) == str(v) for k, v in payload.items())
+            ]
+
+        try:
+            found = await self.bus.wait_for(match, self.timeout)
+        except TimeoutError:
+            raise StepFailed(f"no {expect.TYPE} with {payload}") from None
+        return expect.model_validate(found[0].payload)
+
+    # --- read APIs ------------------------------------------------------------------------
+
+    async def read(self, service: str, path: str, check: Callable[[Any], Any], what: str) -> Any:
+        """Poll a read API until `check(body)` is truthy (projections converge after the
+        event): the body; fails with `what` after the timeout."""
+        if service not in self.urls:
+            raise StepFailed(f"the {service} service is not running")
+        deadline = time.monotonic() + self.timeout
+        last: Any = None
+        while True:
+            try:
+                response = await self.http.get(f"{self.urls[service]}{path}")
+                last = response.json() if response.status_code == 200 else response.text
+                if response.status_code == 200 and check(last):
+                    return last
+            except (httpx.HTTPError, ValueError) as exc:
+                last = str(exc)
+            if time.monotonic() > deadline:
+                raise StepFailed(f"{what}: not seen in {service} {path} ({str(last)[:200]})")
+            await asyncio.sleep(0.1)
+
+    async def notified(self, user: str, rule: str, **data: Any) -> dict[str, Any]:
+        """The notification `rule` in `user`'s inbox whose data has these values."""
+
+        def find(body: Any) -> Any:
+            for item in body["items"]:
+                values = item.get("data") or {}
+                if item["rule"] == rule and all(
+                    str(values.get(k)) == str(v) for k, v in data.items()
+                ):
+                    return item
+            return None
+
+        body = await self.read(
+            "notifications", f"/users/{user}/inbox?limit=1000", find, f"{rule} for {user}"
+        )
+        item: dict[str, Any] = find(body)
+        self.notes.append(f"{user}: {item['subject']}")
+        return item
+
+
+def _rejected(events: list[Envelope]) -> CommandRejected | None:
+    for e in events:
+        if e.type == CommandRejected.TYPE:
+            return CommandRejected.model_validate(e.payload)
+    return None
+
+
+def _one(events: list[Envelope], model: type[Event]) -> Any:
+    found = [e for e in events if e.type == model.TYPE]
+    if len(found) != 1:
+        raise StepFailed(f"expected one {model.TYPE}, got {[e.type for e in events]}")
+    return model.model_validate(found[0].payload)
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise StepFailed(what)
+
+
+def _items(body: Any, *lists: str) -> set[str]:
+    return {i["work_item_id"] for name in lists for i in body[name]}
+
+
+# --- The Wellbeing referral (seed 000) -----------------------------------------------------
+
+
+async def referral(w: Walk) -> str:
+    person = f"P-{uuid.uuid4().hex[:8]}"
+    w.facts["person"] = person
+    created = await w.ok(
+        ReceiveReferral(
+            person_id=person, person_name="Edith Walker", area="North", reason="GP referral"
+        ),
+        SO_HUB,
+        WorkItemCreated,
+    )
+    expect(created.step_type == StepType.TRIAGE, f"created {created.step_type}")
+    expect((created.owner_kind, created.owner_id) == ("team", HUB_TEAM), "not the Hub Team's")
+    w.facts["triage"] = created.work_item_id
+    await w.read(
+        "allocation",
+        f"/teams/{HUB_TEAM}/work",
+        lambda b: str(created.work_item_id) in _items(b, "incoming_work"),
+        "triage in the Hub Team's incoming work",
+    )
+    return f"triage {created.work_item_id} in the Hub Team's incoming work (AL01)"
+
+
+async def triage_assigned(w: Walk) -> str:
+    assigned = await w.ok(
+        AssignWork(
+            person_id=w.facts["person"],
+            work_item_id=w.facts["triage"],
+            to_position_id=HUB_WORKER.position_id or "",
+            note="Please triage today",
+            priority=Priority.HIGH,
+        ),
+        SO_HUB,
+        WorkItemAssigned,
+    )
+    expect(assigned.item.owner_id == HUB_WORKER.position_id, "not with the Hub worker")
+    expect(assigned.item.priority == Priority.HIGH, "priority unchanged")
+    await w.notified(HUB_WORKER.user_id, "NT01", work_item_id=w.facts["triage"])
+    return "with hub-1, priority high (AL06, AL07); hub-1 told (NT01)"
+
+
+async def triage_started(w: Walk) -> str:
+    started = await w.ok(
+        StartStep(person_id=w.facts["person"], work_item_id=w.facts["triage"]),
+        HUB_WORKER,
+        WorkItemStarted,
+    )
+    expect(started.item.state == "incomplete", f"state {started.item.state}")
+    return "triage now in hub-1's incomplete work (AL06)"
+
+
+async def assessment_created(w: Walk) -> str:
+    created = await w.ok(
+        CreateStep(
+            person_id=w.facts["person"], step_type=StepType.TRUSTED_ASSESSMENT, area="North"
+        ),
+        SO_HUB,
+        WorkItemCreated,
+    )
+    expect(created.owner_id == NORTH_TEAM, f"routed to {created.owner_id}")
+    w.facts["assessment"] = created.work_item_id
+    await w.followed(w.facts["last_envelope"], StepTracked)
+    return "Trusted Assessment in the North Team's incoming work (AL02); under sign-off"
+
+
+async def allocation_refused(w: Walk) -> str:
+    refused = await w.refused(
+        AssignWork(
+            person_id=w.facts["person"],
+            work_item_id=w.facts["assessment"],
+            to_position_id=ASSESSOR.position_id or "",
+        ),
+        SO_NORTH,
+        "AL05",
+    )
+    return f"refused: AL05 {refused.reason}"
+
+
+async def involved_worker(w: Walk) -> str:
+    recorded = await w.ok(
+        RecordWorkerRelationship(
+            person_id=w.facts["person"], worker_position_id=ASSESSOR.position_id or ""
+        ),
+        SO_NORTH,
+        WorkerRelationshipRecorded,
+    )
+    return f"{recorded.relationship_type} {recorded.worker_user_id} from {recorded.from_date}"
+
+
+async def assessment_allocated(w: Walk) -> str:
+    assigned = await w.ok(
+        AssignWork(
+            person_id=w.facts["person"],
+            work_item_id=w.facts["assessment"],
+            to_position_id=ASSESSOR.position_id or "",
+            note="Assessment for you",
+        ),
+        SO_NORTH,
+        WorkItemAssigned,
+    )
+    expect(assigned.item.owner_id == ASSESSOR.position_id, "not with the Trusted Assessor")
+    await w.notified(ASSESSOR.user_id, "NT01", work_item_id=w.facts["assessment"])
+    return "with ta-north-1 (AL05, AL06); ta-north-1 told (NT01)"
+
+
+async def assessment_done(w: Walk) -> str:
+    person, step = w.facts["person"], w.facts["assessment"]
+    await w.ok(StartStep(person_id=person, work_item_id=step), ASSESSOR, WorkItemStarted)
+    saved = await w.ok(
+        SaveStep(step_id=step, person_id=person, answers=ASSESSMENT_ANSWERS), ASSESSOR, StepSaved
+    )
+    expect(saved.incomplete_mandatory == [], f"incomplete: {saved.incomplete_mandatory}")
+    return f"started, form saved; prompted next action: {', '.join(saved.prompted_actions)}"
+
+
+async def request_sent(w: Walk) -> str:
+    sent = await w.ok(
+        SendRequest(step_id=w.facts["assessment"], person_id=w.facts["person"]),
+        ASSESSOR,
+        RequestSent,
+    )
+    title = f"{REQUEST_NAME} - {StepType.TRUSTED_ASSESSMENT.value}"
+    expect(sent.title == title, f"title {sent.title!r}")
+    expect(sent.team == MANAGEMENT_TEAM, f"sent to {sent.team}")
+    w.facts["request"] = sent.request_id
+    await w.read(
+        "allocation",
+        f"/teams/{MANAGEMENT_TEAM}/work",
+        lambda b: str(sent.request_id) in {r["request_id"] for r in b["incoming_requests"]},
+        "the request in the Management Team's incoming requests",
+    )
+    await w.notified(SO_MGMT.user_id, "NT02", request_id=sent.request_id)
+    return "in the Management Team's incoming requests (SO01, SO02); so-mgmt told (NT02)"
+
+
+async def next_action_added(w: Walk) -> str:
+    added = await w.ok(
+        AddNextActions(
+            step_id=w.facts["assessment"],
+            person_id=w.facts["person"],
+            actions=[
+                NextActionInput(
+                    action_type=TRANSFER_TO_SUPPORT_OFFICER,
+                    assignee_kind="worker",
+                    assignee_id=SUPPORT_OFFICER.position_id or "",
+                    note="Please deliver the support plan",
+                )
+            ],
+        ),
+        SO_MGMT,
+        NextActionsAdded,
+    )
+    return f"{added.next_actions[0].action_type} to gso-north-1 (SO04, SO06)"
+
+
+async def request_completed(w: Walk) -> str:
+    await w.ok(
+        CompleteRequest(
+            request_id=w.facts["request"],
+            step_id=w.facts["assessment"],
+            person_id=w.facts["person"],
+        ),
+        SO_MGMT,
+        RequestCompleted,
+    )
+    return "accepted (SO07)"
+
+
+async def step_finished(w: Walk) -> str:
+    await w.ok(
+        FinishStep(step_id=w.facts["assessment"], person_id=w.facts["person"]),
+        SO_MGMT,
+        StepFinished,
+    )
+    created = await w.followed(w.facts["last_envelope"], WorkItemCreated)
+    expect(created.step_type == StepType.SUPPORT_PLAN_DELIVERY, f"created {created.step_type}")
+    expect(created.owner_id == SUPPORT_OFFICER.position_id, f"owned by {created.owner_id}")
+    w.facts["delivery"] = created.work_item_id
+    w.facts["delivery_created"] = w.facts["last_envelope"]
+    await w.read(
+        "allocation",
+        f"/work-items/{w.facts['assessment']}",
+        lambda b: b["state"] == "finished",
+        "the assessment locked",
+    )
+    await w.notified(SUPPORT_OFFICER.user_id, "NT01", work_item_id=created.work_item_id)
+    return "assessment locked; Support Action Plan Delivery with gso-north-1 (SO09); told (NT01)"
+
+
+async def officer_involved(w: Walk) -> str:
+    await w.ok(
+        RecordWorkerRelationship(
+            person_id=w.facts["person"], worker_position_id=SUPPORT_OFFICER.position_id or ""
+        ),
+        SO_NORTH,
+        WorkerRelationshipRecorded,
+    )
+    record = await w.read(
+        "allocation",
+        f"/persons/{w.facts['person']}",
+        lambda b: len(b["professional_relationships"]) == 2,
+        "both Involved Worker relationships on the record",
+    )
+    return f"Involved Worker gso-north-1 (AL11); history has {len(record['work_history'])} entries"
+
+
+async def delivery_sent(w: Walk) -> str:
+    person, step = w.facts["person"], w.facts["delivery"]
+    await w.followed(w.facts["delivery_created"], StepTracked)
+    await w.ok(StartStep(person_id=person, work_item_id=step), SUPPORT_OFFICER, WorkItemStarted)
+    await w.ok(
+        SaveStep(step_id=step, person_id=person, answers=DELIVERY_ANSWERS),
+        SUPPORT_OFFICER,
+        StepSaved,
+    )
+    sent = await w.ok(SendRequest(step_id=step, person_id=person), SUPPORT_OFFICER, RequestSent)
+    w.facts["delivery_request"] = sent.request_id
+    await w.notified(SO_MGMT.user_id, "NT02", request_id=sent.request_id)
+    return "delivery step started, saved, request sent (SO01); so-mgmt told (NT02)"
+
+
+async def request_returned(w: Walk) -> str:
+    person, step = w.facts["person"], w.facts["delivery"]
+    note = "Please describe the outcomes in more detail"
+    returned = await w.ok(
+        ReturnRequest(
+            request_id=w.facts["delivery_request"], step_id=step, person_id=person, note=note
+        ),
+        SO_MGMT,
+        RequestReturned,
+    )
+    expect(returned.return_to_position_id == SUPPORT_OFFICER.position_id, "returned elsewhere")
+    back = await w.followed(w.facts["last_envelope"], WorkItemReturned)
+    expect(back.item.state == "incomplete", f"state {back.item.state}")
+    await w.read(
+        "allocation",
+        f"/workers/{SUPPORT_OFFICER.position_id}/work",
+        lambda b: str(step) in _items(b, "incomplete_work"),
+        "the step back in the officer's incomplete work",
+    )
+    await w.notified(SUPPORT_OFFICER.user_id, "NT03", request_id=w.facts["delivery_request"])
+    return "back in gso-north-1's incomplete work, not finished (SO07); told with the note (NT03)"
+
+
+# --- The agency's secondary access (seed 003) ----------------------------------------------
+
+
+async def absence_access(w: Walk) -> str:
+    granted = await w.ok(
+        RequestAbsenceAccess(
+            user_id=TL_ENF_1.user_id,
+            unit_ids=["team-enf-2"],
+            reason="Standing cover for Enforcement team 2",
+            discussion_held=True,
+            discussed_with=TL_ENF_2.user_id,
+        ),
+        SM_ENF,
+        AccessGrantRecorded,
+    )
+    expect(granted.kind == AccessKind.ABSENCE, f"kind {granted.kind}")
+    expect(granted.review_due_at is not None, "no six-monthly review date")
+    await w.read(
+        "access",
+        f"/users/{TL_ENF_1.user_id}/positions",
+        lambda b: granted.position_id in {s["position_id"] for s in b["secondary"]},
+        "the absence-related position",
+    )
+    await w.notified(TL_ENF_1.user_id, "NT06", position_id=granted.position_id)
+    return (
+        f"tl-enf-1 holds {granted.position_id}, P30 complete, review due "
+        f"{granted.review_due_at:%Y-%m-%d} (AC06-AC09); told (NT06)"
+    )
+
+
+async def emergency_access(w: Walk) -> str:
+    started = time.perf_counter()
+    granted = await w.ok(
+        RequestEmergencyAbsenceAccess(
+            user_id=TL_ENF_2.user_id, unit_id="team-enf-1", reason="Team leader unexpectedly absent"
+        ),
+        SM_ENF,
+        EmergencyAccessGranted,
+    )
+    took = (time.perf_counter() - started) * 1000
+    w.facts["emergency_p30"] = granted.p30_id
+    await w.read(
+        "access",
+        "/p30s/outstanding",
+        lambda b: str(granted.p30_id) in {o["p30_id"] for o in b["outstanding"]},
+        "the P30 flagged outstanding",
+    )
+    await w.notified(TL_ENF_2.user_id, "NT04", position_id=granted.position_id)
+    await w.notified(SM_ENF.user_id, "NT04", position_id=granted.position_id)
+    return f"granted in {took:.0f} ms, P30 outstanding (AC11); tl-enf-2 and sm-enf told (NT04)"
+
+
+async def p30_lodged(w: Walk) -> str:
+    p30 = w.facts["emergency_p30"]
+    lodged = await w.ok(
+        LodgeP30(
+            user_id=TL_ENF_2.user_id,
+            p30_id=p30,
+            discussion_held=True,
+            discussed_with=TL_ENF_1.user_id,
+            reason="Team leader unexpectedly absent",
+        ),
+        SM_ENF,
+        P30Lodged,
+    )
+    await w.read(
+        "access",
+        "/p30s/outstanding",
+        lambda b: str(p30) not in {o["p30_id"] for o in b["outstanding"]},
+        "the P30 no longer outstanding",
+    )
+    return f"P30 lodged{' late' if lodged.late else ''}; no longer outstanding (AC04, AC11)"
+
+
+async def hierarchical_access(w: Walk) -> str:
+    granted = await w.ok(
+        RequestHierarchicalAccess(
+            user_id=CW_ENF_1.user_id,
+            unit_ids=[APPEALS_TEAM],
+            agreed_with=TL_APPEALS.user_id,
+            reason="Appeals needs enforcement casework completed",
+        ),
+        TL_ENF_1,
+        AccessGrantRecorded,
+    )
+    expect(granted.kind == AccessKind.HIERARCHICAL, f"kind {granted.kind}")
+    w.facts["appeals_position"] = granted.position_id
+    await w.read(
+        "allocation",
+        f"/teams/{APPEALS_TEAM}",
+        lambda b: granted.position_id in {m["position_id"] for m in b["workers"]},
+        "allocation knows the Appeals position",
+    )
+    await w.notified(CW_ENF_1.user_id, "NT06", position_id=granted.position_id)
+    return f"cw-enf-1 holds {granted.position_id} (AC12-AC14); told (NT06)"
+
+
+async def appeals_intake(w: Walk) -> str:
+    """Service requests reach the Appeals team's hopper. The platform has no intake command for
+    agency work, so one comes the way work enters a team here: a finished step's next action
+    assigned to the team lands in its hopper (SO09)."""
+    person = f"P-{uuid.uuid4().hex[:8]}"
+    created = await w.ok(
+        CreateStep(person_id=person, step_type=StepType.TRUSTED_ASSESSMENT, area="North"),
+        SO_NORTH,
+        WorkItemCreated,
+    )
+    step = created.work_item_id
+    await w.followed(w.facts["last_envelope"], StepTracked)
+    await w.ok(
+        RecordWorkerRelationship(person_id=person, worker_position_id=ASSESSOR.position_id or ""),
+        SO_NORTH,
+        WorkerRelationshipRecorded,
+    )
+    await w.ok(
+        AssignWork(person_id=person, work_item_id=step, to_position_id=ASSESSOR.position_id or ""),
+        SO_NORTH,
+        WorkItemAssigned,
+    )
+    await w.ok(StartStep(person_id=person, work_item_id=step), ASSESSOR, WorkItemStarted)
+    answers = {**ASSESSMENT_ANSWERS, "progressing_to_support_officer": "No"}
+    await w.ok(SaveStep(step_id=step, person_id=person, answers=answers), ASSESSOR, StepSaved)
+    sent = await w.ok(SendRequest(step_id=step, person_id=person), ASSESSOR, RequestSent)
+    await w.ok(
+        AddNextActions(
+            step_id=step,
+            person_id=person,
+            actions=[
+                NextActionInput(
+                    action_type=CASE_MONITORING_ACTION,
+                    assignee_kind="team",
+                    assignee_id=APPEALS_TEAM,
+                    note="Appeal lodged: please take on",
+                )
+            ],
+        ),
+        SO_MGMT,
+        NextActionsAdded,
+    )
+    await w.ok(
+        CompleteRequest(request_id=sent.request_id, step_id=step, person_id=person),
+        SO_MGMT,
+        RequestCompleted,
+    )
+    await w.ok(FinishStep(step_id=step, person_id=person), SO_MGMT, StepFinished)
+    item = await w.followed(w.facts["last_envelope"], WorkItemCreated)
+    expect((item.owner_kind, item.owner_id) == ("hopper", APPEALS_HOPPER), f"in {item.owner_id}")
+    w.facts["appeals_item"], w.facts["appeals_person"] = item.work_item_id, person
+    return f"service request {item.work_item_id} in {APPEALS_HOPPER}"
+
+
+async def appeals_work_assigned(w: Walk) -> str:
+    position = w.facts["appeals_position"]
+    assigned = await w.ok(
+        AssignWork(
+            person_id=w.facts["appeals_person"],
+            work_item_id=w.facts["appeals_item"],
+            to_position_id=position,
+            note="Please work this appeal",
+        ),
+        TL_APPEALS,
+        WorkItemAssigned,
+    )
+    expect(assigned.item.owner_id == position, f"with {assigned.item.owner_id}")
+    await w.notified(CW_ENF_1.user_id, "NT01", work_item_id=w.facts["appeals_item"])
+    await w.ok(
+        ChangePosition(user_id=CW_ENF_1.user_id, position_id=position),
+        CW_ENF_1,
+        CurrentPositionChanged,
+    )
+    await w.read(
+        "access",
+        f"/users/{CW_ENF_1.user_id}/my-service-requests",
+        lambda b: str(w.facts["appeals_item"]) in {i["work_item_id"] for i in b["items"]},
+        "the item in cw-enf-1's service requests in the Appeals position",
+    )
+    return "tl-appeals-1 passes it to cw-enf-1's Appeals position (AC17, AC18); told (NT01)"
+
+
+async def hierarchical_removed(w: Walk) -> str:
+    position = w.facts["appeals_position"]
+    requested = await w.ok(
+        RequestAccessRemoval(
+            user_id=CW_ENF_1.user_id,
+            position_id=position,
+            kind=AccessKind.HIERARCHICAL,
+            reason="Appeals work completed",
+        ),
+        SM_ENF,
+        PositionReleaseRequested,
+    )
+    released = await w.event(PositionWorkReleased, release_id=requested.release_id)
+    moved = {(str(m.work_item_id), m.to_owner.id) for m in released.moved}
+    expect((str(w.facts["appeals_item"]), APPEALS_HOPPER) in moved, f"moved {moved}")
+    await w.event(PositionRevoked, position_id=position)
+    await w.read(
+        "allocation",
+        f"/queues/hopper/{APPEALS_HOPPER}/work",
+        lambda b: str(w.facts["appeals_item"]) in _items(b, "incoming_work", "incomplete_work"),
+        "the item back in the Appeals hopper",
+    )
+    await w.read(
+        "allocation",
+        f"/workers/{position}/work",
+        lambda b: not _items(b, "incoming_work", "incomplete_work"),
+        "nothing left on the removed position",
+    )
+    await w.read(
+        "access",
+        f"/users/{CW_ENF_1.user_id}/positions",
+        lambda b: b["secondary"] == [],
+        "the Appeals position gone",
+    )
+    await w.notified(CW_ENF_1.user_id, "NT06", position_id=position, access_kind="hierarchical")
+    return (
+        f"removed by the line manager (AC15); {len(released.moved)} item(s) back to "
+        f"{APPEALS_HOPPER} first, then the access went (AC16); told (NT06)"
+    )
+
+
+StepFn = Callable[[Walk], Awaitable[str]]
+WELLBEING = "Wellbeing referral"
+AGENCY = "Secondary access"
+PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
+    (
+        WELLBEING,
+        [
+            ("referral received", referral),
+            ("triage assigned to a Hub Team worker", triage_assigned),
+            ("triage started", triage_started),
+            ("Trusted Assessment step created", assessment_created),
+            ("allocation without Involved Worker refused", allocation_refused),
+            ("Involved Worker recorded", involved_worker),
+            ("Trusted Assessment allocated", assessment_allocated),
+            ("assessment started and filled in", assessment_done),
+            ("request sent for sign-off", request_sent),
+            ("next action to a Generic Support Officer", next_action_added),
+            ("request completed", request_completed),
+            ("step finished, next action sent", step_finished),
+            ("Involved Worker recorded for the officer", officer_involved),
+            ("support plan delivered, request sent", delivery_sent),
+            ("request returned with a note", request_returned),
+        ],
+    ),
+    (
+        AGENCY,
+        [
+            ("standing absence-related access", absence_access),
+            ("emergency absence-related access", emergency_access),
+            ("the P30 arrives later", p30_lodged),
+            ("hierarchical access to Appeals", hierarchical_access),
+            ("Appeals work in the team hopper", appeals_intake),
+            ("Appeals work passed to the caseworker", appeals_work_assigned),
+            ("hierarchical access removed", hierarchical_removed),
+        ],
+    ),
+]
+
+
+async def load_directory(w: Walk) -> str:
+    import json
+
+    command = LoadDirectory.model_validate(json.loads(DIRECTORY_FILE.read_text()))
+    loaded = await w.ok(command, ADMIN, DirectoryLoaded)
+    wanted = {p.position_id for p in command.positions if p.unit_id == NORTH_TEAM}
+    await w.read(
+        "allocation",
+        f"/teams/{NORTH_TEAM}",
+        lambda b: wanted <= {m["position_id"] for m in b["workers"]},
+        "the directory projected by allocation",
+    )
+    return f"{loaded.units} units, {loaded.users} users, {loaded.positions} positions"
+
+
+async def scenario(target: Target, timeout: float, console: Console, results: list[Result]) -> None:
+    bus = Bus(target.bootstrap_servers, target.issuer())
+    await bus.start()
+    w = Walk(bus, {k: v.rstrip("/") for k, v in target.service_urls.items()}, timeout)
+    all_steps: list[tuple[str, list[tuple[str, StepFn]]]] = [
+        ("Directory", [("walkthrough directory loaded", load_directory)]),
+        *PROCEDURES,
+    ]
+    total = sum(len(steps) for _, steps in all_steps)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("walkthrough", total=total)
+            directory_ok = True
+            for procedure, steps in all_steps:
+                failed = not directory_ok
+                for title, fn in steps:
+                    result = Result(procedure, title)
+                    results.append(result)
+                    progress.update(task, description=f"{procedure}: {title}")
+                    if failed:
+                        result.observed = "not run: an earlier step failed"
+                        result.ok = False
+                        _print(console, result)
+                        progress.advance(task)
+                        continue
+                    started = time.perf_counter()
+                    try:
+                        result.observed = await fn(w)
+                        result.ok = True
+                    except (StepFailed, ClientError) as exc:
+                        result.observed, result.ok, failed = str(exc), False, True
+                    result.seconds = time.perf_counter() - started
+                    _print(console, result)
+                    progress.advance(task)
+                if procedure == "Directory":
+                    directory_ok = not failed
+    finally:
+        await w.http.aclose()
+        await bus.stop()
+
+
+def _print(console: Console, result: Result) -> None:
+    mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+    console.print(
+        f"{mark} [bold]{result.procedure}[/] · {result.title} "
+        f"[dim]({result.seconds * 1000:.0f} ms)[/]\n    {result.observed}"
+    )
+
+
+def summary_table(results: list[Result], seconds: float) -> Table:
+    passed = sum(1 for r in results if r.ok)
+    table = Table(
+        title=f"walkthrough: {passed}/{len(results)} expected outcomes observed in {seconds:.1f} s"
+    )
+    for column in ("procedure", "step", "outcome", "ms"):
+        table.add_column(column)
+    for r in results:
+        status = "[green]observed[/]" if r.ok else "[red]FAILED[/]"
+        table.add_row(r.procedure, r.title, status, f"{r.seconds * 1000:.0f}")
+    return table
+
+
+def run(state_dir: Path, console: Console, timeout: float = 30.0) -> bool:
+    """Start the stack, run the walkthrough, stop the stack; True if every outcome was seen."""
+    began = time.perf_counter()
+    if not os.environ.get("CASEWORK_DATABASE_URL"):
+        reset_state(state_dir)  # a fresh embedded database every time
+    stack = Stack(state_dir=state_dir)
+    results: list[Result] = []
+    try:
+        with console.status("starting the stack…"):
+            env = stack.start_infrastructure()
+            stack.start_services(log_dir=state_dir / "logs")
+            stack.wait_ready(timeout=120)
+        console.print(
+            f"stack ready in {time.perf_counter() - began:.1f} s: broker "
+            f"{env['CASEWORK_KAFKA_BOOTSTRAP_SERVERS']}, services "
+            + ", ".join(f"{n} {s.url}" for n, s in stack.services.items())
+        )
+        target = Target(
+            env["CASEWORK_KAFKA_BOOTSTRAP_SERVERS"],
+            env.get("CASEWORK_ACTOR_PRIVATE_KEY") or None,
+            {name: service.url for name, service in stack.services.items()},
+        )
+        walk_began = time.perf_counter()
+        asyncio.run(scenario(target, timeout, console, results))
+        walked = time.perf_counter() - walk_began
+    finally:
+        with console.status("stopping the stack…"):
+            stack.stop()
+    total = time.perf_counter() - began
+    console.print(summary_table(results, walked))
+    ok = bool(results) and all(r.ok for r in results)
+    verdict = "[green]every expected outcome observed[/]" if ok else "[red]some outcomes missing[/]"
+    console.print(
+        f"{verdict}: walkthrough {walked:.1f} s, {total:.1f} s in all with the stack's start "
+        f"and stop (logs in {state_dir / 'logs'})"
+    )
+    return ok
