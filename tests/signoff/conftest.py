@@ -16,17 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
-from contracts.access import (
-    AccessKind,
-    PositionGranted,
-    Role,
-    UnitDefined,
-    UnitKind,
-    UserRegistered,
-)
 from contracts.allocation import StepType, WorkItemCreated, WorkState
 from contracts.signoff import (
-    MANAGEMENT_TEAM,
     RequestSent,
     SaveStep,
     SendRequest,
@@ -35,6 +26,7 @@ from contracts.signoff import (
 )
 from services.shared.settings import Settings
 from services.signoff import store
+from tests.allocation.helpers import walkthrough_events
 from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog
 
@@ -44,21 +36,21 @@ E = TypeVar("E", bound=Event)
 
 @dataclass(frozen=True)
 class Seat:
+    """A user acting in one of their positions."""
+
     user_id: str
     position_id: str
-    unit_id: str
-    role: Role
 
     @property
     def actor(self) -> Actor:
         return Actor(user_id=self.user_id, position_id=self.position_id)
 
 
-# The people of the seed's walkthrough. Unit ids are the team names allocation routes work to.
-SENIOR_OFFICER = Seat("so-mgmt", "pos-so-mgmt", MANAGEMENT_TEAM, Role.SENIOR_OFFICER)
-NORTH_SENIOR_OFFICER = Seat("so-north", "pos-so-north", NORTH_TEAM, Role.SENIOR_OFFICER)
-TRUSTED_ASSESSOR = Seat("ta-north", "pos-ta-north", NORTH_TEAM, Role.TRUSTED_ASSESSOR)
-SUPPORT_OFFICER = Seat("gso-north", "pos-gso-north", NORTH_TEAM, Role.GENERIC_SUPPORT_OFFICER)
+# The people of the seed's walkthrough, from the access service's canonical directory.
+SENIOR_OFFICER = Seat("so-mgmt", "pos-so-mgmt")  # Management Team
+NORTH_SENIOR_OFFICER = Seat("so-north", "pos-so-north")
+TRUSTED_ASSESSOR = Seat("ta-north-1", "pos-ta-north-1")
+SUPPORT_OFFICER = Seat("gso-north-1", "pos-gso-north-1")
 SEATS = (SENIOR_OFFICER, NORTH_SENIOR_OFFICER, TRUSTED_ASSESSOR, SUPPORT_OFFICER)
 
 COMPLETE_TA_ANSWERS = {
@@ -98,26 +90,9 @@ async def _directory_applied(service: RunningService) -> bool:
 
 @pytest.fixture(scope="session")
 async def seeded_directory(commands: CommandClient) -> None:
-    """Teams, users and positions published on access.events, as the access service would."""
-    for unit in (MANAGEMENT_TEAM, NORTH_TEAM):
-        await publish(
-            commands, Topics.ACCESS_EVENTS, UnitDefined(unit_id=unit, name=unit, kind=UnitKind.TEAM)
-        )
-    for seat in SEATS:
-        await publish(
-            commands, Topics.ACCESS_EVENTS, UserRegistered(user_id=seat.user_id, name=seat.user_id)
-        )
-        await publish(
-            commands,
-            Topics.ACCESS_EVENTS,
-            PositionGranted(
-                user_id=seat.user_id,
-                position_id=seat.position_id,
-                unit_id=seat.unit_id,
-                role=seat.role,
-                kind=AccessKind.PRIMARY,
-            ),
-        )
+    """The walkthrough directory published on access.events, as the access service does."""
+    for event in walkthrough_events():
+        await publish(commands, Topics.ACCESS_EVENTS, event)
 
 
 @pytest.fixture(scope="session")

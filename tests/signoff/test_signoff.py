@@ -201,9 +201,7 @@ async def test_so03_signoff_only_by_a_senior_officer_of_the_management_team(
     await driver.refused(_complete(ref), TRUSTED_ASSESSOR, "SO07")
     await driver.refused(_return(ref, "no"), NORTH_SENIOR_OFFICER, "SO07")
     # Claiming a Management Team seat one does not hold does not help.
-    impostor = Seat(
-        TRUSTED_ASSESSOR.user_id, SENIOR_OFFICER.position_id, MANAGEMENT_TEAM, SENIOR_OFFICER.role
-    )
+    impostor = Seat(TRUSTED_ASSESSOR.user_id, SENIOR_OFFICER.position_id)
     await driver.refused(_complete(ref), impostor, "SO07")
     await driver.ok(_add(ref, _transfer()), SENIOR_OFFICER, NextActionsAdded)
     await driver.ok(_complete(ref), SENIOR_OFFICER, RequestCompleted)
