@@ -108,6 +108,10 @@ async def step_summary(request: Request) -> Response:
             "sections": domain.sections_view(step_type, answers),
             "incomplete_mandatory": domain.incomplete_mandatory(step_type, answers),
             "prompted_actions": domain.prompted_actions(step_type, answers),
+            # SO07: the worker who completed the step (sent its latest request) gets it back.
+            "completed_by_position_id": (
+                request_rows[-1]["sent_by_position_id"] if request_rows else None
+            ),
             "next_actions": next_actions,
             "requests": request_rows,
         }

@@ -273,6 +273,7 @@ async def test_so07_returned_request_goes_back_to_the_worker_and_the_step_stays_
     assert await _incoming_titles(driver, ref.step_id) == []
     summary = await driver.summary(ref)
     assert summary["finished"] is False
+    assert summary["completed_by_position_id"] == TRUSTED_ASSESSOR.position_id
     assert [(r["state"], r["note"]) for r in summary["requests"]] == [
         ("returned", "Please add the risk assessment")
     ]
