@@ -73,8 +73,7 @@ async def notify(
 ) -> list[domain.Delivery]:
     """Plans a notice for its recipients on their channels and the webhooks that want it (NT07:
     once per recipient and channel, whatever the number of times this runs for one source)."""
-    recipients = await store.recipients(conn, user_ids)
-    hooks = await store.webhooks_for(conn, notice.kind)
+    recipients, hooks = await store.audience(conn, user_ids, notice.kind)
     planned = domain.plan_deliveries(source_id, notice, recipients, hooks)
     new = await store.insert_deliveries(
         conn, planned, source_id=source_id, correlation_id=correlation_id, now=now

@@ -118,29 +118,46 @@ def create_own_tables(bind: Any, schema: str) -> None:
 # --- recipients ----------------------------------------------------------------------------
 
 
-async def recipients(conn: AsyncConnection, user_ids: Sequence[str]) -> list[domain.Recipient]:
-    """Users with their e-mail address and channel preferences (unknown users still get the
-    inbox: nothing is silently dropped)."""
+async def audience(
+    conn: AsyncConnection, user_ids: Sequence[str], kind: str
+) -> tuple[list[domain.Recipient], list[domain.Webhook]]:
+    """In one round trip: the users with their e-mail address and channel preferences (unknown
+    users still get the inbox: nothing is silently dropped) and the webhooks registered for the
+    notice's kind."""
     ids = list(dict.fromkeys(u for u in user_ids if u))
     if not ids:
-        return []
-    u, p = directory_t.users, preferences
-    rows = await conn.execute(
-        sa.select(u.c.user_id, u.c.email, p.c.channels)
+        return [], []
+    u, p, w = directory_t.users, preferences, webhooks
+    users = (
+        sa.select(
+            sa.literal("user").label("what"),
+            u.c.user_id.label("id"),
+            u.c.email.label("address"),
+            p.c.channels.label("names"),
+        )
         .select_from(u.outerjoin(p, p.c.user_id == u.c.user_id))
         .where(u.c.user_id.in_(ids))
     )
-    known = {r.user_id: r for r in rows}
-    return [
-        domain.Recipient(
-            user_id,
-            known[user_id].email if user_id in known else None,
-            frozenset(known[user_id].channels)
-            if user_id in known and known[user_id].channels
-            else domain.DEFAULT_CHANNELS,
-        )
-        for user_id in ids
+    hooks = sa.select(
+        sa.literal("webhook").label("what"),
+        w.c.webhook_id.label("id"),
+        w.c.url.label("address"),
+        w.c.event_types.label("names"),
+    ).where(sa.or_(w.c.event_types.any(kind), w.c.event_types.any("*")))
+    rows = (await conn.execute(sa.union_all(users, hooks))).all()
+    known = {r.id: r for r in rows if r.what == "user"}
+
+    def recipient(user_id: str) -> domain.Recipient:
+        row = known.get(user_id)
+        if row is None:
+            return domain.Recipient(user_id)
+        channels = frozenset(row.names) if row.names else domain.DEFAULT_CHANNELS
+        return domain.Recipient(user_id, row.address, channels)
+
+    hooks_found = [
+        domain.Webhook(r.id, r.address, frozenset(r.names)) for r in rows if r.what == "webhook"
     ]
+    return [recipient(user_id) for user_id in ids], hooks_found
 
 
 async def user_of_position(conn: AsyncConnection, position_id: str | None) -> str | None:
@@ -209,14 +226,6 @@ async def line_managers(conn: AsyncConnection, user_ids: Sequence[str]) -> list[
     return list(dict.fromkeys(r.line_manager_id for r in rows))
 
 
-async def webhooks_for(conn: AsyncConnection, kind: str) -> list[domain.Webhook]:
-    w = webhooks
-    rows = await conn.execute(
-        sa.select(w).where(sa.or_(w.c.event_types.any(kind), w.c.event_types.any("*")))
-    )
-    return [domain.Webhook(r.webhook_id, r.url, frozenset(r.event_types)) for r in rows]
-
-
 # --- deliveries ----------------------------------------------------------------------------
 
 
@@ -252,13 +261,9 @@ async def insert_deliveries(
         }
         for d in planned
     ]
-    stmt = (
-        pg_insert(deliveries)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(deliveries.c.delivery_id)
-    )
-    new = set((await conn.execute(stmt)).scalars().all())
+    # executemany form: the statement compiles once and is cached (a VALUES list would not be).
+    stmt = pg_insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.delivery_id)
+    new = set((await conn.execute(stmt, rows)).scalars().all())
     return [d for d in planned if d.delivery_id in new]
 
 
