@@ -123,6 +123,8 @@ class ServiceRuntime:
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=100,
             fetch_max_wait_ms=50,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.settings.session_timeout_ms // 4),
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_records,

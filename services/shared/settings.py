@@ -21,6 +21,8 @@ class Settings(BaseSettings):
 
     consumer_group: str | None = None  # default: the service name
     batch_max_records: int = 500
+    # How long the group waits for a silent instance before handing its partitions on.
+    session_timeout_ms: int = 10000
     relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
     retry_backoff_max_seconds: float = 5.0

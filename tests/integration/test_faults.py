@@ -49,6 +49,7 @@ class Isolated:
             "CASEWORK_HTTP_PORT": str(free_port()),
             "CASEWORK_RELAY_POLL_SECONDS": "0.2",
             "CASEWORK_LOG_LEVEL": "WARNING",
+            "CASEWORK_SESSION_TIMEOUT_MS": "6000",  # the killed instance's partitions move sooner
         }
         if failpoint:
             env["CASEWORK_FAILPOINT"] = failpoint
