@@ -78,6 +78,7 @@ class WorkItem:
     owner_kind: str
     owner_id: str
     priority: str
+    person_name: str | None = None
 
     @property
     def placement(self) -> Placement:

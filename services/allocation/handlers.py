@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts import Topics
-from contracts.access import PositionReleaseRequested, PositionRevoked
+from contracts.access import (
+    PositionGranted,
+    PositionReleaseRequested,
+    PositionRevoked,
+    UnitDefined,
+    UserRegistered,
+)
 from contracts.allocation import (
     AbsentCaseworkerWorkMoved,
     AmendWorkerRelationship,
@@ -61,6 +67,19 @@ dispatcher = Dispatcher()
 CONSUMES = [Topics.ALLOCATION_COMMANDS, Topics.ACCESS_EVENTS, Topics.SIGNOFF_EVENTS]
 register_directory(dispatcher, store.directory_t)
 
+
+def _forgetting(project: Any) -> Any:
+    async def handle(ctx: Ctx) -> None:
+        await project(ctx)
+        store.forget(ctx.conn)
+
+    return handle
+
+
+# The projection's handlers, followed by forgetting the batch's remembered lookups.
+for _type in (UnitDefined, UserRegistered, PositionGranted, PositionRevoked):
+    dispatcher.handlers[_type.TYPE] = _forgetting(dispatcher.handlers[_type.TYPE])
+
 Ctx = HandlerContext[Any]
 
 
@@ -104,10 +123,9 @@ async def _load(
 
 async def _snapshot(ctx: Ctx, item: domain.WorkItem) -> WorkItemSnapshot:
     owner_seat = await store.seat(ctx.conn, item.owner_id) if item.owner_kind == "worker" else None
-    names = await store.person_names(ctx.conn, [item.person_id])
     return store.snapshot(
         item,
-        person_name=names.get(item.person_id),
+        person_name=item.person_name,
         owner_seat=owner_seat,
         owner_unit=await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id),
         actor_user_id=_actor_user(ctx),
@@ -309,13 +327,16 @@ async def _assign(
         await store.seat(ctx.conn, to_position_id), to_position_id
     )
     domain.check_absence_target(actor, target)
-    rels = await store.person_relationships(ctx.conn, [item.person_id])
+    involved = False
+    if target.role in domain.RELATIONSHIP_ROLES:  # AL05 asks; no need to read otherwise
+        rels = await store.person_relationships(ctx.conn, [item.person_id])
+        involved = domain.has_involved_worker(
+            rels.get(item.person_id, []), target.user_id, ctx.now.date()
+        )
     to, new_priority = domain.assignment(
         item,
         target,
-        involved=domain.has_involved_worker(
-            rels.get(item.person_id, []), target.user_id, ctx.now.date()
-        ),
+        involved=involved,
         priority=priority,
         from_record=from_record,
         started_only=started_only,
@@ -487,12 +508,11 @@ async def bulk_assign(ctx: HandlerContext[BulkAssign]) -> None:
             for item in items
         ],
     )
-    names = await store.person_names(ctx.conn, {i.person_id for i in items})
     target_seat = domain.Seat(target, True)
     snapshots = [
         store.snapshot(
             replace(item, owner_kind="worker", owner_id=target.position_id),
-            person_name=names.get(item.person_id),
+            person_name=item.person_name,
             owner_seat=target_seat,
             owner_unit=target.unit_id,
             actor_user_id=_actor_user(ctx),

@@ -139,20 +139,31 @@ def _item(row: Any) -> WorkItem:
         owner_kind=row.owner_kind,
         owner_id=row.owner_id,
         priority=row.priority,
+        person_name=row.person_name,
     )
+
+
+def _items() -> sa.Select[Any]:
+    """Work items with their person's name."""
+    name = (
+        sa.select(persons.c.name)
+        .where(persons.c.person_id == work_items.c.person_id)
+        .scalar_subquery()
+    )
+    return sa.select(work_items, name.label("person_name"))
 
 
 async def load_item(
     conn: AsyncConnection, work_item_id: uuid.UUID, *, lock: bool = True
 ) -> WorkItem | None:
-    query = sa.select(work_items).where(work_items.c.work_item_id == work_item_id)
+    query = _items().where(work_items.c.work_item_id == work_item_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
     return _item(row) if row else None
 
 
 async def load_items(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, WorkItem]:
     rows = await conn.execute(
-        sa.select(work_items)
+        _items()
         .where(work_items.c.work_item_id.in_(list(ids)))
         .order_by(work_items.c.work_item_id)
         .with_for_update()
@@ -163,7 +174,7 @@ async def load_items(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uu
 async def items_held(conn: AsyncConnection, kind: str, owner_id: str) -> list[WorkItem]:
     t = work_items
     rows = await conn.execute(
-        sa.select(t)
+        _items()
         .where(t.c.owner_kind == kind, t.c.owner_id == owner_id, t.c.state != WorkState.FINISHED)
         .order_by(t.c.created_at, t.c.work_item_id)
         .with_for_update()
@@ -174,34 +185,68 @@ async def items_held(conn: AsyncConnection, kind: str, owner_id: str) -> list[Wo
 # --- the directory projection ----------------------------------------------------------------
 
 
+class _Lookups:
+    """Directory lookups remembered for one consumed batch (its transaction): a batch of
+    commands by one Senior Officer for one team reads the same positions and units again and
+    again. Forgotten whenever a directory event is applied (`forget`)."""
+
+    def __init__(self) -> None:
+        self.seats: dict[str, Seat | None] = {}
+        self.units: dict[str, dict[str, Any] | None] = {}
+        self.hopper_units: dict[str, str | None] = {}
+
+
+_LOOKUPS = "_allocation_lookups"
+
+
+def _lookups(conn: AsyncConnection) -> _Lookups:
+    found = getattr(conn, _LOOKUPS, None)
+    if isinstance(found, _Lookups):
+        return found
+    fresh = _Lookups()
+    try:
+        setattr(conn, _LOOKUPS, fresh)  # the batch's connection wrapper takes attributes
+    except AttributeError:
+        pass  # a plain connection (the read API): no memory, every lookup reads
+    return fresh
+
+
+def forget(conn: AsyncConnection) -> None:
+    """The directory changed in this transaction: read it again from now on."""
+    try:
+        setattr(conn, _LOOKUPS, None)
+    except AttributeError:
+        pass
+
+
 async def seat(conn: AsyncConnection, position_id: str | None) -> Seat | None:
     """A position with its active flag (the Directory only returns active ones)."""
     if not position_id:
         return None
-    p = directory_t.positions
-    row = (await conn.execute(sa.select(p).where(p.c.position_id == position_id))).first()
-    if row is None:
-        return None
-    return Seat(
-        Position(row.position_id, row.user_id, row.unit_id, row.role, row.kind, row.emergency),
-        bool(row.active),
-    )
-
-
-async def seats(conn: AsyncConnection, position_ids: Iterable[str]) -> dict[str, Seat]:
-    p = directory_t.positions
-    rows = await conn.execute(sa.select(p).where(p.c.position_id.in_(list(set(position_ids)))))
-    return {
-        r.position_id: Seat(
-            Position(r.position_id, r.user_id, r.unit_id, r.role, r.kind, r.emergency),
-            bool(r.active),
+    cache = _lookups(conn).seats
+    if position_id not in cache:
+        p = directory_t.positions
+        row = (await conn.execute(sa.select(p).where(p.c.position_id == position_id))).first()
+        cache[position_id] = (
+            Seat(
+                Position(
+                    row.position_id, row.user_id, row.unit_id, row.role, row.kind, row.emergency
+                ),
+                bool(row.active),
+            )
+            if row
+            else None
         )
-        for r in rows
-    }
+    return cache[position_id]
 
 
 async def unit(conn: AsyncConnection, unit_id: str | None) -> dict[str, Any] | None:
-    return await directory.unit(conn, unit_id) if unit_id else None
+    if not unit_id:
+        return None
+    cache = _lookups(conn).units
+    if unit_id not in cache:
+        cache[unit_id] = await directory.unit(conn, unit_id)
+    return cache[unit_id]
 
 
 async def owning_unit(conn: AsyncConnection, kind: str, owner_id: str) -> str | None:
@@ -211,8 +256,13 @@ async def owning_unit(conn: AsyncConnection, kind: str, owner_id: str) -> str | 
     if kind == "inbox":
         return INBOX_TEAMS.get(owner_id)
     if kind == "hopper":
-        u = directory_t.units
-        return await conn.scalar(sa.select(u.c.unit_id).where(u.c.hopper_id == owner_id).limit(1))
+        cache = _lookups(conn).hopper_units
+        if owner_id not in cache:
+            u = directory_t.units
+            cache[owner_id] = await conn.scalar(
+                sa.select(u.c.unit_id).where(u.c.hopper_id == owner_id).limit(1)
+            )
+        return cache[owner_id]
     held_by = await seat(conn, owner_id)
     return held_by.position.unit_id if held_by else None
 
