@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from deploy.client import (
     Bus,
     ClientError,
     ReadApi,
+    Received,
     Target,
     build_command,
     command_types,
@@ -383,12 +385,27 @@ def inbox(
 
 
 def _summary(envelope: Envelope) -> str:
-    keys = ("rule", "reason", "person_id", "user_id", "position_id", "title", "recipient_id")
+    keys = (
+        "rule",
+        "reason",
+        "person_id",
+        "user_id",
+        "unit_id",
+        "position_id",
+        "step_type",
+        "title",
+        "recipient_id",
+    )
     parts = [f"{k}={envelope.payload[k]}" for k in keys if envelope.payload.get(k)]
     item = envelope.payload.get("item")
     if isinstance(item, dict):
         parts.append(f"owner={item.get('owner_kind')}:{item.get('owner_id')}")
     return " ".join(parts)
+
+
+def _when(received: Received) -> datetime:
+    """Records of one fetch in the order they happened (they come partition by partition)."""
+    return received.envelope.occurred_at if received.envelope else datetime.min.replace(tzinfo=UTC)
 
 
 def _more(bus: Bus, shown: int) -> bool:
@@ -410,7 +427,7 @@ async def _tail(
                 if idle is not None:
                     return
                 continue
-            for r in bus.received[shown:]:
+            for r in sorted(bus.received[shown:], key=_when):
                 shown += 1
                 if r.envelope is None:
                     console.print(f"[red]{r.topic}[/] unparsable record {r.raw[:120]!r}")

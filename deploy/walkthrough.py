@@ -867,10 +867,14 @@ def run(state_dir: Path, console: Console, timeout: float = 30.0) -> bool:
     stack = Stack(state_dir=state_dir)
     results: list[Result] = []
     try:
-        with console.status("starting the stack…"):
-            env = stack.start_infrastructure()
-            stack.start_services(log_dir=state_dir / "logs")
-            stack.wait_ready(timeout=120)
+        try:
+            with console.status("starting the stack…"):
+                env = stack.start_infrastructure()
+                stack.start_services(log_dir=state_dir / "logs")
+                stack.wait_ready(timeout=120)
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            logs = state_dir / "logs"
+            raise ClientError(f"the stack did not start: {exc} (logs in {logs})", 1) from None
         console.print(
             f"stack ready in {time.perf_counter() - began:.1f} s: broker "
             f"{env['CASEWORK_KAFKA_BOOTSTRAP_SERVERS']}, services "

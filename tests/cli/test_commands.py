@@ -4,12 +4,18 @@ its events; a refused one exits 1 naming the rule; the read-API tables show what
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+from rich.console import Console
+
+from deploy.client import Target
+from deploy.stack import Stack
+from deploy.walkthrough import Result, scenario, summary_table
 from tests.cli.conftest import ROOT, Cli, cli_env
 
 DIRECTORY = ROOT / "services" / "access" / "walkthrough_directory.json"
@@ -207,3 +213,29 @@ def test_commands_lists_every_command_type() -> None:
     assert listing.returncode == 0, listing.stderr
     for name in ("allocation.assign_work.v1", "signoff.finish_step.v1", "access.lodge_p30.v1"):
         assert name in listing.stdout
+
+
+async def test_walkthrough_steps_fail_when_their_outcome_is_not_observed(
+    cli: Cli, stack: Stack
+) -> None:
+    """Nothing is faked: run against a stack whose notifications service cannot be read, every
+    step that must see a notification fails, the rest of its procedure is not run, and the
+    steps that need no notification still pass."""
+    target = Target.resolve(stack.state_dir)
+    target.service_urls.pop("notifications")
+    results: list[Result] = []
+    await scenario(target, 20.0, Console(file=io.StringIO()), results)
+    outcome = {(r.procedure, r.title): (r.ok, r.observed) for r in results}
+    assert outcome[("Directory", "walkthrough directory loaded")][0] is True
+    assert outcome[("Wellbeing referral", "referral received")][0] is True
+    ok, observed = outcome[("Wellbeing referral", "triage assigned to a Hub Team worker")]
+    assert ok is False and "notifications service is not running" in observed
+    ok, observed = outcome[("Wellbeing referral", "request returned with a note")]
+    assert ok is False and observed == "not run: an earlier step failed"
+    ok, observed = outcome[("Secondary access", "standing absence-related access")]
+    assert ok is False and "notifications" in observed
+    assert not any(r.ok for r in results if r.procedure == "Secondary access")
+    table = Console(file=io.StringIO(), width=200)
+    table.print(summary_table(results, 1.0))
+    passed = sum(1 for r in results if r.ok)
+    assert f"walkthrough: {passed}/{len(results)} expected outcomes" in table.file.getvalue()  # type: ignore[attr-defined]
