@@ -7,6 +7,9 @@ import asyncio
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from contracts import Envelope, Topics
 from contracts.access import Role
@@ -18,9 +21,16 @@ from contracts.notifications import (
     ReplayParkedDeliveries,
 )
 from contracts.signoff import RequestReturned
-from services.notifications.channels import sign
+from services.notifications import domain, handlers
+from services.notifications.channels import Channels, DeliveryError, sign
+from services.notifications.service import build_spec
+from services.notifications.settings import SmtpSettings
+from services.notifications.worker import deliver_due
+from services.shared.runtime import ServiceRuntime
+from services.shared.settings import Settings
 from tests.conftest import RunningService
 from tests.notifications.conftest import (
+    DELIVERY,
     OPERATOR,
     Hook,
     Notifier,
@@ -229,4 +239,71 @@ async def test_nt07_service_stopped_mid_delivery_then_topic_replayed_sends_each_
         assert mails[f"<{mail.notification_id}@casework.local>"] == 1
         assert keys[str(post.notification_id)] == 1
     assert sum(mails.values()) == len(everything) and sum(keys.values()) == len(everything)
+    await remove_webhook(commands, event_log, hook)
+
+
+class _RecordLost(Channels):
+    """Sends for real, then behaves as if the process died before recording the send."""
+
+    async def send(self, row: Any, secret: str | None) -> None:
+        await super().send(row, secret)
+        raise DeliveryError("simulated crash after the send, before it was recorded")
+
+
+async def test_nt07_send_whose_record_was_lost_goes_again_with_the_same_message_id_and_key(
+    org: Org,
+    commands: CommandClient,
+    event_log: EventLog,
+    smtp: tuple[SmtpSink, int],
+    webhook: WebhookReceiver,
+    notifier: Notifier,
+    settings_for: Callable[..., Settings],
+) -> None:
+    """The one window SMTP and HTTP cannot close: a crash after the send and before the mark.
+    The delivery goes again, and the receiver can tell it is the same notification."""
+    hook = await register_webhook(commands, event_log, webhook, [KIND])
+    await org.define()
+    worker = await org.person("ta", Role.TRUSTED_ASSESSOR)
+    await org.known()
+    await notifier.stop()  # nothing else delivers while the crash is staged
+
+    smtp_settings = SmtpSettings(host="127.0.0.1", port=smtp[1])
+    bare = ServiceRuntime(build_spec(smtp_settings, DELIVERY), settings_for("notifications"))
+    source, now = uuid.uuid4(), datetime.now(UTC)
+    try:
+        async with bare.unit_of_work(now) as uow:
+            notice = domain.request_returned(
+                request_id=uuid.uuid4(), step_id=uuid.uuid4(), person_id=uid("P"), note="n"
+            )
+            await handlers.notify(
+                uow.conn,
+                lambda event: None,
+                source_id=source,
+                correlation_id=None,
+                now=now,
+                notice=notice,
+                user_ids=[worker.user_id],
+            )
+        crashing = _RecordLost(smtp_settings, DELIVERY)
+        await deliver_due(bare, crashing, DELIVERY.retry, now)
+        await crashing.close()
+    finally:
+        await bare.engine.dispose()
+    email_id = domain.delivery_id(source, worker.user_id, "email", KIND)
+    hook_id = domain.delivery_id(source, hook.webhook_id, "webhook", KIND)
+    assert webhook.keys(hook.webhook_id) == [str(hook_id)]
+    assert _message_ids(smtp[0], worker.email or "") == Counter({f"<{email_id}@casework.local>": 1})
+
+    # The worker finds both unrecorded and sends them again.
+    await notifier.start(consumer_group=uid("notifications-restart"))
+    await event_log.wait_for(
+        lambda: (
+            {s.channel for s in outcomes(event_log, source, NotificationSent)}
+            == {"email", "webhook"}
+        )
+    )
+    assert webhook.keys(hook.webhook_id) == [str(hook_id), str(hook_id)]
+    assert _message_ids(smtp[0], worker.email or "") == Counter({f"<{email_id}@casework.local>": 2})
+    sent = outcomes(event_log, source, NotificationSent)
+    assert sorted(s.notification_id for s in sent) == sorted([email_id, hook_id])
     await remove_webhook(commands, event_log, hook)
