@@ -120,7 +120,7 @@ def _actor_id(ctx: Ctx) -> str:
 async def _record_p30(ctx: Ctx, **values: Any) -> uuid.UUID:
     """AC04: the P30 record, written in the transaction of what it covers."""
     row = store.p30_values(now=ctx.now, **values)
-    await ctx.execute(store.p30s.insert().values(**row))
+    ctx.stage(store.INSERT_P30, row)
     ctx.emit(
         P30Recorded(
             p30_id=row["p30_id"],
@@ -160,21 +160,19 @@ async def _grant(
     assert primary is not None
     role: Role = primary.role
     if user.held(unit_id) is None:
-        await ctx.execute(
-            store.upsert(
-                store.positions,
-                "position_id",
-                {
-                    "position_id": position_id,
-                    "user_id": user.user_id,
-                    "unit_id": unit_id,
-                    "role": role.value,
-                    "kind": kind.value,
-                    "state": "active",
-                    "granted_at": ctx.now,
-                    "removed_at": None,
-                },
-            )
+        ctx.stage(
+            store.UPSERT_POSITION,
+            {
+                "position_id": position_id,
+                "user_id": user.user_id,
+                "unit_id": unit_id,
+                "role": role.value,
+                "kind": kind.value,
+                "state": "active",
+                "granted_at": ctx.now,
+                "removed_at": None,
+            },
+            dedupe_on=("position_id",),
         )
         ctx.emit(
             PositionGranted(
@@ -189,18 +187,19 @@ async def _grant(
         )
     grant_id = uuid.uuid5(ctx.envelope.message_id, f"grant:{unit_id}")
     due = domain.review_due(ctx.now) if kind is AccessKind.ABSENCE else None
-    await ctx.execute(
-        store.grants.insert().values(
-            grant_id=grant_id,
-            user_id=user.user_id,
-            position_id=position_id,
-            kind=kind.value,
-            p30_id=p30_id,
-            emergency=emergency,
-            state="active",
-            granted_at=ctx.now,
-            review_due_at=due,
-        )
+    ctx.stage(
+        store.INSERT_GRANT,
+        {
+            "grant_id": grant_id,
+            "user_id": user.user_id,
+            "position_id": position_id,
+            "kind": kind.value,
+            "p30_id": p30_id,
+            "emergency": emergency,
+            "state": "active",
+            "granted_at": ctx.now,
+            "review_due_at": due,
+        },
     )
     ctx.emit(
         AccessGrantRecorded(

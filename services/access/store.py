@@ -136,6 +136,20 @@ work_items = sa.Table(
 )
 
 
+def _upsert_all(table: sa.Table, key: str) -> Any:
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != key},
+    )
+
+
+# Statements handlers stage (written together with the batch's other rows of their kind).
+INSERT_P30 = p30s.insert()
+INSERT_GRANT = grants.insert()
+UPSERT_POSITION = _upsert_all(positions, "position_id")
+
+
 def upsert(table: sa.Table, key: str, values: dict[str, Any]) -> Any:
     stmt = insert(table).values(**values)
     return stmt.on_conflict_do_update(
@@ -164,24 +178,40 @@ async def holdings(
     user's row so that limits are checked and written in one transaction (AC01, AC02)."""
     if not user_id:
         return None
-    query = sa.select(users).where(users.c.user_id == user_id)
-    user = (await conn.execute(query.with_for_update() if lock else query)).first()
-    if user is None:
-        return None
     backing = (
         sa.select(sa.func.count())
         .where(grants.c.position_id == positions.c.position_id, grants.c.state == "active")
         .scalar_subquery()
     )
-    rows = await conn.execute(
-        sa.select(positions, backing.label("backing"))
-        .where(positions.c.user_id == user_id, positions.c.state != "removed")
+    query = (
+        sa.select(
+            users.c.user_id.label("holder_id"),
+            users.c.security_clearance,
+            users.c.line_manager_id,
+            positions.c.position_id,
+            positions.c.unit_id,
+            positions.c.role,
+            positions.c.kind,
+            positions.c.state,
+            backing.label("backing"),
+        )
+        .select_from(
+            users.outerjoin(
+                positions,
+                (positions.c.user_id == users.c.user_id) & (positions.c.state != "removed"),
+            )
+        )
+        .where(users.c.user_id == user_id)
         .order_by(positions.c.granted_at, positions.c.position_id)
     )
+    rows = (await conn.execute(query.with_for_update(of=users) if lock else query)).all()
+    if not rows:
+        return None
+    first = rows[0]
     return Holdings(
-        user_id=user.user_id,
-        security_clearance=user.security_clearance,
-        line_manager_id=user.line_manager_id,
+        user_id=first.holder_id,
+        security_clearance=first.security_clearance,
+        line_manager_id=first.line_manager_id,
         positions=tuple(
             Held(
                 position_id=r.position_id,
@@ -192,6 +222,7 @@ async def holdings(
                 removal_pending=r.state == "removal_pending",
             )
             for r in rows
+            if r.position_id is not None
         ),
     )
 

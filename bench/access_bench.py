@@ -1,0 +1,205 @@
+"""Emergency grant latency (AC11): from the command published to the grant event observed.
+
+    python -m bench.access_bench [--rate 100] [--seconds 10] [--sequential 300]
+
+Uses the broker from CASEWORK_KAFKA_BOOTSTRAP_SERVERS (else deploy.stack's EmbeddedBroker) and
+a fresh database on the server of CASEWORK_DATABASE_URL (else an embedded PostgreSQL); runs the
+access service as its own process. Prints p50/p99 for one-at-a-time requests (pure latency)
+and for an open-loop stream at a fixed rate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.harness import BenchInfra, CommandProducer, infrastructure, service_process, summary_ms
+from contracts import Actor, CommandRejected, Envelope, Topics
+from contracts.access import (
+    DirectoryLoaded,
+    EmergencyAccessGranted,
+    LoadDirectory,
+    PrimaryPositionSpec,
+    RequestEmergencyAbsenceAccess,
+    Role,
+    UnitKind,
+    UnitSpec,
+    UserSpec,
+)
+
+TEAMS = 10  # each team leader can cover the other nine teams (ten positions in all, AC01)
+SM = Actor(user_id="bench-sm", position_id="pos-bench-sm")
+OBSERVED = {EmergencyAccessGranted.TYPE, CommandRejected.TYPE, DirectoryLoaded.TYPE}
+
+
+def directory(users: int) -> LoadDirectory:
+    units = [UnitSpec(unit_id="bench-seg", name="Bench segment", kind=UnitKind.SEGMENT)] + [
+        UnitSpec(
+            unit_id=f"bench-team-{t}", name=f"Team {t}", kind=UnitKind.TEAM, parent_id="bench-seg"
+        )
+        for t in range(TEAMS)
+    ]
+    people = [UserSpec(user_id=SM.user_id, name="Bench SM", security_clearance=True)] + [
+        UserSpec(
+            user_id=f"bench-tl-{u}",
+            name=f"TL {u}",
+            line_manager_id=SM.user_id,
+            security_clearance=True,
+        )
+        for u in range(users)
+    ]
+    positions = [
+        PrimaryPositionSpec(
+            position_id=SM.position_id or "",
+            user_id=SM.user_id,
+            unit_id="bench-seg",
+            role=Role.SEGMENT_MANAGER,
+        )
+    ] + [
+        PrimaryPositionSpec(
+            position_id=f"pos-bench-tl-{u}",
+            user_id=f"bench-tl-{u}",
+            unit_id=f"bench-team-{u % TEAMS}",
+            role=Role.TEAM_LEADER,
+        )
+        for u in range(users)
+    ]
+    return LoadDirectory(directory_id="bench", units=units, users=people, positions=positions)
+
+
+def requests(users: int) -> Iterator[RequestEmergencyAbsenceAccess]:
+    """Distinct (team leader, other team) pairs, so every request is granted."""
+    for offset in range(1, TEAMS):
+        for u in range(users):
+            yield RequestEmergencyAbsenceAccess(
+                user_id=f"bench-tl-{u}",
+                unit_id=f"bench-team-{(u + offset) % TEAMS}",
+                reason="bench",
+            )
+
+
+class GrantWatcher:
+    """Timestamps, per command, when its grant event (or a rejection) is observed."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.seen: dict[uuid.UUID, float] = {}
+        self.rejected: list[str] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        )
+        await self._consumer.start()
+        topic = Topics.ACCESS_EVENTS
+        partitions = [
+            TopicPartition(topic, p)
+            for p in self._consumer.partitions_for_topic(topic) or {0, 1, 2, 3}
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=20)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    envelope = Envelope.model_validate_json(record.value)
+                    if envelope.type in OBSERVED and envelope.causation_id:
+                        self.seen.setdefault(envelope.causation_id, now)
+                        if envelope.type == CommandRejected.TYPE:
+                            self.rejected.append(envelope.payload["reason"])
+
+    async def wait(self, ids: list[uuid.UUID], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while any(i not in self.seen for i in ids):
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{sum(i not in self.seen for i in ids)} grants not observed")
+            await asyncio.sleep(0.001)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+
+async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> dict[str, object]:
+    stream = int(rate * seconds)
+    warmup = 50
+    users = (warmup + sequential + stream) // (TEAMS - 1) + 1
+    producer = CommandProducer(infra.bootstrap, infra.keys, SM)
+    watcher = GrantWatcher(infra.bootstrap)
+    await producer.start()
+    await watcher.start()
+    try:
+        loaded, _ = await producer.send(Topics.ACCESS_COMMANDS, directory(users))
+        pending = requests(users)
+
+        async def one() -> float:
+            envelope, _ = await producer.send(Topics.ACCESS_COMMANDS, next(pending))
+            await producer.producer.flush()
+            sent = time.perf_counter()
+            await watcher.wait([envelope.message_id], 30)
+            return watcher.seen[envelope.message_id] - sent
+
+        await watcher.wait([loaded.message_id], 60)  # the directory before the first grant
+        for _ in range(warmup):
+            await one()
+        one_at_a_time = [await one() for _ in range(sequential)]
+
+        sent_at: dict[uuid.UUID, float] = {}
+        start = time.perf_counter()
+        for i in range(stream):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            envelope, _ = await producer.send(Topics.ACCESS_COMMANDS, next(pending))
+            sent_at[envelope.message_id] = time.perf_counter()
+        await producer.producer.flush()
+        offered = stream / (time.perf_counter() - start)
+        await watcher.wait(list(sent_at), 120)
+        at_rate = [watcher.seen[i] - t for i, t in sent_at.items()]
+        return {
+            "measure": "emergency absence-related grant: command published -> grant event observed",
+            "one_at_a_time": {"commands": sequential, **summary_ms(one_at_a_time)},
+            "open_loop": {
+                "offered_rate_per_s": round(offered, 1),
+                "commands": stream,
+                **summary_ms(at_rate),
+            },
+            "rejected": len(watcher.rejected),
+        }
+    finally:
+        await watcher.stop()
+        await producer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sequential", type=int, default=300)
+    args = parser.parse_args()
+    with infrastructure() as infra, service_process("access", infra):
+        report = asyncio.run(run(infra, args.rate, args.seconds, args.sequential))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
