@@ -469,13 +469,19 @@ def walkthrough(
         None, help="State of its embedded stack (default: <state dir>/walkthrough, fresh)."
     ),
     timeout: float = typer.Option(30.0, help="Seconds to wait for each expected outcome."),
+    running: bool = typer.Option(
+        False, "--running", help="Use the stack already running (`casework up`, or env URLs)."
+    ),
 ) -> None:
     """Start the embedded stack (or use the configured broker and database), load the
     walkthrough directory and run both seed procedures end to end over Kafka. Exit code 0 only
     if every expected outcome was observed."""
-    from deploy.walkthrough import run
+    from deploy.walkthrough import run, walk
 
-    ok = run(state_dir or STATE["dir"] / "walkthrough", console, timeout=timeout)
+    if running:
+        ok, _ = walk(Target.resolve(STATE["dir"]), console, timeout)
+    else:
+        ok = run(state_dir or STATE["dir"] / "walkthrough", console, timeout=timeout)
     raise typer.Exit(0 if ok else 1)
 
 

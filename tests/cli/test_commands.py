@@ -239,3 +239,13 @@ async def test_walkthrough_steps_fail_when_their_outcome_is_not_observed(
     table.print(summary_table(results, 1.0))
     passed = sum(1 for r in results if r.ok)
     assert f"walkthrough: {passed}/{len(results)} expected outcomes" in table.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_walkthrough_against_the_running_stack(cli: Cli) -> None:
+    """`--running` drives the stack `casework up` recorded; run after the other tests here, it
+    also shows that the walkthrough can be repeated on a stack that has seen it before."""
+    result = cli("walkthrough", "--running", timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    assert "every expected outcome observed" in output
