@@ -91,6 +91,7 @@ class Delivery:
     body: str
     target: str | None  # e-mail address or webhook URL; None for the inbox
     data: dict[str, Any]
+    waiting: bool = False  # for a position nobody is known to hold yet (see `waiting_for`)
 
 
 def delivery_id(source_id: uuid.UUID, recipient_id: str, channel: str, kind: str) -> uuid.UUID:
@@ -98,21 +99,39 @@ def delivery_id(source_id: uuid.UUID, recipient_id: str, channel: str, kind: str
     return uuid.uuid5(source_id, f"{recipient_id}|{channel}|{kind}")
 
 
+WAITING_PREFIX = "position:"
+
+
+def waiting_for(position_id: str) -> str:
+    """A recipient named by a position the directory projection does not know yet (events of
+    different topics arrive in any order). The notice waits, parked and visible, and is
+    delivered to the holder when the position's grant arrives (NT07: never silently dropped)."""
+    return f"{WAITING_PREFIX}{position_id}"
+
+
 def plan_deliveries(
     source_id: uuid.UUID,
     notice: Notice,
     recipients: Iterable[Recipient],
     webhooks: Iterable[Webhook] = (),
+    waiting: Iterable[str] = (),
 ) -> list[Delivery]:
     """NT07: one delivery per recipient and channel. The inbox is always used, so a notice is
     never silently dropped; e-mail when the user wants it and has an address; each webhook
-    registered for the notice's kind gets one delivery naming every recipient."""
+    registered for the notice's kind gets one delivery naming every recipient. A position
+    nobody is known to hold gets one waiting delivery (see `waiting_for`)."""
     seen: dict[str, Recipient] = {}
     for recipient in recipients:
         seen.setdefault(recipient.user_id, recipient)  # one user through two positions: once
     planned: list[Delivery] = []
 
-    def add(recipient_id: str, channel: str, target: str | None, data: dict[str, Any]) -> None:
+    def add(
+        recipient_id: str,
+        channel: str,
+        target: str | None,
+        data: dict[str, Any],
+        waiting: bool = False,
+    ) -> None:
         planned.append(
             Delivery(
                 delivery_id=delivery_id(source_id, recipient_id, channel, notice.kind),
@@ -124,6 +143,7 @@ def plan_deliveries(
                 body=notice.body,
                 target=target,
                 data=data,
+                waiting=waiting,
             )
         )
 
@@ -131,6 +151,8 @@ def plan_deliveries(
         add(recipient.user_id, Channel.INBOX, None, notice.data)
         if Channel.EMAIL in recipient.channels and recipient.email:
             add(recipient.user_id, Channel.EMAIL, recipient.email, notice.data)
+    for position in dict.fromkeys(waiting):
+        add(position, Channel.INBOX, None, notice.data, waiting=True)
     if seen:
         for hook in webhooks:
             if hook.wants(notice.kind):

@@ -36,6 +36,7 @@ from contracts.allocation import (
 )
 from contracts.notifications import (
     ChannelPreferencesSet,
+    NotificationParked,
     NotificationSent,
     ParkedDeliveriesReplayed,
     RegisterWebhook,
@@ -72,14 +73,26 @@ async def notify(
     user_ids: Sequence[str],
 ) -> list[domain.Delivery]:
     """Plans a notice for its recipients on their channels and the webhooks that want it (NT07:
-    once per recipient and channel, whatever the number of times this runs for one source)."""
-    recipients, hooks = await store.audience(conn, user_ids, notice.kind)
-    planned = domain.plan_deliveries(source_id, notice, recipients, hooks)
+    once per recipient and channel, whatever the number of times this runs for one source).
+    A recipient given as `domain.waiting_for(position)` waits for the position's holder."""
+    waiting = [u for u in user_ids if u.startswith(domain.WAITING_PREFIX)]
+    users = [u for u in user_ids if not u.startswith(domain.WAITING_PREFIX)]
+    recipients, hooks = await store.audience(conn, users, notice.kind)
+    planned = domain.plan_deliveries(source_id, notice, recipients, hooks, waiting)
     new = await store.insert_deliveries(
         conn, planned, source_id=source_id, correlation_id=correlation_id, now=now
     )
     for d in new:
-        if d.channel == "inbox":
+        if d.waiting:
+            emit(
+                NotificationParked(
+                    notification_id=d.delivery_id,
+                    recipient_id=d.recipient_id,
+                    channel=d.channel,
+                    reason=store.WAITING_ERROR,
+                )
+            )
+        elif d.channel == "inbox":
             emit(
                 NotificationSent(
                     notification_id=d.delivery_id,
@@ -109,10 +122,14 @@ async def _notify(
 
 
 async def _worker_user(
-    ctx: HandlerContext[Any], position_id: str, user_id: str | None
+    ctx: HandlerContext[Any], position_id: str | None, user_id: str | None = None
 ) -> list[str]:
+    """The user holding a position; if the directory does not know it yet, the notice waits
+    for the holder (NT07)."""
+    if not position_id and not user_id:
+        return []
     user = user_id or await store.user_of_position(ctx.conn, position_id)
-    return [user] if user else []
+    return [user or domain.waiting_for(position_id or "")]
 
 
 async def _item_landed(
@@ -214,11 +231,10 @@ async def request_sent(ctx: HandlerContext[RequestSent]) -> None:
 async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
     """NT03: the worker who completed the step is told, with the note."""
     m = ctx.message
-    user = await store.user_of_position(ctx.conn, m.return_to_position_id)
     notice = domain.request_returned(
         request_id=m.request_id, step_id=m.step_id, person_id=m.person_id, note=m.note
     )
-    await _notify(ctx, notice, [user] if user else [])
+    await _notify(ctx, notice, await _worker_user(ctx, m.return_to_position_id))
 
 
 # --- access.events (directory, NT04, NT05, NT06) -------------------------------------------
@@ -292,10 +308,25 @@ async def _fire_now(
 
 @dispatcher.on(PositionGranted)
 async def position_granted(ctx: HandlerContext[PositionGranted]) -> None:
-    """Projects the grant; NT06: the user is told of secondary access (an emergency grant is
-    told by NT04 instead)."""
+    """Projects the grant and delivers the notices that waited for the position's holder (NT07);
+    NT06: the user is told of secondary access (an emergency grant is told by NT04 instead)."""
     await _project_grant(ctx)
     m = ctx.message
+    for waiting in await store.waiting_for(ctx.conn, m.position_id):
+        # NT07: a notice that arrived before the directory knew the position's holder.
+        notice = domain.Notice(
+            waiting.kind, waiting.rule, waiting.subject, waiting.body, waiting.data
+        )
+        await notify(
+            ctx.conn,
+            ctx.emit,
+            source_id=waiting.source_id,
+            correlation_id=waiting.correlation_id,
+            now=ctx.now,
+            notice=notice,
+            user_ids=[m.user_id],
+        )
+        await store.mark_resolved(ctx.conn, waiting.delivery_id, ctx.now)
     if not domain.is_secondary(m.kind.value) or m.emergency:
         return
     notice = domain.access_changed(

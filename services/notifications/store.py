@@ -241,30 +241,57 @@ async def insert_deliveries(
     deliveries that were new (NT07: a second planning of the same source adds nothing)."""
     if not planned:
         return []
-    rows = [
-        {
-            "delivery_id": d.delivery_id,
-            "source_id": source_id,
-            "correlation_id": correlation_id,
-            "recipient_id": d.recipient_id,
-            "channel": d.channel,
-            "kind": d.kind,
-            "rule": d.rule,
-            "subject": d.subject,
-            "body": d.body,
-            "target": d.target,
-            "data": d.data,
-            "status": SENT if d.channel == "inbox" else PENDING,
-            "next_attempt_at": None if d.channel == "inbox" else now,
-            "created_at": now,
-            "sent_at": now if d.channel == "inbox" else None,
-        }
-        for d in planned
-    ]
+    rows = [_delivery_row(d, source_id, correlation_id, now) for d in planned]
     # executemany form: the statement compiles once and is cached (a VALUES list would not be).
     stmt = pg_insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.delivery_id)
     new = set((await conn.execute(stmt, rows)).scalars().all())
     return [d for d in planned if d.delivery_id in new]
+
+
+WAITING_ERROR = "no user is known to hold this position yet; delivered when one is"
+
+
+def _delivery_row(
+    d: domain.Delivery, source_id: uuid.UUID, correlation_id: uuid.UUID | None, now: datetime
+) -> dict[str, Any]:
+    inbox = d.channel == "inbox"
+    status = PARKED if d.waiting else SENT if inbox else PENDING
+    return {
+        "delivery_id": d.delivery_id,
+        "source_id": source_id,
+        "correlation_id": correlation_id,
+        "recipient_id": d.recipient_id,
+        "channel": d.channel,
+        "kind": d.kind,
+        "rule": d.rule,
+        "subject": d.subject,
+        "body": d.body,
+        "target": d.target,
+        "data": d.data,
+        "status": status,
+        "next_attempt_at": None if inbox else now,
+        "last_error": WAITING_ERROR if d.waiting else None,
+        "created_at": now,
+        "sent_at": now if status == SENT else None,
+    }
+
+
+async def waiting_for(conn: AsyncConnection, position_id: str) -> list[Any]:
+    """Notices parked until someone holds the position (see `domain.waiting_for`)."""
+    d = deliveries
+    query = sa.select(d).where(
+        d.c.recipient_id == domain.waiting_for(position_id), d.c.status == PARKED
+    )
+    return list((await conn.execute(query.with_for_update())).all())
+
+
+async def mark_resolved(conn: AsyncConnection, delivery_id: uuid.UUID, now: datetime) -> None:
+    d = deliveries
+    await conn.execute(
+        d.update()
+        .where(d.c.delivery_id == delivery_id)
+        .values(status="resolved", sent_at=now, last_error=None)
+    )
 
 
 async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
@@ -374,7 +401,9 @@ async def unpark(
 ) -> list[uuid.UUID]:
     """NT07: parked deliveries (the named ones, or all) go back to pending, due now."""
     d = deliveries
-    query = d.update().where(d.c.status == PARKED)
+    query = d.update().where(
+        d.c.status == PARKED, d.c.recipient_id.not_like(f"{domain.WAITING_PREFIX}%")
+    )
     if delivery_ids:
         query = query.where(d.c.delivery_id.in_(list(delivery_ids)))
     result = await conn.execute(

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from contracts import Actor, CommandRejected, Topics
-from contracts.access import AccessKind, PositionGranted, PositionRevoked, Role
+from contracts.access import AccessKind, PositionGranted, PositionRevoked, Role, UserRegistered
 from contracts.allocation import (
     BulkAssigned,
     Owner,
@@ -17,10 +17,23 @@ from contracts.allocation import (
     WorkItemSnapshot,
     WorkState,
 )
-from contracts.notifications import Channel, ChannelPreferencesSet, SetChannelPreferences
+from contracts.notifications import (
+    Channel,
+    ChannelPreferencesSet,
+    NotificationParked,
+    SetChannelPreferences,
+)
 from contracts.signoff import RequestReturned, RequestSent
 from tests.conftest import RunningService
-from tests.notifications.conftest import Org, SmtpSink, inbox_of, publish, sent_events, uid
+from tests.notifications.conftest import (
+    Org,
+    SmtpSink,
+    inbox_of,
+    outcomes,
+    publish,
+    sent_events,
+    uid,
+)
 from tests.support.client import CommandClient, EventLog
 
 
@@ -289,3 +302,54 @@ async def test_inbox_lists_counts_unread_and_marks_read(
     assert first not in {i["notification_id"] for i in unread["items"]}
     assert (await http.post(f"/users/{worker.user_id}/inbox/read")).json()["marked"] == 2
     assert (await http.get(f"/users/{worker.user_id}/inbox/unread-count")).json()["unread"] == 0
+
+
+async def test_nt07_notice_for_a_position_the_directory_does_not_know_yet_waits_then_arrives(
+    org: Org, commands: CommandClient, event_log: EventLog, notifications: RunningService
+) -> None:
+    """Topics are not ordered with each other: a return may arrive before the grant of the
+    position it names. The notice waits, parked and visible, never silently dropped."""
+    await org.define()
+    user_id, position_id = uid("late"), uid("pos-late")
+    returned = await publish(
+        commands,
+        Topics.SIGNOFF_EVENTS,
+        RequestReturned(
+            request_id=uuid.uuid4(),
+            step_id=uuid.uuid4(),
+            person_id=uid("P"),
+            note="arrived early",
+            return_to_position_id=position_id,
+        ),
+    )
+    (parked,) = await event_log.wait_for(
+        lambda: outcomes(event_log, returned.message_id, NotificationParked)
+    )
+    assert parked.recipient_id == f"position:{position_id}"
+    listed = await notifications.http.get(
+        "/deliveries", params={"status": "parked", "recipient_id": parked.recipient_id}
+    )
+    assert [d["delivery_id"] for d in listed.json()["deliveries"]] == [str(parked.notification_id)]
+
+    await publish(
+        commands, Topics.ACCESS_EVENTS, UserRegistered(user_id=user_id, name="late", email=None)
+    )
+    granted = await publish(
+        commands,
+        Topics.ACCESS_EVENTS,
+        PositionGranted(
+            user_id=user_id,
+            position_id=position_id,
+            unit_id=org.unit_id,
+            role=Role.TRUSTED_ASSESSOR,
+            kind=AccessKind.PRIMARY,
+        ),
+    )
+    (sent,) = await event_log.wait_for(lambda: sent_events(event_log, granted.message_id))
+    assert (sent.recipient_id, sent.channel, sent.rule) == (user_id, "inbox", "NT03")
+    (notice,) = await inbox_of(notifications, user_id)
+    assert "arrived early" in notice["body"]
+    listed = await notifications.http.get(
+        "/deliveries", params={"status": "parked", "recipient_id": parked.recipient_id}
+    )
+    assert listed.json()["deliveries"] == []

@@ -62,6 +62,14 @@ def test_nt07_webhooks_by_kind_one_delivery_naming_every_recipient() -> None:
     assert domain.plan_deliveries(SOURCE, _notice(), [], hooks) == []  # nobody to tell
 
 
+def test_nt07_a_position_nobody_is_known_to_hold_gets_one_waiting_inbox_delivery() -> None:
+    waiting = [domain.waiting_for("pos-1"), domain.waiting_for("pos-1")]
+    planned = domain.plan_deliveries(SOURCE, _notice(), [], [], waiting)
+    assert [(d.recipient_id, d.channel, d.waiting) for d in planned] == [
+        ("position:pos-1", "inbox", True)
+    ]
+
+
 def test_nt07_inbox_cannot_be_switched_off_and_only_own_preferences() -> None:
     assert domain.check_preferences("u", "u", ["email", "inbox"]) == ["inbox", "email"]
     with pytest.raises(RuleViolation) as refused:
