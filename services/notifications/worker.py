@@ -20,7 +20,8 @@ Delivery guarantee (NT07), precisely:
   each notification exactly once; others get it at least once, never zero times.
 - Nothing is dropped silently: a failure is retried, and after the limit the delivery is parked,
   listed by the read API (`GET /deliveries?status=parked`) and replayed by command
-  (`ReplayParkedDeliveries`)."""
+  (`ReplayParkedDeliveries`). A notice for a position the directory projection does not know yet
+  is parked too (recipient `position:<id>`) and delivered when the position's grant arrives."""
 
 from __future__ import annotations
 
