@@ -280,7 +280,12 @@ def bulk_refusal(outcomes: Sequence[BulkItemOutcome]) -> RuleViolation | None:
     refused = [o for o in outcomes if not o.ok]
     if not refused:
         return None
-    details = "; ".join(f"{o.work_item_id}: {o.rule} {o.reason}" for o in refused)
+    by_reason: dict[tuple[str | None, str | None], list[str]] = {}
+    for o in refused:
+        by_reason.setdefault((o.rule, o.reason), []).append(str(o.work_item_id))
+    details = "; ".join(
+        f"{rule} {reason}: {', '.join(ids)}" for (rule, reason), ids in by_reason.items()
+    )
     return RuleViolation(
         "AL08", f"{len(refused)} of {len(outcomes)} items refused, none assigned: {details}"
     )

@@ -143,7 +143,7 @@ def test_al08_outcomes_per_item_and_all_or_nothing() -> None:
     assert [(o.ok, o.rule) for o in outcomes] == [(True, None), (False, "AL05"), (False, "AL08")]
     refusal = domain.bulk_refusal(outcomes)
     assert refusal is not None and refusal.rule == "AL08"
-    assert f"{bad.work_item_id}: AL05 no" in refusal.reason and "2 of 3" in refusal.reason
+    assert f"AL05 no: {bad.work_item_id}" in refusal.reason and "2 of 3" in refusal.reason
     assert domain.bulk_refusal(outcomes[:1]) is None
 
 
