@@ -135,6 +135,7 @@ async def _worker_user(
 async def _item_landed(
     ctx: HandlerContext[Any], item: WorkItemSnapshot, how: str, note: str = ""
 ) -> None:
+    """NT01: an item now owned by a worker position is new work for its holder."""
     if item.owner_kind != "worker":
         return
     notice = domain.work_landed(
@@ -157,16 +158,8 @@ async def _item_landed(
 async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
     """NT01: a new item in a worker's incoming work (a next action sent to them)."""
     m = ctx.message
-    if m.owner_kind != "worker":
-        return
-    notice = domain.work_landed(
-        work_item_id=m.work_item_id,
-        person_id=m.person_id,
-        what=m.step_type.value,
-        how="next action sent",
-        note=m.note,
-    )
-    await _notify(ctx, notice, await _worker_user(ctx, m.owner_id, m.owner_user_id))
+    item = WorkItemSnapshot.model_validate(m.model_dump(include=set(WorkItemSnapshot.model_fields)))
+    await _item_landed(ctx, item, "next action sent", m.note)
 
 
 @dispatcher.on(WorkItemAssigned)
