@@ -10,6 +10,7 @@ from typing import Any
 from contracts import Envelope, Topics
 from contracts.access import (
     AbsenceAccessReviewed,
+    AbsenceReviewOverdue,
     AccessGrantRecorded,
     AccessKind,
     EmergencyAccessGranted,
@@ -259,3 +260,47 @@ async def test_nt05_review_announced_before_due_at_due_escalated_overdue_across_
     await wait_until(rescheduled)
     pending = [r for r in await _schedule(service, series) if r["status"] == "pending"]
     assert max(datetime.fromisoformat(r["due_at"]) for r in pending) == next_due + timedelta(days=7)
+
+
+async def test_nt05_access_service_overdue_review_signal_escalates_once(
+    org: Org, commands: CommandClient, event_log: EventLog, notifications: RunningService
+) -> None:
+    tl, sm, boss = await _managed_org(org)
+    due = datetime.now(UTC) + timedelta(days=182)
+    grant = AccessGrantRecorded(
+        grant_id=uuid.uuid4(),
+        user_id=tl.user_id,
+        position_id=uid("pos-absence"),
+        unit_id=org.segment_id,
+        kind=AccessKind.ABSENCE,
+        p30_id=uuid.uuid4(),
+        review_due_at=due,
+    )
+    await publish(commands, Topics.ACCESS_EVENTS, grant)
+    series = f"review:{grant.grant_id}"
+    overdue = await publish(
+        commands,
+        Topics.ACCESS_EVENTS,
+        AbsenceReviewOverdue(
+            grant_id=grant.grant_id,
+            user_id=tl.user_id,
+            position_id=grant.position_id,
+            review_due_at=due,
+            responsible=[sm.user_id],
+            escalate_to=[boss.user_id],
+        ),
+    )
+    await event_log.wait_for(lambda: sent_events(event_log, overdue.message_id))
+    told = {
+        s.recipient_id for s in sent_events(event_log, overdue.message_id) if s.channel == "inbox"
+    }
+    assert told == {tl.user_id, sm.user_id, boss.user_id}
+    await fire_due_reminders(notifications.runtime, due + timedelta(days=30))
+    statuses = {r["kind"]: r["status"] for r in await _schedule(notifications, series)}
+    assert statuses == {
+        Kind.REVIEW_UPCOMING: "cancelled",
+        Kind.REVIEW_DUE: "cancelled",
+        Kind.REVIEW_OVERDUE: "fired",
+    }
+    escalations = [i for i in await inbox_of(notifications, boss.user_id) if i["rule"] == "NT05"]
+    assert len(escalations) == 1
