@@ -49,6 +49,7 @@ from contracts.allocation import (
     CreateStep,
     PositionWorkReleased,
     Priority,
+    ReassignWork,
     ReceiveReferral,
     RecordWorkerRelationship,
     StartStep,
@@ -79,7 +80,7 @@ from contracts.signoff import (
     StepSaved,
     StepTracked,
 )
-from deploy.client import Bus, ClientError, Target
+from deploy.client import Bus, ClientError, Target, rejection
 from deploy.stack import SERVICES_DIR, Stack, reset_state
 
 DIRECTORY_FILE = SERVICES_DIR / "access" / "walkthrough_directory.json"
@@ -127,6 +128,7 @@ class Result:
     ok: bool | None = None  # None: not run
     observed: str = ""
     seconds: float = 0.0
+    notifications: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -145,7 +147,7 @@ class Walk:
     async def ok(self, command: Command, actor: Actor, expect: type[Event]) -> Any:
         """Send a command that must be applied; the expected event it caused."""
         _, events = await self._send(command, actor, expect)
-        refused = _rejected(events)
+        refused = rejection(events)
         if refused is not None:
             raise StepFailed(f"{command.TYPE} rejected by {refused.rule}: {refused.reason}")
         self.facts["last_envelope"] = next(e for e in events if e.type == expect.TYPE)
@@ -154,7 +156,7 @@ class Walk:
     async def refused(self, command: Command, actor: Actor, rule: str) -> CommandRejected:
         """Send a command that must be refused by `rule`; the rejection."""
         _, events = await self._send(command, actor, CommandRejected)
-        refused = _rejected(events)
+        refused = rejection(events)
         if refused is None:
             raise StepFailed(f"{command.TYPE} was applied; expected a refusal by {rule}")
         if refused.rule != rule:
@@ -249,15 +251,8 @@ class Walk:
             "notifications", f"/users/{user}/inbox?limit=1000", find, f"{rule} for {user}"
         )
         item: dict[str, Any] = find(body)
-        self.notes.append(f"{user}: {item['subject']}")
+        self.notes.append(f"{user} ({rule}): {item['subject']}")
         return item
-
-
-def _rejected(events: list[Envelope]) -> CommandRejected | None:
-    for e in events:
-        if e.type == CommandRejected.TYPE:
-            return CommandRejected.model_validate(e.payload)
-    return None
 
 
 def _one(events: list[Envelope], model: type[Event]) -> Any:
@@ -316,7 +311,7 @@ async def triage_assigned(w: Walk) -> str:
     expect(assigned.item.owner_id == HUB_WORKER.position_id, "not with the Hub worker")
     expect(assigned.item.priority == Priority.HIGH, "priority unchanged")
     await w.notified(HUB_WORKER.user_id, "NT01", work_item_id=w.facts["triage"])
-    return "with hub-1, priority high (AL06, AL07); hub-1 told (NT01)"
+    return "with hub-1, priority high (AL06, AL07)"
 
 
 async def triage_started(w: Walk) -> str:
@@ -326,7 +321,7 @@ async def triage_started(w: Walk) -> str:
         WorkItemStarted,
     )
     expect(started.item.state == "incomplete", f"state {started.item.state}")
-    return "triage now in hub-1's incomplete work (AL06)"
+    return "triage now in hub-1's incomplete work"
 
 
 async def assessment_created(w: Walk) -> str:
@@ -380,7 +375,45 @@ async def assessment_allocated(w: Walk) -> str:
     )
     expect(assigned.item.owner_id == ASSESSOR.position_id, "not with the Trusted Assessor")
     await w.notified(ASSESSOR.user_id, "NT01", work_item_id=w.facts["assessment"])
-    return "with ta-north-1 (AL05, AL06); ta-north-1 told (NT01)"
+    return "with ta-north-1 (AL05, AL06)"
+
+
+async def monitoring_reassigned(w: Walk) -> str:
+    person = w.facts["person"]
+    created = await w.ok(
+        CreateStep(person_id=person, step_type=StepType.CASE_MONITORING, area="North"),
+        SO_HUB,
+        WorkItemCreated,
+    )
+    expect(created.owner_id == HUB_TEAM, f"Case Monitoring routed to {created.owner_id}")
+    step = created.work_item_id
+    started = await w.ok(
+        StartStep(person_id=person, work_item_id=step), HUB_WORKER, WorkItemStarted
+    )
+    inbox = started.item.owner_id
+    expect(started.item.owner_kind == "inbox", f"started into {started.item.owner_kind}")
+    reassigned = await w.ok(
+        ReassignWork(
+            person_id=person,
+            work_item_id=step,
+            to_position_id=ASSESSOR.position_id or "",
+            note="Monitoring alongside the assessment",
+        ),
+        SO_NORTH,
+        WorkItemAssigned,
+    )
+    expect(reassigned.reassigned, "not a reassignment")
+    await w.read(
+        "allocation",
+        f"/workers/{ASSESSOR.position_id}/work",
+        lambda b: str(step) in _items(b, "incomplete_work"),
+        "Case Monitoring in the Trusted Assessor's incomplete work",
+    )
+    await w.notified(ASSESSOR.user_id, "NT01", work_item_id=step)
+    return (
+        f"Hub Team incoming work, started into {inbox} (AL03), reassigned to ta-north-1's "
+        "incomplete work (AL09)"
+    )
 
 
 async def assessment_done(w: Walk) -> str:
@@ -410,7 +443,7 @@ async def request_sent(w: Walk) -> str:
         "the request in the Management Team's incoming requests",
     )
     await w.notified(SO_MGMT.user_id, "NT02", request_id=sent.request_id)
-    return "in the Management Team's incoming requests (SO01, SO02); so-mgmt told (NT02)"
+    return "in the Management Team's incoming requests (SO01, SO02)"
 
 
 async def next_action_added(w: Walk) -> str:
@@ -464,7 +497,7 @@ async def step_finished(w: Walk) -> str:
         "the assessment locked",
     )
     await w.notified(SUPPORT_OFFICER.user_id, "NT01", work_item_id=created.work_item_id)
-    return "assessment locked; Support Action Plan Delivery with gso-north-1 (SO09); told (NT01)"
+    return "assessment locked; Support Action Plan Delivery with gso-north-1 (SO09)"
 
 
 async def officer_involved(w: Walk) -> str:
@@ -496,7 +529,7 @@ async def delivery_sent(w: Walk) -> str:
     sent = await w.ok(SendRequest(step_id=step, person_id=person), SUPPORT_OFFICER, RequestSent)
     w.facts["delivery_request"] = sent.request_id
     await w.notified(SO_MGMT.user_id, "NT02", request_id=sent.request_id)
-    return "delivery step started, saved, request sent (SO01); so-mgmt told (NT02)"
+    return "delivery step started, saved, request sent (SO01)"
 
 
 async def request_returned(w: Walk) -> str:
@@ -519,7 +552,7 @@ async def request_returned(w: Walk) -> str:
         "the step back in the officer's incomplete work",
     )
     await w.notified(SUPPORT_OFFICER.user_id, "NT03", request_id=w.facts["delivery_request"])
-    return "back in gso-north-1's incomplete work, not finished (SO07); told with the note (NT03)"
+    return "back in gso-north-1's incomplete work, not finished (SO07)"
 
 
 # --- The agency's secondary access (seed 003) ----------------------------------------------
@@ -548,7 +581,7 @@ async def absence_access(w: Walk) -> str:
     await w.notified(TL_ENF_1.user_id, "NT06", position_id=granted.position_id)
     return (
         f"tl-enf-1 holds {granted.position_id}, P30 complete, review due "
-        f"{granted.review_due_at:%Y-%m-%d} (AC06-AC09); told (NT06)"
+        f"{granted.review_due_at:%Y-%m-%d} (AC06-AC09)"
     )
 
 
@@ -571,7 +604,7 @@ async def emergency_access(w: Walk) -> str:
     )
     await w.notified(TL_ENF_2.user_id, "NT04", position_id=granted.position_id)
     await w.notified(SM_ENF.user_id, "NT04", position_id=granted.position_id)
-    return f"granted in {took:.0f} ms, P30 outstanding (AC11); tl-enf-2 and sm-enf told (NT04)"
+    return f"granted in {took:.0f} ms, P30 outstanding (AC11)"
 
 
 async def p30_lodged(w: Walk) -> str:
@@ -616,7 +649,7 @@ async def hierarchical_access(w: Walk) -> str:
         "allocation knows the Appeals position",
     )
     await w.notified(CW_ENF_1.user_id, "NT06", position_id=granted.position_id)
-    return f"cw-enf-1 holds {granted.position_id} (AC12-AC14); told (NT06)"
+    return f"cw-enf-1 holds {granted.position_id} (AC12-AC14)"
 
 
 async def appeals_intake(w: Walk) -> str:
@@ -698,7 +731,7 @@ async def appeals_work_assigned(w: Walk) -> str:
         lambda b: str(w.facts["appeals_item"]) in {i["work_item_id"] for i in b["items"]},
         "the item in cw-enf-1's service requests in the Appeals position",
     )
-    return "tl-appeals-1 passes it to cw-enf-1's Appeals position (AC17, AC18); told (NT01)"
+    return "tl-appeals-1 passes it to cw-enf-1's Appeals position (AC17, AC18)"
 
 
 async def hierarchical_removed(w: Walk) -> str:
@@ -738,7 +771,7 @@ async def hierarchical_removed(w: Walk) -> str:
     await w.notified(CW_ENF_1.user_id, "NT06", position_id=position, access_kind="hierarchical")
     return (
         f"removed by the line manager (AC15); {len(released.moved)} item(s) back to "
-        f"{APPEALS_HOPPER} first, then the access went (AC16); told (NT06)"
+        f"{APPEALS_HOPPER} first, then the access went (AC16)"
     )
 
 
@@ -756,6 +789,7 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
             ("allocation without Involved Worker refused", allocation_refused),
             ("Involved Worker recorded", involved_worker),
             ("Trusted Assessment allocated", assessment_allocated),
+            ("Case Monitoring reassigned from the inbox", monitoring_reassigned),
             ("assessment started and filled in", assessment_done),
             ("request sent for sign-off", request_sent),
             ("next action to a Generic Support Officer", next_action_added),
@@ -823,12 +857,14 @@ async def scenario(target: Target, timeout: float, console: Console, results: li
                         progress.advance(task)
                         continue
                     started = time.perf_counter()
+                    w.notes.clear()
                     try:
                         result.observed = await fn(w)
                         result.ok = True
                     except (StepFailed, ClientError) as exc:
                         result.observed, result.ok, failed = str(exc), False, True
                     result.seconds = time.perf_counter() - started
+                    result.notifications = list(w.notes)
                     _print(console, result)
                     progress.advance(task)
                 if procedure == "Directory":
@@ -844,6 +880,8 @@ def _print(console: Console, result: Result) -> None:
         f"{mark} [bold]{result.procedure}[/] · {result.title} "
         f"[dim]({result.seconds * 1000:.0f} ms)[/]\n    {result.observed}"
     )
+    for note in result.notifications:
+        console.print(f"    [magenta]notified[/] {note}")
 
 
 def summary_table(results: list[Result], seconds: float) -> Table:

@@ -135,6 +135,25 @@ def test_send_prints_its_events_and_a_refusal_exits_1_with_the_rule(
     )
     assert "rejected allocation.assign_work.v1 by rule AL05" in refused
     assert "Involved Worker" in refused
+    # An unknown team in a command's fields is the service's to judge: refused naming AC04.
+    unknown_team = failed_cleanly(
+        cli(
+            "send",
+            "access.request_absence_access",
+            "--as",
+            "sm-enf",
+            "-f",
+            "user_id=tl-enf-1",
+            "-f",
+            'unit_ids=["No Such Team"]',
+            "-f",
+            "discussion_held=true",
+        ),
+        code=1,
+    )
+    assert (
+        "by rule AC04" in unknown_team and "unknown team or segment 'No Such Team'" in unknown_team
+    )
 
     # The read-API tables show the referral, the person's record and the directory.
     hub = succeeded(cli("workview", HUB_TEAM))
