@@ -166,13 +166,13 @@ def print_events(events: Iterable[Envelope]) -> None:
 
 
 async def _send(
-    target: Target, command: Any, actor: Actor, timeout: float
+    target: Target, command: Any, actor: Actor, timeout: float, until: str | None = None
 ) -> tuple[Envelope, list[Envelope]]:
     bus = Bus(target.bootstrap_servers, target.issuer())
     await bus.start()
     try:
         sent = await bus.send(command, actor)
-        return sent, await bus.outcome(sent, timeout=timeout)
+        return sent, await bus.outcome(sent, timeout=timeout, until=until)
     finally:
         await bus.stop()
 
@@ -191,6 +191,17 @@ def _actor(target: Target, user: str, position: str | None) -> Actor:
         finally:
             api.close()
     return Actor(user_id=user, position_id=position)
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a file ('-': stdin)."""
+    try:
+        loaded = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"cannot read {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ClientError(f"{path} must hold a JSON object of {what}")
+    return loaded
 
 
 def _report(sent: Envelope, events: list[Envelope]) -> None:
@@ -223,14 +234,7 @@ def send(
     model = find_command(command)
     values: dict[str, Any] = {}
     if json_file is not None:
-        try:
-            text = sys.stdin.read() if str(json_file) == "-" else json_file.read_text()
-            loaded = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise ClientError(f"cannot read {json_file}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ClientError(f"{json_file} must hold a JSON object of the command's fields")
-        values.update(loaded)
+        values.update(_json_object(json_file, "the command's fields"))
     values.update(parse_fields(field))
     cmd = build_command(model, values)
     target = Target.resolve(STATE["dir"])
@@ -246,15 +250,11 @@ def directory_load(
     timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
 ) -> None:
     """Load teams, segments, users and their primary positions (access.load_directory)."""
-    try:
-        values = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ClientError(f"cannot read {file}: {exc}") from None
-    if not isinstance(values, dict):
-        raise ClientError(f"{file} must hold a JSON object with units, users and positions")
-    cmd = build_command(LoadDirectory, values)
+    cmd = build_command(LoadDirectory, _json_object(file, "units, users and positions"))
     target = Target.resolve(STATE["dir"])
-    sent, events = asyncio.run(_send(target, cmd, Actor(user_id=user), timeout))
+    sent, events = asyncio.run(
+        _send(target, cmd, Actor(user_id=user), timeout, until=DirectoryLoaded.TYPE)
+    )
     loaded = [e for e in events if e.type == DirectoryLoaded.TYPE]
     if loaded and rejection(events) is None:
         counts = loaded[0].payload

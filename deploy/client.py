@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -135,13 +136,18 @@ def find_command(name: str) -> type[Command]:
         for type_name, model in types.items()
         if type_name.rsplit(".", 1)[0] == name or type_name.split(".")[1] == name
     ]
-    if len(matches) == 1:
-        return matches[0]
+    if len({m.TYPE.rsplit(".", 1)[0] for m in matches}) == 1:
+        return max(matches, key=_version)  # the newest version of one command
     if len(matches) > 1:
         raise ClientError(f"{name!r} is ambiguous: " + ", ".join(sorted(m.TYPE for m in matches)))
     raise ClientError(
         f"unknown command {name!r}; `casework commands` lists them (e.g. {next(iter(types), '')})"
     )
+
+
+def _version(model: type[Command]) -> int:
+    suffix = model.TYPE.rsplit(".", 1)[-1]
+    return int(suffix[1:]) if suffix[:1] == "v" and suffix[1:].isdigit() else 0
 
 
 def command_topic(model: type[Command]) -> str:
@@ -307,28 +313,39 @@ class Bus:
                     await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def outcome(
-        self, sent: Envelope, timeout: float = 30.0, settle: float = 0.3
+        self,
+        sent: Envelope,
+        timeout: float = 30.0,
+        settle: float = 0.3,
+        until: str | None = None,
     ) -> list[Envelope]:
-        """The events a command caused: its outcome events arrive together from one outbox
-        batch, but may sit on several partitions, so wait `settle` seconds for the rest once
-        the first is in. Raises ClientError if it was dead-lettered or nothing came."""
+        """The events a command caused. They are written in one transaction but may sit on
+        several partitions, so once the first (or the `until` type, or a rejection) is in, wait
+        until `settle` seconds pass without another. Raises ClientError if the command was
+        dead-lettered or nothing came in `timeout` seconds."""
 
-        def seen() -> Any:
-            return self.caused_by(sent.message_id) or self.dead_lettered(sent.message_id)
+        def arrived() -> bool:
+            types = {e.type for e in self.caused_by(sent.message_id)}
+            return bool(types) if until is None else bool({until, CommandRejected.TYPE} & types)
 
         try:
-            first = await self.wait_for(seen, timeout)
+            await self.wait_for(lambda: arrived() or self.dead_lettered(sent.message_id), timeout)
         except TimeoutError:
             raise ClientError(
                 f"no outcome for {sent.type} within {timeout:.0f}s: is its service running?", 1
             ) from None
-        if isinstance(first, Received):
-            reason = first.headers.get("dlq-reason", "unknown reason")
+        if (dead := self.dead_lettered(sent.message_id)) is not None:
+            reason = dead.headers.get("dlq-reason", "unknown reason")
             raise ClientError(f"{sent.type} was dead-lettered: {reason}")
-        with contextlib.suppress(TimeoutError):
-            count = len(first)
-            await self.wait_for(lambda: len(self.caused_by(sent.message_id)) > count, settle)
-        return self.caused_by(sent.message_id)
+        while True:
+            count = len(self.caused_by(sent.message_id))
+            try:
+                await self.wait_for(functools.partial(self._more_caused, sent, count), settle)
+            except TimeoutError:
+                return self.caused_by(sent.message_id)
+
+    def _more_caused(self, sent: Envelope, count: int) -> bool:
+        return len(self.caused_by(sent.message_id)) > count
 
 
 def rejection(events: list[Envelope]) -> CommandRejected | None:

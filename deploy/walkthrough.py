@@ -139,8 +139,9 @@ class Walk:
     urls: dict[str, str]
     timeout: float
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
-    facts: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # ids learnt along the way
+    notes: list[str] = field(default_factory=list)  # the notifications seen in this step
+    last: Envelope | None = None  # the envelope of the event `ok` or `followed` returned last
 
     # --- commands and events --------------------------------------------------------------
 
@@ -150,8 +151,9 @@ class Walk:
         refused = rejection(events)
         if refused is not None:
             raise StepFailed(f"{command.TYPE} rejected by {refused.rule}: {refused.reason}")
-        self.facts["last_envelope"] = next(e for e in events if e.type == expect.TYPE)
-        return _one(events, expect)
+        found = _one(events, expect)
+        self.last = next(e for e in events if e.type == expect.TYPE)
+        return found
 
     async def refused(self, command: Command, actor: Actor, rule: str) -> CommandRejected:
         """Send a command that must be refused by `rule`; the rejection."""
@@ -185,8 +187,10 @@ class Walk:
                 f"no {expect.TYPE} for {command.TYPE} within {self.timeout:.0f}s"
             ) from None
 
-    async def followed(self, cause: Envelope, expect: type[Event]) -> Any:
+    async def followed(self, cause: Envelope | None, expect: type[Event]) -> Any:
         """An event another service published in answer to `cause`."""
+        if cause is None:
+            raise StepFailed(f"nothing to follow for {expect.TYPE}")
         try:
             (found,) = await self.bus.wait_for(
                 lambda: [e for e in self.bus.caused_by(cause.message_id) if e.type == expect.TYPE],
@@ -194,7 +198,7 @@ class Walk:
             )
         except TimeoutError:
             raise StepFailed(f"no {expect.TYPE} in answer to {cause.type}") from None
-        self.facts["last_envelope"] = found
+        self.last = found
         return expect.model_validate(found.payload)
 
     async def event(self, expect: type[Event], **payload: Any) -> Any:
@@ -334,7 +338,7 @@ async def assessment_created(w: Walk) -> str:
     )
     expect(created.owner_id == NORTH_TEAM, f"routed to {created.owner_id}")
     w.facts["assessment"] = created.work_item_id
-    await w.followed(w.facts["last_envelope"], StepTracked)
+    await w.followed(w.last, StepTracked)
     return "Trusted Assessment in the North Team's incoming work (AL02); under sign-off"
 
 
@@ -485,11 +489,11 @@ async def step_finished(w: Walk) -> str:
         SO_MGMT,
         StepFinished,
     )
-    created = await w.followed(w.facts["last_envelope"], WorkItemCreated)
+    created = await w.followed(w.last, WorkItemCreated)
     expect(created.step_type == StepType.SUPPORT_PLAN_DELIVERY, f"created {created.step_type}")
     expect(created.owner_id == SUPPORT_OFFICER.position_id, f"owned by {created.owner_id}")
     w.facts["delivery"] = created.work_item_id
-    w.facts["delivery_created"] = w.facts["last_envelope"]
+    w.facts["delivery_created"] = w.last
     await w.read(
         "allocation",
         f"/work-items/{w.facts['assessment']}",
@@ -543,7 +547,7 @@ async def request_returned(w: Walk) -> str:
         RequestReturned,
     )
     expect(returned.return_to_position_id == SUPPORT_OFFICER.position_id, "returned elsewhere")
-    back = await w.followed(w.facts["last_envelope"], WorkItemReturned)
+    back = await w.followed(w.last, WorkItemReturned)
     expect(back.item.state == "incomplete", f"state {back.item.state}")
     await w.read(
         "allocation",
@@ -663,7 +667,7 @@ async def appeals_intake(w: Walk) -> str:
         WorkItemCreated,
     )
     step = created.work_item_id
-    await w.followed(w.facts["last_envelope"], StepTracked)
+    await w.followed(w.last, StepTracked)
     await w.ok(
         RecordWorkerRelationship(person_id=person, worker_position_id=ASSESSOR.position_id or ""),
         SO_NORTH,
@@ -700,7 +704,7 @@ async def appeals_intake(w: Walk) -> str:
         RequestCompleted,
     )
     await w.ok(FinishStep(step_id=step, person_id=person), SO_MGMT, StepFinished)
-    item = await w.followed(w.facts["last_envelope"], WorkItemCreated)
+    item = await w.followed(w.last, WorkItemCreated)
     expect((item.owner_kind, item.owner_id) == ("hopper", APPEALS_HOPPER), f"in {item.owner_id}")
     w.facts["appeals_item"], w.facts["appeals_person"] = item.work_item_id, person
     return f"service request {item.work_item_id} in {APPEALS_HOPPER}"
