@@ -69,7 +69,10 @@ class Outcomes:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_bytes=64 << 20,
+            fetch_max_wait_ms=5,  # the observer must not add its own long-poll to latencies
         )
         await self._consumer.start()
         topic = Topics.ALLOCATION_EVENTS
