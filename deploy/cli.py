@@ -106,9 +106,10 @@ def up(
         None, help="Where the embedded stack keeps its data (default: the global --state-dir)."
     ),
 ) -> None:
-    """Start the embedded stack (PostgreSQL, Kafka-protocol broker, the four services) and show
-    their status until Ctrl-C. Its addresses are recorded in <state dir>/stack.json for the
-    other commands."""
+    """Start the embedded stack and show the services' status until Ctrl-C.
+
+    PostgreSQL, the Kafka-protocol broker and the four services; their addresses are recorded
+    in <state dir>/stack.json for the other commands."""
     state_dir = state_dir or STATE["dir"]
     stack = Stack(state_dir=state_dir)
     stopping = False
@@ -229,8 +230,10 @@ def send(
     ),
     timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
 ) -> None:
-    """Publish any command as a signed actor and wait for its outcome: the events it caused, or
-    the rejection with its rule id and reason (exit code 1)."""
+    """Publish any command as a signed actor and print its outcome.
+
+    The outcome is the events the command caused, or its rejection with the rule id and the
+    reason (exit code 1). Invalid input exits with code 2 before anything is sent."""
     model = find_command(command)
     values: dict[str, Any] = {}
     if json_file is not None:
@@ -473,9 +476,11 @@ def walkthrough(
         False, "--running", help="Use the stack already running (`casework up`, or env URLs)."
     ),
 ) -> None:
-    """Start the embedded stack (or use the configured broker and database), load the
-    walkthrough directory and run both seed procedures end to end over Kafka. Exit code 0 only
-    if every expected outcome was observed."""
+    """Run both seed procedures end to end over Kafka, checking every outcome.
+
+    Starts the embedded stack (with the configured broker and database when the environment
+    names them; or `--running`: the stack `casework up` started), loads the walkthrough
+    directory and runs each step. Exit code 0 only if every expected outcome was observed."""
     from deploy.walkthrough import run, walk
 
     if running:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -81,7 +82,7 @@ from contracts.signoff import (
     StepTracked,
 )
 from deploy.client import Bus, ClientError, Target, rejection
-from deploy.stack import SERVICES_DIR, Stack, reset_state
+from deploy.stack import SERVICES_DIR, Stack
 
 DIRECTORY_FILE = SERVICES_DIR / "access" / "walkthrough_directory.json"
 
@@ -919,7 +920,7 @@ def run(state_dir: Path, console: Console, timeout: float = 30.0) -> bool:
     """Start the stack, run the walkthrough, stop the stack; True if every outcome was seen."""
     began = time.perf_counter()
     if not os.environ.get("CASEWORK_DATABASE_URL"):
-        reset_state(state_dir)  # a fresh embedded database every time
+        shutil.rmtree(state_dir / "pgdata", ignore_errors=True)  # a fresh embedded database
     stack = Stack(state_dir=state_dir)
     logs = state_dir / "logs"
     try:
