@@ -258,3 +258,14 @@ def test_al04_workflow_map_shows_where_the_person_is() -> None:
         }
     )
     assert [m["status"] for m in mapped] == ["finished", "incomplete", "not reached", "not reached"]
+
+
+def test_ac16_al03_a_hopper_naming_a_case_monitoring_inbox_is_that_inbox() -> None:
+    """The directory may name a Wellbeing team's Case Monitoring inbox as its hopper: work
+    released there sits in the inbox, where the team's Senior Officer reassigns it (AL09)."""
+    inbox = domain.CASE_MONITORING_INBOXES[domain.Area.NORTH]
+    position = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM).position
+    assert domain.release_target(position, None, None, inbox) == Placement(
+        WorkState.INCOMING, "inbox", inbox
+    )
+    assert domain.queue(WorkState.INCOMPLETE, "hopper-team-1").owner_kind == "hopper"
