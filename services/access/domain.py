@@ -258,6 +258,14 @@ def plan_hierarchical_grant(
     return HierarchicalPlan(unit_id, warnings)
 
 
+def secondary_position(user: Holdings, position_id: str) -> Held:
+    """AC03: only secondary (hierarchical or absence-related) access is removed this way."""
+    held = user.position(position_id)
+    if held is None or held.kind is AccessKind.PRIMARY:
+        raise RuleViolation("AC03", f"{position_id} is not a secondary position of {user.user_id}")
+    return held
+
+
 @dataclass(frozen=True)
 class RemovalPlan:
     """`release` is True when no other record backs the position: its work must be released by
@@ -281,9 +289,7 @@ def plan_removal(
     segment after the discussion. AC15: hierarchical access only by the line manager of the
     TL/SM who set it up. AC16: a position already being removed cannot be removed twice; the
     last backing record's removal goes through the release of work."""
-    held = user.position(position_id)
-    if held is None or held.kind is AccessKind.PRIMARY:
-        raise RuleViolation("AC03", f"{position_id} is not a secondary position of {user.user_id}")
+    held = secondary_position(user, position_id)
     if held.removal_pending:
         raise RuleViolation(
             "AC16", f"{position_id} is already being removed; waiting for its work to be released"

@@ -463,9 +463,9 @@ async def _remove(
 async def request_access_removal(ctx: HandlerContext[RequestAccessRemoval]) -> None:
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
-    held = user.position(cmd.position_id)
+    held = domain.secondary_position(user, cmd.position_id)
     grant = await store.active_grant(ctx.conn, cmd.position_id, cmd.kind)
-    if held is None or grant is None or grant["user_id"] != user.user_id:
+    if grant is None or grant["user_id"] != user.user_id:
         raise RuleViolation(
             "AC04", f"no active {cmd.kind.value} record backs {cmd.position_id} for {cmd.user_id}"
         )

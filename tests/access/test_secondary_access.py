@@ -235,7 +235,7 @@ async def test_ac11_emergency_grant_still_checks_who_asks_and_the_limits(org: Or
     rejected(outcome, "AC08")
 
 
-async def test_two_records_back_one_position_ending_one_keeps_the_access(
+async def test_ac16_two_records_back_one_position_ending_one_keeps_the_access(
     access: AccessService, org: Org
 ) -> None:
     """A standing and an emergency record both back tl-enf-2's access to team 1: removing the
@@ -330,3 +330,35 @@ async def test_ac15_hierarchical_access_removed_only_by_line_manager_of_the_tl(o
         assert org.id("sm-enf") in rejected(await org.send(remove, who), "AC15")
     outcome = await org.send(remove, "sm-enf", wait_for=PositionReleaseRequested)
     assert outcome.one(PositionReleaseRequested).position_id == position_id
+
+
+async def test_ac03_secondary_access_is_hierarchical_or_absence_related(
+    access: AccessService, org: Org
+) -> None:
+    ok = await org.send(
+        hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1", wait_for=AccessGrantRecorded
+    )
+    assert ok.one(AccessGrantRecorded).kind is AccessKind.HIERARCHICAL
+    (secondary,) = (await positions(access, org, "cw-1"))["secondary"]
+    assert secondary["kind"] == "hierarchical"
+    # The primary position is not secondary access: it is neither granted nor removed as such.
+    primary = await org.send(absence(org, "tl-enf-2", "team-enf-2"), "sm-enf")
+    assert "primary position" in rejected(primary, "AC03")
+    remove_primary = await org.send(
+        RequestAccessRemoval(
+            user_id=org.id("cw-1"), position_id=org.pos("cw-1"), kind=AccessKind.HIERARCHICAL
+        ),
+        "sm-enf",
+    )
+    assert "not a secondary position" in rejected(remove_primary, "AC03")
+    # A removal names the kind of record it ends; no absence-related record backs this one.
+    wrong_kind = await org.send(
+        RequestAccessRemoval(
+            user_id=org.id("cw-1"),
+            position_id=secondary["position_id"],
+            kind=AccessKind.ABSENCE,
+            discussion_held=True,
+        ),
+        "sm-enf",
+    )
+    assert "absence-related" in rejected(wrong_kind, "AC04")
