@@ -66,6 +66,7 @@ log = logs.get(__name__)
 dispatcher = Dispatcher()
 CONSUMES = [Topics.ALLOCATION_COMMANDS, Topics.ACCESS_EVENTS, Topics.SIGNOFF_EVENTS]
 register_directory(dispatcher, store.directory_t)
+Ctx = HandlerContext[Any]
 
 
 def _forgetting(project: Any) -> Any:
@@ -79,8 +80,6 @@ def _forgetting(project: Any) -> Any:
 # The projection's handlers, followed by forgetting the batch's remembered lookups.
 for _type in (UnitDefined, UserRegistered, PositionGranted, PositionRevoked):
     dispatcher.handlers[_type.TYPE] = _forgetting(dispatcher.handlers[_type.TYPE])
-
-Ctx = HandlerContext[Any]
 
 
 # --- helpers ---------------------------------------------------------------------------------
