@@ -39,7 +39,8 @@ class Unit:
 @dataclass(frozen=True)
 class Held:
     """A position a user holds. `backing` counts the active records that justify a secondary
-    position; `removal_pending` is set while allocation releases its work (AC16)."""
+    position; `removal_pending` is set while allocation releases its work (AC16), and
+    `release_failed` when allocation could not (the removal stays pending and may be retried)."""
 
     position_id: str
     unit_id: str
@@ -47,6 +48,7 @@ class Held:
     kind: AccessKind
     backing: int = 0
     removal_pending: bool = False
+    release_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,9 +271,11 @@ def secondary_position(user: Holdings, position_id: str) -> Held:
 @dataclass(frozen=True)
 class RemovalPlan:
     """`release` is True when no other record backs the position: its work must be released by
-    allocation before the position goes (AC16). Otherwise only the record ends."""
+    allocation before the position goes (AC16). Otherwise only the record ends. `retry`: the
+    pending removal's release failed earlier and is asked for again."""
 
     release: bool
+    retry: bool = False
 
 
 def plan_removal(
@@ -287,10 +291,11 @@ def plan_removal(
 ) -> RemovalPlan:
     """AC08: absence-related access is removed by the primary TL/SM of the user's primary
     segment after the discussion. AC15: hierarchical access only by the line manager of the
-    TL/SM who set it up. AC16: a position already being removed cannot be removed twice; the
-    last backing record's removal goes through the release of work."""
+    TL/SM who set it up. AC16: a position already being removed cannot be removed twice (unless
+    its release failed: then the release is asked for again); the last backing record's removal
+    goes through the release of work."""
     held = secondary_position(user, position_id)
-    if held.removal_pending:
+    if held.removal_pending and not held.release_failed:
         raise RuleViolation(
             "AC16", f"{position_id} is already being removed; waiting for its work to be released"
         )
@@ -314,7 +319,7 @@ def plan_removal(
                 f"hierarchical access is removed only by the line manager of the TL/SM who set it "
                 f"up ({set_up_by_line_manager or 'none recorded'}), not by {who}",
             )
-    return RemovalPlan(release=held.backing <= 1)
+    return RemovalPlan(release=held.backing <= 1 or held.release_failed, retry=held.release_failed)
 
 
 def check_review(

@@ -402,6 +402,9 @@ async def _remove(
         discussion_held=discussion_held,
         via_review=via_review,
     )
+    if plan.retry:
+        await _retry_release(ctx, user, held, successor_position_id)
+        return
     p30_id = await _record_p30(
         ctx,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
@@ -432,17 +435,31 @@ async def _remove(
             )
         )
         return
+    await _request_release(ctx, user, held, grant["grant_id"], p30_id, successor_position_id)
+
+
+async def _request_release(
+    ctx: Ctx,
+    user: Holdings,
+    held: Held,
+    grant_id: uuid.UUID,
+    p30_id: uuid.UUID,
+    successor_position_id: str | None,
+) -> None:
+    """AC16 saga, first step: the position is pending removal until allocation answers."""
     release_id = uuid.uuid5(ctx.envelope.message_id, "release")
     pos = store.positions
     await ctx.execute(
-        pos.update().where(pos.c.position_id == held.position_id).values(state="removal_pending")
+        pos.update()
+        .where(pos.c.position_id == held.position_id)
+        .values(state="removal_pending", release_failed=False)
     )
     await ctx.execute(
         store.releases.insert().values(
             release_id=release_id,
             user_id=user.user_id,
             position_id=held.position_id,
-            grant_id=grant["grant_id"],
+            grant_id=grant_id,
             p30_id=p30_id,
             successor_position_id=successor_position_id,
             state="requested",
@@ -457,6 +474,18 @@ async def _remove(
             successor_position_id=successor_position_id,
         )
     )
+
+
+async def _retry_release(
+    ctx: Ctx, user: Holdings, held: Held, successor_position_id: str | None
+) -> None:
+    """AC16: the pending removal's release failed; ask allocation again under the same P30."""
+    failed = await store.failed_release(ctx.conn, held.position_id)
+    if failed is None:
+        raise RuleViolation("AC16", f"no failed release to retry for {held.position_id}")
+    p = store.p30s
+    await ctx.execute(p.update().where(p.c.p30_id == failed.p30_id).values(failure_reason=None))
+    await _request_release(ctx, user, held, failed.grant_id, failed.p30_id, successor_position_id)
 
 
 @dispatcher.on(RequestAccessRemoval)
@@ -529,8 +558,8 @@ async def position_work_released(ctx: HandlerContext[PositionWorkReleased]) -> N
     event = ctx.message
     await _project_work(ctx)
     release = await store.release(ctx.conn, event.release_id)
-    if release is None or release.state == "released":
-        return  # not ours, or already completed (the saga completes exactly once)
+    if release is None or release.state != "requested":
+        return  # not ours, or already answered (the saga completes exactly once)
     r, pos, p = store.releases, store.positions, store.p30s
     await ctx.execute(
         r.update()
@@ -573,12 +602,17 @@ async def position_work_release_failed(ctx: HandlerContext[PositionWorkReleaseFa
     release = await store.release(ctx.conn, event.release_id)
     if release is None or release.state != "requested":
         return
-    r, p = store.releases, store.p30s
+    r, p, pos = store.releases, store.p30s, store.positions
     await ctx.execute(
-        r.update().where(r.c.release_id == event.release_id).values(reason=event.reason)
+        r.update()
+        .where(r.c.release_id == event.release_id)
+        .values(state="failed", reason=event.reason, completed_at=ctx.now)
     )
     await ctx.execute(
         p.update().where(p.c.p30_id == release.p30_id).values(failure_reason=event.reason)
+    )
+    await ctx.execute(
+        pos.update().where(pos.c.position_id == release.position_id).values(release_failed=True)
     )
     ctx.emit(
         PositionRemovalFailed(

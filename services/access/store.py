@@ -56,6 +56,7 @@ positions = sa.Table(
     sa.Column("role", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
+    sa.Column("release_failed", sa.Boolean, nullable=False, server_default="false"),
     sa.Column("granted_at", TS, nullable=False),
     sa.Column("removed_at", TS),
 )
@@ -104,7 +105,8 @@ p30s = sa.Table(
     sa.Column("closed_by", sa.Text),
 )
 
-# AC16: the removal saga. state: requested | released | failed.
+# AC16: the removal saga, one row per release asked of allocation.
+# state: requested | released | failed (a failed one may be followed by a retry).
 releases = sa.Table(
     "releases",
     metadata,
@@ -193,6 +195,7 @@ async def holdings(
             positions.c.role,
             positions.c.kind,
             positions.c.state,
+            positions.c.release_failed,
             backing.label("backing"),
         )
         .select_from(
@@ -220,6 +223,7 @@ async def holdings(
                 kind=AccessKind(r.kind),
                 backing=r.backing,
                 removal_pending=r.state == "removal_pending",
+                release_failed=r.release_failed,
             )
             for r in rows
             if r.position_id is not None
@@ -261,6 +265,17 @@ async def grant(conn: AsyncConnection, grant_id: uuid.UUID) -> dict[str, Any] | 
 async def p30(conn: AsyncConnection, p30_id: uuid.UUID, *, lock: bool = False) -> Any:
     query = sa.select(p30s).where(p30s.c.p30_id == p30_id)
     return (await conn.execute(query.with_for_update() if lock else query)).first()
+
+
+async def failed_release(conn: AsyncConnection, position_id: str) -> Any:
+    """The latest failed release of a position whose removal is still pending (AC16)."""
+    query = (
+        sa.select(releases)
+        .where(releases.c.position_id == position_id, releases.c.state == "failed")
+        .order_by(releases.c.requested_at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(query)).first()
 
 
 async def release(conn: AsyncConnection, release_id: uuid.UUID) -> Any:

@@ -128,11 +128,17 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
     )
     assert "successor" in failed.reason
     (removal,) = (await access.http.get(f"/users/{org.id('cw-1')}/removals")).json()["removals"]
-    assert removal["state"] == "requested" and "successor" in removal["reason"]
+    assert removal["state"] == "failed" and "successor" in removal["reason"]
     p30 = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"][1]
     assert p30["state"] == "pending" and "successor" in p30["failure_reason"]
-    assert (await positions(access, org, "cw-1"))["secondary"][0]["position_id"] == position_id
-    # It cannot be removed twice, nor re-granted, while its work is being released.
+    (held,) = (await positions(access, org, "cw-1"))["secondary"]
+    assert (held["position_id"], held["state"]) == (position_id, "removal_pending")
+    # It cannot be re-granted while its removal is pending.
+    regrant = await org.send(hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1")
+    rejected(regrant, "AC16")
+    # Asking again retries the release under the same pending P30; only one release at a time.
+    retry = await _request_removal(org, position_id)
+    assert retry.release_id != release.release_id
     again = await org.send(
         RequestAccessRemoval(
             user_id=org.id("cw-1"), position_id=position_id, kind=AccessKind.HIERARCHICAL
@@ -140,8 +146,23 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
         "sm-enf",
     )
     assert "already being removed" in rejected(again, "AC16")
-    regrant = await org.send(hierarchical(org, "cw-1", "team-appeals"), "tl-enf-1")
-    rejected(regrant, "AC16")
+    late = await org.answer(
+        PositionWorkReleased(
+            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        )
+    )  # an answer to the failed attempt changes nothing
+    done = await org.answer(
+        PositionWorkReleased(
+            release_id=retry.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        )
+    )
+    await org.event_log.wait_for(lambda: _caused(org, done.message_id, PositionRevoked))
+    assert _caused(org, late.message_id, PositionRevoked) == []
+    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    assert [(p["action"], p["state"], p["failure_reason"]) for p in p30s] == [
+        ("set-up", "complete", None),
+        ("removal", "complete", None),
+    ]
 
 
 async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(

@@ -225,6 +225,22 @@ def remove(user: Holdings, position: str) -> domain.RemovalPlan:
     )
 
 
+def test_ac16_failed_release_can_be_asked_again() -> None:
+    position = domain.secondary_position_id("tl-2", "team-4")
+    once = with_secondary(TL2, "team-4")
+    failed = replace(
+        once,
+        positions=(
+            once.positions[0],
+            replace(once.positions[1], removal_pending=True, release_failed=True),
+        ),
+    )
+    plan = remove(failed, position)
+    assert plan.release and plan.retry
+    with violation("AC16"):
+        absence(SM, failed, "team-4")
+
+
 def test_ac16_last_record_needs_release_other_records_keep_the_position() -> None:
     position = domain.secondary_position_id("tl-2", "team-4")
     backed_twice = replace(
@@ -375,15 +391,17 @@ def test_ac01_ac02_ac16_any_sequence_keeps_limits_and_never_leaves_work_on_remov
                     via_review=op == "review",
                 )
             except RuleViolation:
-                assert held.removal_pending or (op == "review" and kind is not AccessKind.ABSENCE)
+                in_flight = held.removal_pending and not held.release_failed
+                assert in_flight or (op == "review" and kind is not AccessKind.ABSENCE)
                 continue
-            assert not held.removal_pending
-            assert plan.release == (len(kinds) == 1)
+            assert not held.removal_pending or held.release_failed
+            assert plan.retry == held.release_failed
+            assert plan.release == (len(kinds) == 1 or plan.retry)
             if plan.release:
                 state[user] = replace(
                     state[user],
                     positions=tuple(
-                        replace(p, removal_pending=True) if p == held else p
+                        replace(p, removal_pending=True, release_failed=False) if p == held else p
                         for p in state[user].positions
                     ),
                 )
@@ -398,7 +416,9 @@ def test_ac01_ac02_ac16_any_sequence_keeps_limits_and_never_leaves_work_on_remov
             target = choices[int(arg) % len(choices)]  # type: ignore[call-overload]
             work[target.position_id] = work.get(target.position_id, 0) + 1
         elif op == "release":
-            pending = [p for p in state[user].positions if p.removal_pending]
+            pending = [
+                p for p in state[user].positions if p.removal_pending and not p.release_failed
+            ]
             if not pending:
                 continue
             held = pending[0]
@@ -411,7 +431,14 @@ def test_ac01_ac02_ac16_any_sequence_keeps_limits_and_never_leaves_work_on_remov
                 removed.add(held.position_id)
                 model.pending.discard((user, held.unit_id))
                 del model.units[user][held.unit_id]
-            # a failed release leaves the removal pending and the access in place
+            else:  # a failed release leaves the removal pending and the access in place
+                state[user] = replace(
+                    state[user],
+                    positions=tuple(
+                        replace(p, release_failed=True) if p == held else p
+                        for p in state[user].positions
+                    ),
+                )
 
         for name, holdings in state.items():
             count = len(holdings.positions)

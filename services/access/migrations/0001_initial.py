@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("role", sa.Text, nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("state", sa.Text, nullable=False),
+        sa.Column("release_failed", sa.Boolean, nullable=False, server_default="false"),
         sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("removed_at", sa.DateTime(timezone=True)),
         schema=SCHEMA,
