@@ -28,91 +28,71 @@ directory = Directory(directory_t)
 PENDING, SENT, PARKED = "pending", "sent", "parked"
 
 
-def _preferences(md: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        "preferences",
-        md,
-        sa.Column("user_id", sa.Text, primary_key=True),
-        sa.Column("channels", ARRAY(sa.Text), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    )
+preferences = sa.Table(
+    "preferences",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("channels", ARRAY(sa.Text), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
 
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("webhook_id", sa.Text, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("event_types", ARRAY(sa.Text), nullable=False),
+    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+)
 
-def _webhooks(md: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        "webhooks",
-        md,
-        sa.Column("webhook_id", sa.Text, primary_key=True),
-        sa.Column("url", sa.Text, nullable=False),
-        sa.Column("secret", sa.Text, nullable=False),
-        sa.Column("event_types", ARRAY(sa.Text), nullable=False),
-        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
-    )
+# NT07: one row per (source event, recipient, channel, kind), written in the transaction that
+# consumed the source event; the delivery worker sends the pending ones. The `inbox` channel's
+# rows are the in-app inbox.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("source_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("correlation_id", UUID(as_uuid=True)),
+    sa.Column("recipient_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("data", JSONB, nullable=False, server_default="{}"),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("read_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("source_id", "recipient_id", "channel", "kind", name="uq_deliveries_once"),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_recipient", "recipient_id", "channel", "created_at"),
+)
 
-
-def _deliveries(md: sa.MetaData) -> sa.Table:
-    # NT07: one row per (source event, recipient, channel, kind), written in the transaction that
-    # consumed the source event; the delivery worker sends the pending ones.
-    return sa.Table(
-        "deliveries",
-        md,
-        sa.Column("delivery_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("source_id", UUID(as_uuid=True), nullable=False),
-        sa.Column("correlation_id", UUID(as_uuid=True)),
-        sa.Column("recipient_id", sa.Text, nullable=False),
-        sa.Column("channel", sa.Text, nullable=False),
-        sa.Column("kind", sa.Text, nullable=False),
-        sa.Column("rule", sa.Text, nullable=False),
-        sa.Column("subject", sa.Text, nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
-        sa.Column("target", sa.Text),
-        sa.Column("data", JSONB, nullable=False, server_default="{}"),
-        sa.Column("status", sa.Text, nullable=False),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
-        sa.Column("last_error", sa.Text),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.Column("read_at", sa.DateTime(timezone=True)),
-        sa.UniqueConstraint(
-            "source_id", "recipient_id", "channel", "kind", name="uq_deliveries_once"
-        ),
-        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
-        sa.Index("ix_deliveries_recipient", "recipient_id", "channel", "created_at"),
-    )
-
-
-def _reminders(md: sa.MetaData) -> sa.Table:
-    # NT04, NT05: the durable schedule. A row fires once (status pending -> fired) in the same
-    # transaction that plans its deliveries; a series ends when its cause goes away.
-    return sa.Table(
-        "reminders",
-        md,
-        sa.Column("reminder_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("series", sa.Text, nullable=False, index=True),
-        sa.Column("kind", sa.Text, nullable=False),
-        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("escalate", sa.Boolean, nullable=False),
-        sa.Column("user_id", sa.Text, nullable=False),
-        sa.Column("position_id", sa.Text, nullable=False),
-        sa.Column("status", sa.Text, nullable=False),
-        sa.Column("fired_at", sa.DateTime(timezone=True)),
-        sa.Index("ix_reminders_due", "status", "due_at"),
-    )
-
-
-preferences = _preferences(metadata)
-webhooks = _webhooks(metadata)
-deliveries = _deliveries(metadata)
-reminders = _reminders(metadata)
-
-
-def create_own_tables(bind: Any, schema: str) -> None:
-    """Called from the first migration: this service's own tables, defined once above."""
-    md = sa.MetaData(schema=schema)
-    tables = [_preferences(md), _webhooks(md), _deliveries(md), _reminders(md)]
-    md.create_all(bind=bind, tables=tables)
+# NT04, NT05: the durable schedule. A row fires once (status pending -> fired) in the same
+# transaction that plans its deliveries; a series ends when its cause goes away.
+reminders = sa.Table(
+    "reminders",
+    metadata,
+    sa.Column("reminder_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("series", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("escalate", sa.Boolean, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("position_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_reminders_series", "series"),
+    sa.Index("ix_reminders_due", "status", "due_at"),
+)
 
 
 # --- recipients ----------------------------------------------------------------------------
