@@ -169,7 +169,7 @@ def print_events(events: Iterable[Envelope]) -> None:
 async def _send(
     target: Target, command: Any, actor: Actor, timeout: float, until: str | None = None
 ) -> tuple[Envelope, list[Envelope]]:
-    bus = Bus(target.bootstrap_servers, target.issuer())
+    bus = Bus(target.broker(), target.issuer())
     await bus.start()
     try:
         sent = await bus.send(command, actor)
@@ -419,7 +419,7 @@ async def _tail(
     topics: list[str], from_beginning: bool, limit: int | None, idle: float | None
 ) -> None:
     target = Target.resolve(STATE["dir"])
-    bus = Bus(target.bootstrap_servers)
+    bus = Bus(target.broker())
     await bus.start(topics, from_beginning=from_beginning)
     shown = 0
     try:

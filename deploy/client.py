@@ -65,7 +65,7 @@ def remove_stack_file(state_dir: Path) -> None:
 class Target:
     """The broker, the actor key and the read APIs a command talks to."""
 
-    bootstrap_servers: str
+    bootstrap_servers: str | None
     private_key: str | None
     service_urls: dict[str, str] = field(default_factory=dict)
 
@@ -79,11 +79,6 @@ class Target:
         bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS") or recorded.get(
             "kafka_bootstrap_servers"
         )
-        if not bootstrap:
-            raise ClientError(
-                "no broker: start the stack with `casework up` or set "
-                "CASEWORK_KAFKA_BOOTSTRAP_SERVERS"
-            )
         key = os.environ.get("CASEWORK_ACTOR_PRIVATE_KEY") or recorded.get("actor_private_key")
         if not key and (state_dir / "keys" / "actor.key").exists():
             key = str((state_dir / "keys" / "actor.key").resolve())
@@ -92,6 +87,14 @@ class Target:
             if url := os.environ.get(f"CASEWORK_{name.upper()}_URL"):
                 urls[name] = url
         return cls(bootstrap, key, urls)
+
+    def broker(self) -> str:
+        if not self.bootstrap_servers:
+            raise ClientError(
+                "no broker: start the stack with `casework up` or set "
+                "CASEWORK_KAFKA_BOOTSTRAP_SERVERS"
+            )
+        return self.bootstrap_servers
 
     def issuer(self) -> TokenIssuer:
         if not self.private_key:

@@ -836,7 +836,7 @@ async def load_directory(w: Walk) -> str:
 
 
 async def scenario(target: Target, timeout: float, console: Console, results: list[Result]) -> None:
-    bus = Bus(target.bootstrap_servers, target.issuer())
+    bus = Bus(target.broker(), target.issuer())
     await bus.start()
     w = Walk(bus, {k: v.rstrip("/") for k, v in target.service_urls.items()}, timeout)
     all_steps: list[tuple[str, list[tuple[str, StepFn]]]] = [
