@@ -129,6 +129,14 @@ def placement_for_new_step(step_type: StepType, area: str | None) -> Placement:
     return Placement(WorkState.INCOMING, "team", area_team(area))
 
 
+def require_new_step(step_type: StepType, work_item_id: uuid.UUID, existing: object) -> None:
+    """A step is created once: a second creation under the same id is refused, naming the rule
+    that places that step (AL01 triage, AL02 Trusted Assessment, AL03 the others)."""
+    if existing is not None:
+        rule = {StepType.TRIAGE: "AL01", StepType.TRUSTED_ASSESSMENT: "AL02"}.get(step_type, "AL03")
+        raise RuleViolation(rule, f"work item {work_item_id} exists already")
+
+
 # --- AL10 / AC19: who may act on whose work ---------------------------------------------------
 
 

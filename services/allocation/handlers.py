@@ -269,10 +269,14 @@ async def create_step(ctx: HandlerContext[CreateStep]) -> None:
     known = await store.person(ctx.conn, cmd.person_id)
     area = cmd.area or (known or {}).get("area")
     placement = domain.placement_for_new_step(cmd.step_type, area)
+    work_item_id = cmd.work_item_id or uuid.uuid5(ctx.envelope.message_id, "step")
+    domain.require_new_step(
+        cmd.step_type, work_item_id, await store.load_item(ctx.conn, work_item_id, lock=False)
+    )
     await store.upsert_person(ctx.conn, cmd.person_id, None, cmd.area)
     await _create_work_item(
         ctx,
-        work_item_id=cmd.work_item_id or uuid.uuid5(ctx.envelope.message_id, "step"),
+        work_item_id=work_item_id,
         person_id=cmd.person_id,
         person_name=(known or {}).get("name"),
         step_type=cmd.step_type,

@@ -87,6 +87,12 @@ async def test_al03_case_monitoring_is_hub_incoming_then_inbox_incomplete(
     triage = await referral(commands, event_log, area="South")
     monitoring = await step(commands, event_log, triage.person_id, StepType.CASE_MONITORING)
     assert (monitoring.owner_id, monitoring.state) == (domain.HUB_TEAM, "incoming")
+    again = CreateStep(
+        person_id=triage.person_id,
+        step_type=StepType.CASE_MONITORING,
+        work_item_id=monitoring.work_item_id,
+    )
+    assert (await refused(commands, event_log, again, SO_HUB)).rule == "AL03"  # created once
     start = StartStep(person_id=triage.person_id, work_item_id=monitoring.work_item_id)
     # Only a member of the Hub Team starts its incoming work.
     assert (await refused(commands, event_log, start, TA_NORTH)).rule == "AL03"

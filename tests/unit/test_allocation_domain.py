@@ -269,3 +269,18 @@ def test_ac16_al03_a_hopper_naming_a_case_monitoring_inbox_is_that_inbox() -> No
         WorkState.INCOMING, "inbox", inbox
     )
     assert domain.queue(WorkState.INCOMPLETE, "hopper-team-1").owner_kind == "hopper"
+
+
+def test_al02_al03_a_step_is_created_once() -> None:
+    domain.require_new_step(StepType.CASE_MONITORING, uuid.uuid4(), None)
+    existing = item()
+    assert (
+        rule_of(
+            lambda: domain.require_new_step(StepType.TRUSTED_ASSESSMENT, uuid.uuid4(), existing)
+        )
+        == "AL02"
+    )
+    assert (
+        rule_of(lambda: domain.require_new_step(StepType.CASE_MONITORING, uuid.uuid4(), existing))
+        == "AL03"
+    )
