@@ -117,7 +117,7 @@ def _actor_id(ctx: Ctx) -> str:
     return ctx.actor.user_id if ctx.actor else ""
 
 
-async def _record_p30(ctx: Ctx, **values: Any) -> uuid.UUID:
+def _record_p30(ctx: Ctx, **values: Any) -> uuid.UUID:
     """AC04: the P30 record, written in the transaction of what it covers."""
     row = store.p30_values(now=ctx.now, **values)
     ctx.stage(store.INSERT_P30, row)
@@ -169,6 +169,7 @@ async def _grant(
                 "role": role.value,
                 "kind": kind.value,
                 "state": "active",
+                "release_failed": False,
                 "granted_at": ctx.now,
                 "removed_at": None,
             },
@@ -242,7 +243,7 @@ async def request_absence_access(ctx: HandlerContext[RequestAbsenceAccess]) -> N
         discussion_held=cmd.discussion_held,
         emergency=False,
     )
-    p30_id = await _record_p30(
+    p30_id = _record_p30(
         ctx,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
@@ -275,7 +276,7 @@ async def request_emergency_absence_access(
         await _actor(ctx), user, units, [cmd.unit_id], discussion_held=False, emergency=True
     )
     deadline = domain.p30_deadline(ctx.now)
-    p30_id = await _record_p30(
+    p30_id = _record_p30(
         ctx,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
@@ -354,7 +355,7 @@ async def request_hierarchical_access(ctx: HandlerContext[RequestHierarchicalAcc
         units,
         cmd.unit_ids,
     )
-    p30_id = await _record_p30(
+    p30_id = _record_p30(
         ctx,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
@@ -405,7 +406,7 @@ async def _remove(
     if plan.retry:
         await _retry_release(ctx, user, held, successor_position_id)
         return
-    p30_id = await _record_p30(
+    p30_id = _record_p30(
         ctx,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
