@@ -575,8 +575,13 @@ async def record_worker_relationship(ctx: HandlerContext[RecordWorkerRelationshi
         "recorded_by": _actor_user(ctx),
         "recorded_at": ctx.now,
     }
+    r = store.relationships
+    if await ctx.conn.scalar(
+        sa.select(r.c.relationship_id).where(r.c.relationship_id == row["relationship_id"])
+    ):
+        raise RuleViolation("AL05", f"relationship {row['relationship_id']} exists; amend it")
     await store.upsert_person(ctx.conn, cmd.person_id, None, None)
-    await ctx.execute(store.relationships.insert().values(**row))
+    await ctx.execute(r.insert().values(**row))
     ctx.emit(await _relationship_event(ctx, row, amended=False))
 
 

@@ -211,6 +211,13 @@ async def test_al05_involved_worker_must_be_in_force_and_is_amendable(
         WorkerRelationshipRecorded,
     )
     assert amended.amended and amended.from_date == today
+    # Recording the same relationship again is refused: it is amended, not recorded twice.
+    twice = RecordWorkerRelationship(
+        person_id=triage.person_id,
+        worker_position_id=GSO,
+        relationship_id=future.relationship_id,
+    )
+    assert (await refused(commands, event_log, twice, SO_NORTH)).rule == "AL05"
     await ok(commands, event_log, assign, SO_NORTH)
 
 
