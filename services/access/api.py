@@ -4,7 +4,7 @@ emergency P30s, removals, telephony routing (AC05) and the work views of AC17-AC
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,6 +120,8 @@ async def reviews_due(request: Request) -> Response:
         moment = datetime.fromisoformat(at) if at else request.app.state.runtime.clock()
     except ValueError:
         return JSONResponse({"error": "at must be an ISO timestamp"}, status_code=400)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     g = store.grants
     async with request.app.state.engine.connect() as conn:
         rows = await conn.execute(
