@@ -13,6 +13,7 @@ step of its procedure."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
@@ -126,7 +127,7 @@ class StepFailed(Exception):
 class Result:
     procedure: str
     title: str
-    ok: bool | None = None  # None: not run
+    ok: bool = False
     observed: str = ""
     seconds: float = 0.0
     notifications: list[str] = field(default_factory=list)
@@ -708,7 +709,10 @@ async def appeals_intake(w: Walk) -> str:
     item = await w.followed(w.last, WorkItemCreated)
     expect((item.owner_kind, item.owner_id) == ("hopper", APPEALS_HOPPER), f"in {item.owner_id}")
     w.facts["appeals_item"], w.facts["appeals_person"] = item.work_item_id, person
-    return f"service request {item.work_item_id} in {APPEALS_HOPPER}"
+    return (
+        f"work item {item.work_item_id} in {APPEALS_HOPPER}, sent there as a finished step's "
+        "next action to the team (SO09): the platform has no intake command for agency work"
+    )
 
 
 async def appeals_work_assigned(w: Walk) -> str:
@@ -821,8 +825,6 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
 
 
 async def load_directory(w: Walk) -> str:
-    import json
-
     command = LoadDirectory.model_validate(json.loads(DIRECTORY_FILE.read_text()))
     loaded = await w.ok(command, ADMIN, DirectoryLoaded)
     wanted = {p.position_id for p in command.positions if p.unit_id == NORTH_TEAM}
@@ -848,16 +850,15 @@ async def scenario(target: Target, timeout: float, console: Console, results: li
     try:
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task("walkthrough", total=total)
-            directory_ok = True
+            no_directory = False
             for procedure, steps in all_steps:
-                failed = not directory_ok
+                failed = no_directory  # a failed step stops its procedure; no directory, all
                 for title, fn in steps:
                     result = Result(procedure, title)
                     results.append(result)
                     progress.update(task, description=f"{procedure}: {title}")
                     if failed:
                         result.observed = "not run: an earlier step failed"
-                        result.ok = False
                         _print(console, result)
                         progress.advance(task)
                         continue
@@ -867,13 +868,14 @@ async def scenario(target: Target, timeout: float, console: Console, results: li
                         result.observed = await fn(w)
                         result.ok = True
                     except (StepFailed, ClientError) as exc:
-                        result.observed, result.ok, failed = str(exc), False, True
+                        result.observed, failed = str(exc), True
+                    except Exception as exc:  # an answer of an unexpected shape: a failed step
+                        result.observed, failed = f"{type(exc).__name__}: {exc}", True
                     result.seconds = time.perf_counter() - started
                     result.notifications = list(w.notes)
                     _print(console, result)
                     progress.advance(task)
-                if procedure == "Directory":
-                    directory_ok = not failed
+                no_directory = no_directory or (procedure == "Directory" and failed)
     finally:
         await w.http.aclose()
         await bus.stop()
