@@ -224,6 +224,7 @@ class Bus:
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._servers,
                 enable_auto_commit=False,
+                fetch_max_wait_ms=20,  # an outcome is seen as soon as it is published
                 request_timeout_ms=10000,
                 connections_max_idle_ms=60000,
             )
