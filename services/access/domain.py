@@ -311,7 +311,7 @@ def plan_removal(
         if (
             actor is None
             or set_up_by_line_manager is None
-            or actor.user_id != (set_up_by_line_manager)
+            or actor.user_id != set_up_by_line_manager
         ):
             who = actor.user_id if actor else "the actor"
             raise RuleViolation(

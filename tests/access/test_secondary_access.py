@@ -233,6 +233,15 @@ async def test_ac11_emergency_grant_still_checks_who_asks_and_the_limits(org: Or
         "tl-appeals",
     )
     rejected(outcome, "AC08")
+    first = await org.send(
+        absence(org, "tl-enf-3", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
+    )
+    assert first.rejection is None
+    over = await org.send(
+        RequestEmergencyAbsenceAccess(user_id=org.id("tl-enf-3"), unit_id=org.id("team-enf-2")),
+        "sm-enf",
+    )
+    assert "clearance" in rejected(over, "AC02")
 
 
 async def test_ac16_two_records_back_one_position_ending_one_keeps_the_access(
