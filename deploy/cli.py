@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.json import JSON
 from rich.live import Live
@@ -62,6 +64,7 @@ def main(
     ),
 ) -> None:
     STATE["dir"] = state_dir
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures are reported as errors
 
 
 def friendly(func: F) -> F:
@@ -75,6 +78,9 @@ def friendly(func: F) -> F:
         except ClientError as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(exc.code) from None
+        except KafkaError as exc:  # the broker went away mid-command
+            err.print(f"[red]error:[/] the broker failed: {type(exc).__name__}: {exc}")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
 
