@@ -3,6 +3,7 @@ P30 records (AC04), absence-related (AC06-AC09, AC11) and hierarchical access (A
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from contracts.access import (
@@ -371,3 +372,21 @@ async def test_ac03_secondary_access_is_hierarchical_or_absence_related(
         "sm-enf",
     )
     assert "absence-related" in rejected(wrong_kind, "AC04")
+
+
+async def test_ac02_concurrent_requests_cannot_together_exceed_the_limit(
+    access: AccessService, org: Org
+) -> None:
+    """Limits are checked in the grant's transaction: of three requests sent at once for a team
+    leader without clearance, exactly one is granted."""
+    outcomes = await asyncio.gather(
+        *(
+            org.send(absence(org, "tl-enf-3", team), "sm-enf", wait_for=AccessGrantRecorded)
+            for team in ("team-enf-4", "team-enf-5", "team-enf-6")
+        )
+    )
+    granted = [o for o in outcomes if o.rejection is None]
+    refused = [o.rejection for o in outcomes if o.rejection is not None]
+    assert len(granted) == 1
+    assert [r.rule for r in refused] == ["AC02", "AC02"]
+    assert len((await positions(access, org, "tl-enf-3"))["secondary"]) == 1
