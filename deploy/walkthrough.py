@@ -561,6 +561,32 @@ async def request_returned(w: Walk) -> str:
     return "back in gso-north-1's incomplete work, not finished (SO07)"
 
 
+async def person_record(w: Walk) -> str:
+    person = w.facts["person"]
+    steps = {str(w.facts[k]) for k in ("triage", "assessment", "delivery")}
+
+    def complete(b: Any) -> bool:
+        history = {h["work_item_id"] for h in b["work_history"]}
+        return steps <= history and len(b["professional_relationships"]) == 2
+
+    record = await w.read("allocation", f"/persons/{person}", complete, "the person's record")
+    documents = {d["work_item_id"]: d["step_type"] for d in record["documents"]}
+    expect(
+        documents == {str(w.facts["assessment"]): StepType.TRUSTED_ASSESSMENT.value},
+        f"documents {documents}",
+    )
+    current = {c["work_item_id"] for c in record["current_work"]}
+    expect(str(w.facts["delivery"]) in current, "the delivery step is not current work")
+    changes = [h["change"] for h in record["work_history"]]
+    expect({"created", "assigned", "started", "reassigned"} <= set(changes), f"{changes}")
+    workers = sorted(r["worker_user_id"] for r in record["professional_relationships"])
+    return (
+        f"documents: the finished assessment; {len(current)} steps current; work history of "
+        f"{len(changes)} changes ({', '.join(sorted(set(changes)))}) (AL04, AL12); Involved "
+        f"Workers {', '.join(workers)}"
+    )
+
+
 # --- The agency's secondary access (seed 003) ----------------------------------------------
 
 
@@ -777,10 +803,25 @@ async def hierarchical_removed(w: Walk) -> str:
         lambda b: b["secondary"] == [],
         "the Appeals position gone",
     )
+
+    def trail(body: Any) -> list[tuple[str, str]]:
+        return [
+            (p["action"], p["state"])
+            for p in body["p30s"]
+            if p["kind"] == AccessKind.HIERARCHICAL and APPEALS_TEAM in p["unit_ids"]
+        ]
+
+    await w.read(
+        "access",
+        f"/users/{CW_ENF_1.user_id}/p30s",
+        lambda b: trail(b)[-2:] == [("set-up", "complete"), ("removal", "complete")],
+        "the Appeals access's P30 set-up and removal records, both complete",
+    )
     await w.notified(CW_ENF_1.user_id, "NT06", position_id=position, access_kind="hierarchical")
     return (
         f"removed by the line manager (AC15); {len(released.moved)} item(s) back to "
-        f"{APPEALS_HOPPER} first, then the access went (AC16)"
+        f"{APPEALS_HOPPER} first, then the access went (AC16); P30 set-up and removal "
+        "records complete (AC04)"
     )
 
 
@@ -807,6 +848,7 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
             ("Involved Worker recorded for the officer", officer_involved),
             ("support plan delivered, request sent", delivery_sent),
             ("request returned with a note", request_returned),
+            ("the person's record shows the whole path", person_record),
         ],
     ),
     (
