@@ -47,6 +47,7 @@ def test_up_records_the_stack_for_other_commands_and_stops_on_ctrl_c(
         urls = None
         while urls is None and up.poll() is None and time.monotonic() < deadline:
             urls = _ready(state / "stack.json")
+            time.sleep(0.2)  # polling a process that converges; never asserting after a sleep
         assert urls is not None and set(urls) == set(available_services())
 
         cli = Cli(state)
