@@ -192,37 +192,44 @@ async def _create_work_item(
     placement: domain.Placement,
     priority: str = domain.DEFAULT_PRIORITY,
     note: str = "",
+    id_from_message: bool = False,
 ) -> bool:
+    """Creates the item, its history entry and its event. An id derived from the consumed
+    message (`id_from_message`) is new by construction (the inbox applies a message once), so
+    its rows are staged and written with the rest of the batch; a caller-chosen id is checked."""
     notes = [{"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}] if note else []
-    inserted = await ctx.execute(
-        pg_insert(store.work_items)
-        .values(
-            work_item_id=work_item_id,
-            person_id=person_id,
-            step_type=step_type.value,
-            state=placement.state.value,
-            owner_kind=placement.owner_kind,
-            owner_id=placement.owner_id,
-            priority=priority,
-            notes=notes,
-            created_at=ctx.now,
-            updated_at=ctx.now,
+    row = {
+        "work_item_id": work_item_id,
+        "person_id": person_id,
+        "step_type": step_type.value,
+        "state": placement.state.value,
+        "owner_kind": placement.owner_kind,
+        "owner_id": placement.owner_id,
+        "priority": priority,
+        "notes": notes,
+        "created_at": ctx.now,
+        "updated_at": ctx.now,
+    }
+    history = {
+        "work_item_id": work_item_id,
+        "person_id": person_id,
+        "change": "created",
+        "actor_user_id": _actor_user(ctx),
+        "from_owner": None,
+        "to_owner": _owner(placement),
+        "detail": {"step_type": step_type.value, **({"note": note} if note else {})},
+        "at": ctx.now,
+    }
+    if id_from_message:
+        ctx.stage(store.WORK_ITEM_INSERT, row)
+        ctx.stage(store.HISTORY_INSERT, history)
+    else:
+        inserted = await ctx.execute(
+            pg_insert(store.work_items).values(**row).on_conflict_do_nothing()
         )
-        .on_conflict_do_nothing()
-    )
-    if inserted.rowcount == 0:
-        return False  # a replay: the item exists already
-    await ctx.execute(
-        store.work_history.insert().values(
-            work_item_id=work_item_id,
-            person_id=person_id,
-            change="created",
-            actor_user_id=_actor_user(ctx),
-            to_owner=_owner(placement),
-            detail={"step_type": step_type.value, **({"note": note} if note else {})},
-            at=ctx.now,
-        )
-    )
+        if inserted.rowcount == 0:
+            return False  # a replay: the item exists already
+        await ctx.execute(store.work_history.insert().values(**history))
     owner_seat = (
         await store.seat(ctx.conn, placement.owner_id) if placement.owner_kind == "worker" else None
     )
@@ -250,7 +257,11 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
     """AL01."""
     cmd = ctx.message
     placement = domain.placement_for_new_step(StepType.TRIAGE, cmd.area)
-    await store.upsert_person(ctx.conn, cmd.person_id, cmd.person_name, cmd.area)
+    ctx.stage(
+        store.PERSON_UPSERT,
+        {"person_id": cmd.person_id, "name": cmd.person_name, "area": cmd.area},
+        dedupe_on=("person_id",),
+    )
     await _create_work_item(
         ctx,
         work_item_id=uuid.uuid5(ctx.envelope.message_id, "triage"),
@@ -259,6 +270,7 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
         step_type=StepType.TRIAGE,
         placement=placement,
         note=cmd.reason,
+        id_from_message=True,
     )
 
 

@@ -102,6 +102,24 @@ def owner_text(kind: str, owner_id: str) -> str:
     return f"{kind}:{owner_id}"
 
 
+def _person_upsert() -> Any:
+    stmt = insert(persons)
+    return stmt.on_conflict_do_update(
+        index_elements=[persons.c.person_id],
+        set_={
+            "name": stmt.excluded.name,
+            "area": sa.func.coalesce(stmt.excluded.area, persons.c.area),
+        },
+    )
+
+
+# Statements for staged writes (HandlerContext.stage): one object each, so that the rows of a
+# batch are written together.
+PERSON_UPSERT = _person_upsert()
+WORK_ITEM_INSERT = insert(work_items)
+HISTORY_INSERT = work_history.insert()
+
+
 async def upsert_person(
     conn: AsyncConnection, person_id: str, name: str | None, area: str | None
 ) -> None:
@@ -200,23 +218,17 @@ _LOOKUPS = "_allocation_lookups"
 
 
 def _lookups(conn: AsyncConnection) -> _Lookups:
-    found = getattr(conn, _LOOKUPS, None)
-    if isinstance(found, _Lookups):
-        return found
-    fresh = _Lookups()
-    try:
-        setattr(conn, _LOOKUPS, fresh)  # the batch's connection wrapper takes attributes
-    except AttributeError:
-        pass  # a plain connection (the read API): no memory, every lookup reads
-    return fresh
+    memo: dict[str, Any] | None = getattr(conn, "memo", None)
+    if memo is None:
+        return _Lookups()  # a plain connection (the read API): no memory, every lookup reads
+    return memo.setdefault(_LOOKUPS, _Lookups())  # type: ignore[no-any-return]
 
 
 def forget(conn: AsyncConnection) -> None:
     """The directory changed in this transaction: read it again from now on."""
-    try:
-        setattr(conn, _LOOKUPS, None)
-    except AttributeError:
-        pass
+    memo: dict[str, Any] | None = getattr(conn, "memo", None)
+    if memo is not None:
+        memo.pop(_LOOKUPS, None)
 
 
 async def seat(conn: AsyncConnection, position_id: str | None) -> Seat | None:

@@ -12,7 +12,6 @@ rest still apply. An unreachable database propagates: the caller backs off and r
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import time
@@ -31,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import Actor, Command, CommandRejected, Envelope, Event, Message, Topics
-from services.shared import auth, logs, metrics, outbox
+from services.shared import auth, db, logs, metrics, outbox
 from services.shared.rules import RuleViolation
 
 log = logs.get(__name__)
@@ -63,6 +62,9 @@ class StagedConnection:
     def __init__(self, conn: AsyncConnection) -> None:
         self.raw = conn
         self.wrote = False
+        # Read caches that live as long as this transaction (e.g. directory lookups repeated
+        # by many commands of one batch); keyed by the service that fills them.
+        self.memo: dict[str, Any] = {}
         self._pending: list[tuple[Any, dict[str, Any], tuple[str, ...]]] = []
 
     def stage(self, statement: Any, row: dict[str, Any], dedupe_on: tuple[str, ...] = ()) -> None:
@@ -73,14 +75,16 @@ class StagedConnection:
         self._pending.append((statement, row, dedupe_on))
 
     async def flush(self) -> None:
+        """Writes the staged rows, one statement per statement object, in the order each was
+        first staged (so stage only rows whose order across tables does not matter)."""
         pending, self._pending = self._pending, []
-        for _, group in itertools.groupby(pending, key=lambda p: id(p[0])):
-            entries = list(group)
-            statement, _, dedupe_on = entries[0]
-            rows = [row for _, row, _ in entries]
+        groups: dict[int, tuple[Any, tuple[str, ...], list[dict[str, Any]]]] = {}
+        for statement, row, dedupe_on in pending:
+            groups.setdefault(id(statement), (statement, dedupe_on, []))[2].append(row)
+        for statement, dedupe_on, rows in groups.values():
             if dedupe_on:
                 rows = list({tuple(r[k] for k in dedupe_on): r for r in rows}.values())
-            await self.raw.execute(statement, rows)
+            await db.insert_many(self.raw, statement, rows)
 
     def discard(self) -> None:
         self._pending.clear()
@@ -306,11 +310,11 @@ class BatchProcessor:
                 records.extend(await self._handle(staged, item, isolate=isolate))
         await staged.flush()
         await outbox.write(conn, self._outbox, records)
-        if applied:
-            await conn.execute(
-                pg_insert(self._inbox).on_conflict_do_nothing(),
-                [{"message_id": i} for i in applied],
-            )
+        await db.insert_many(
+            conn,
+            pg_insert(self._inbox).on_conflict_do_nothing(),
+            [{"message_id": i} for i in applied],
+        )
 
     async def _handle(
         self, conn: StagedConnection, item: _Item, *, isolate: bool

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.shared.settings import Settings
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
 SERVICES_DIR = Path(__file__).parent.parent
+
+
+async def insert_many(conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts rows with one executemany (asyncpg pipelines the rows in one round trip)."""
+    if rows:
+        await conn.execute(statement, rows)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import Envelope
-from services.shared import logs, metrics
+from services.shared import db, logs, metrics
 
 log = logs.get(__name__)
 
@@ -37,14 +37,11 @@ class OutboxRecord:
 
 
 async def write(conn: AsyncConnection, table: sa.Table, records: list[OutboxRecord]) -> None:
-    if records:
-        await conn.execute(
-            table.insert(),
-            [
-                {"topic": r.topic, "key": r.key, "value": r.value, "headers": r.headers}
-                for r in records
-            ],
-        )
+    await db.insert_many(
+        conn,
+        table.insert(),
+        [{"topic": r.topic, "key": r.key, "value": r.value, "headers": r.headers} for r in records],
+    )
 
 
 class OutboxRelay:
