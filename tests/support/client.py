@@ -27,7 +27,10 @@ class EventLog:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=self._servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,  # an idle fetch returns after this wait: keep outcomes prompt
         )
         await self._consumer.start()
         topics = [t for t in Topics.all() if not t.endswith(".commands")] + [
