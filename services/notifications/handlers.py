@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from contracts import Event, Topics, registered_types
+from contracts import Event, Topics
 from contracts.access import (
     AbsenceAccessReviewed,
     AbsenceReviewDue,
@@ -487,15 +487,3 @@ async def replay_parked(ctx: HandlerContext[ReplayParkedDeliveries]) -> None:
     """NT07: an operator sends parked deliveries again."""
     replayed = await store.unpark(ctx.conn, ctx.message.delivery_ids, ctx.now)
     ctx.emit(ParkedDeliveriesReplayed(delivery_ids=replayed))
-
-
-# --- everything else on the consumed event topics ------------------------------------------
-
-
-async def _not_for_us(ctx: HandlerContext[Any]) -> None:
-    """Events on the consumed topics that tell nobody anything (they are not dead letters)."""
-
-
-for _type in registered_types():
-    if _type.split(".", 1)[0] in {"allocation", "signoff", "access", "platform"}:
-        dispatcher.handlers.setdefault(_type, _not_for_us)
