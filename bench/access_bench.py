@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
 import uuid
 from collections.abc import Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from bench.harness import BenchInfra, CommandProducer, infrastructure, service_process, summary_ms
-from contracts import Actor, CommandRejected, Envelope, Topics
+from bench.harness import (
+    BenchInfra,
+    CommandProducer,
+    OutcomeWatcher,
+    infrastructure,
+    service_process,
+    summary_ms,
+)
+from contracts import Actor, CommandRejected, Topics
 from contracts.access import (
     DirectoryLoaded,
     EmergencyAccessGranted,
@@ -84,65 +88,12 @@ def requests(users: int) -> Iterator[RequestEmergencyAbsenceAccess]:
             )
 
 
-class GrantWatcher:
-    """Timestamps, per command, when its grant event (or a rejection) is observed."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.seen: dict[uuid.UUID, float] = {}
-        self.rejected: list[str] = []
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
-        )
-        await self._consumer.start()
-        topic = Topics.ACCESS_EVENTS
-        partitions = [
-            TopicPartition(topic, p)
-            for p in self._consumer.partitions_for_topic(topic) or {0, 1, 2, 3}
-        ]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=20)
-            now = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    envelope = Envelope.model_validate_json(record.value)
-                    if envelope.type in OBSERVED and envelope.causation_id:
-                        self.seen.setdefault(envelope.causation_id, now)
-                        if envelope.type == CommandRejected.TYPE:
-                            self.rejected.append(envelope.payload["reason"])
-
-    async def wait(self, ids: list[uuid.UUID], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
-        while any(i not in self.seen for i in ids):
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{sum(i not in self.seen for i in ids)} grants not observed")
-            await asyncio.sleep(0.001)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer:
-            await self._consumer.stop()
-
-
 async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> dict[str, object]:
     stream = int(rate * seconds)
     warmup = 50
     users = (warmup + sequential + stream) // (TEAMS - 1) + 1
     producer = CommandProducer(infra.bootstrap, infra.keys, SM)
-    watcher = GrantWatcher(infra.bootstrap)
+    watcher = OutcomeWatcher(infra.bootstrap, Topics.ACCESS_EVENTS, OBSERVED)
     await producer.start()
     await watcher.start()
     try:
@@ -153,10 +104,10 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
             envelope, _ = await producer.send(Topics.ACCESS_COMMANDS, next(pending))
             await producer.producer.flush()
             sent = time.perf_counter()
-            await watcher.wait([envelope.message_id], 30)
-            return watcher.seen[envelope.message_id] - sent
+            await watcher.wait_all([envelope.message_id], 30)
+            return watcher.seen[envelope.message_id].at - sent
 
-        await watcher.wait([loaded.message_id], 60)  # the directory before the first grant
+        await watcher.wait_all([loaded.message_id], 60)  # the directory before the first grant
         for _ in range(warmup):
             await one()
         one_at_a_time = [await one() for _ in range(sequential)]
@@ -171,8 +122,8 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
             sent_at[envelope.message_id] = time.perf_counter()
         await producer.producer.flush()
         offered = stream / (time.perf_counter() - start)
-        await watcher.wait(list(sent_at), 120)
-        at_rate = [watcher.seen[i] - t for i, t in sent_at.items()]
+        await watcher.wait_all(list(sent_at), 120)
+        at_rate = [watcher.seen[i].at - t for i, t in sent_at.items()]
         return {
             "measure": "emergency absence-related grant: command published -> grant event observed",
             "one_at_a_time": {"commands": sequential, **summary_ms(one_at_a_time)},
@@ -181,7 +132,7 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
                 "commands": stream,
                 **summary_ms(at_rate),
             },
-            "rejected": len(watcher.rejected),
+            "rejected": len(watcher.rejections()),
         }
     finally:
         await watcher.stop()

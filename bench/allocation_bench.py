@@ -28,19 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.harness import (
     BenchInfra,
     CommandProducer,
+    OutcomeWatcher,
     commit_rate,
     infrastructure,
     produce_rate,
     service_process,
     summary_ms,
 )
-from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
+from contracts import Actor, Command, Envelope, Event, Topics
 from contracts.access import AccessKind, LoadDirectory, PositionGranted, UnitDefined, UserRegistered
 from contracts.allocation import (
     AssignWork,
@@ -55,64 +56,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY = ROOT / "services" / "access" / "walkthrough_directory.json"
 SO_HUB = Actor(user_id="so-hub", position_id="pos-so-hub")
 HUB_WORKERS = ("pos-hub-1", "pos-hub-2")
-
-
-class Outcomes:
-    """Reads allocation.events from its end; remembers when and what each command's first
-    outcome was."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.seen: dict[uuid.UUID, tuple[float, str, dict[str, Any]]] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            fetch_max_bytes=64 << 20,
-            fetch_max_wait_ms=5,  # the observer must not add its own long-poll to latencies
-        )
-        await self._consumer.start()
-        topic = Topics.ALLOCATION_EVENTS
-        partitions = [
-            TopicPartition(topic, p)
-            for p in self._consumer.partitions_for_topic(topic) or {0, 1, 2, 3}
-        ]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=20, max_records=5000)
-            now = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    envelope = Envelope.model_validate_json(record.value)
-                    cause = envelope.causation_id
-                    if cause and cause not in self.seen:
-                        self.seen[cause] = (now, envelope.type, envelope.payload)
-
-    async def wait(self, ids: list[uuid.UUID], timeout: float = 300) -> None:
-        deadline = time.perf_counter() + timeout
-        while any(i not in self.seen for i in ids):
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{sum(i not in self.seen for i in ids)} outcomes missing")
-            await asyncio.sleep(0.002)
-        refused = [self.seen[i][2] for i in ids if self.seen[i][1] == CommandRejected.TYPE]
-        if refused:
-            raise RuntimeError(f"{len(refused)} commands refused, e.g. {refused[0]}")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer:
-            await self._consumer.stop()
 
 
 def directory_events() -> list[Event]:
@@ -177,11 +120,11 @@ async def send_all(
     return ids, sent_at
 
 
-async def timed(producer: CommandProducer, outcomes: Outcomes, command: Command) -> float:
+async def timed(producer: CommandProducer, outcomes: OutcomeWatcher, command: Command) -> float:
     start = time.perf_counter()
     ids, _ = await send_all(producer, [command])
-    await outcomes.wait(ids)
-    return outcomes.seen[ids[0]][0] - start
+    await outcomes.wait_all(ids, 300, refuse_rejections=True)
+    return outcomes.seen[ids[0]].at - start
 
 
 async def run(
@@ -189,7 +132,7 @@ async def run(
 ) -> dict[str, Any]:
     await seed_directory(infra)
     producer = CommandProducer(infra.bootstrap, infra.keys, SO_HUB)
-    outcomes = Outcomes(infra.bootstrap)
+    outcomes = OutcomeWatcher(infra.bootstrap, Topics.ALLOCATION_EVENTS)
     await producer.start()
     await outcomes.start()
     try:
@@ -204,8 +147,8 @@ async def run(
             for i in work_ids[1:]
         ]
         ids, _ = await send_all(producer, setup)
-        await outcomes.wait(ids)
-        referral_item = outcomes.seen[ids[0]][2]["work_item_id"]
+        await outcomes.wait_all(ids, 300, refuse_rejections=True)
+        referral_item = outcomes.seen[ids[0]].payload["work_item_id"]
         work_ids[0] = uuid.UUID(referral_item)
         previews, assigns_ms = [], []
         for r in range(rounds):
@@ -231,9 +174,9 @@ async def run(
             for i in range(assigns)
         ]
         ids, _ = await send_all(producer, referrals)
-        await outcomes.wait(ids)
+        await outcomes.wait_all(ids, 300, refuse_rejections=True)
         triage = [
-            (r.person_id, uuid.UUID(outcomes.seen[i][2]["work_item_id"]))
+            (r.person_id, uuid.UUID(outcomes.seen[i].payload["work_item_id"]))
             for r, i in zip(referrals, ids, strict=True)
         ]
 
@@ -243,14 +186,14 @@ async def run(
         start = time.perf_counter()
         ids, sent_at = await send_all(producer, [assign(p, HUB_WORKERS[0]) for p in triage])
         published = time.perf_counter()
-        await outcomes.wait(ids)
-        last = max(outcomes.seen[i][0] for i in ids)
+        await outcomes.wait_all(ids, 300, refuse_rejections=True)
+        last = max(outcomes.seen[i].at for i in ids)
         burst = {
             "commands": assigns,
             "end_to_end_commands_per_s": round(assigns / (last - start), 1),
             "publish_only_commands_per_s": round(assigns / (published - start), 1),
             "elapsed_s": round(last - start, 3),
-            **summary_ms([outcomes.seen[i][0] - t for i, t in sent_at.items()]),
+            **summary_ms([outcomes.seen[i].at - t for i, t in sent_at.items()]),
         }
 
         paced_sent: dict[uuid.UUID, float] = {}
@@ -265,11 +208,11 @@ async def run(
             paced_sent[envelope.message_id] = time.perf_counter()
         await producer.producer.flush()
         offered = len(triage) / (time.perf_counter() - start)
-        await outcomes.wait(list(paced_sent))
+        await outcomes.wait_all(list(paced_sent), 300, refuse_rejections=True)
         paced = {
             "offered_rate_per_s": round(offered, 1),
             "commands": len(paced_sent),
-            **summary_ms([outcomes.seen[i][0] - t for i, t in paced_sent.items()]),
+            **summary_ms([outcomes.seen[i].at - t for i, t in paced_sent.items()]),
         }
         return {
             "bulk_assign": {

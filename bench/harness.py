@@ -15,12 +15,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
-from contracts import Actor, Command, Envelope
+from contracts import Actor, Command, CommandRejected, Envelope
 from deploy.stack import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -97,13 +98,22 @@ def service_process(name: str, infra: BenchInfra, **env: str) -> Iterator[int]:
         process.wait(15)
 
 
-class OutcomeWatcher:
-    """Reads an event topic and records when each command's first outcome was observed."""
+@dataclass(frozen=True)
+class Outcome:
+    at: float  # time.perf_counter() when observed
+    type: str
+    payload: dict[str, Any]
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+
+class OutcomeWatcher:
+    """Reads an event topic from its end and records each command's first outcome (of `types`,
+    if given): when it was observed, its type and payload."""
+
+    def __init__(self, bootstrap: str, topic: str, types: set[str] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
-        self.seen: dict[uuid.UUID, float] = {}
+        self.types = types
+        self.seen: dict[uuid.UUID, Outcome] = {}
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -111,7 +121,10 @@ class OutcomeWatcher:
         # A short fetch wait: the broker answers an empty fetch only when the wait runs out, so
         # the default 500 ms would be measured as latency.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=5,
+            fetch_max_bytes=64 << 20,
         )
         await self._consumer.start()
         partitions = [
@@ -125,21 +138,33 @@ class OutcomeWatcher:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=50, max_records=5000)
+            batch = await self._consumer.getmany(timeout_ms=20, max_records=5000)
             now = time.perf_counter()
             for records in batch.values():
                 for record in records:
                     envelope = Envelope.model_validate_json(record.value)
-                    if envelope.causation_id and envelope.causation_id not in self.seen:
-                        self.seen[envelope.causation_id] = now
+                    cause = envelope.causation_id
+                    if cause and cause not in self.seen:
+                        if self.types is None or envelope.type in self.types:
+                            self.seen[cause] = Outcome(now, envelope.type, envelope.payload)
 
-    async def wait_all(self, ids: list[uuid.UUID], timeout: float) -> None:
+    async def wait_all(
+        self, ids: list[uuid.UUID], timeout: float, *, refuse_rejections: bool = False
+    ) -> None:
+        pending = set(ids)
         deadline = time.perf_counter() + timeout
-        while any(i not in self.seen for i in ids):
-            if time.perf_counter() > deadline:
-                missing = sum(1 for i in ids if i not in self.seen)
-                raise TimeoutError(f"{missing} outcomes not observed")
-            await asyncio.sleep(0.01)
+        while pending:
+            pending = {i for i in pending if i not in self.seen}
+            if pending and time.perf_counter() > deadline:
+                raise TimeoutError(f"{len(pending)} outcomes not observed")
+            await asyncio.sleep(0.002)
+        refused = self.rejections(ids)
+        if refuse_rejections and refused:
+            raise RuntimeError(f"{len(refused)} commands refused, e.g. {refused[0]}")
+
+    def rejections(self, ids: list[uuid.UUID] | None = None) -> list[dict[str, Any]]:
+        outcomes = [self.seen[i] for i in ids] if ids is not None else list(self.seen.values())
+        return [o.payload for o in outcomes if o.type == CommandRejected.TYPE]
 
     async def stop(self) -> None:
         if self._task:

@@ -110,7 +110,7 @@ async def run(infra: BenchInfra, events: int, users: int) -> dict[str, float]:
         sent = await _publish(producer, Topics.ALLOCATION_EVENTS, batch)
         published = time.perf_counter()
         await watcher.wait_all([e.message_id for e in sent], 600)
-        done = max(watcher.seen[e.message_id] for e in sent)
+        done = max(watcher.seen[e.message_id].at for e in sent)
         return {
             "events": events,
             "users": users,

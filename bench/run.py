@@ -57,7 +57,7 @@ async def throughput(infra: BenchInfra, count: int) -> dict[str, float]:
         await producer.producer.flush()
         published = time.perf_counter()
         await watcher.wait_all(ids, 600)
-        elapsed = max(watcher.seen[i] for i in ids) - start
+        elapsed = max(watcher.seen[i].at for i in ids) - start
         return {
             "commands": count,
             "end_to_end_commands_per_s": round(count / elapsed, 1),
@@ -88,7 +88,7 @@ async def latency(infra: BenchInfra, rate: int, seconds: float) -> dict[str, flo
         await producer.producer.flush()
         offered = total / (time.perf_counter() - start)
         await watcher.wait_all(list(sent_at), 300)
-        latencies = [watcher.seen[i] - t for i, t in sent_at.items()]
+        latencies = [watcher.seen[i].at - t for i, t in sent_at.items()]
         return {"offered_rate_per_s": round(offered, 1), "commands": total, **summary_ms(latencies)}
     finally:
         await watcher.stop()
