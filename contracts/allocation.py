@@ -18,6 +18,7 @@ class StepType(StrEnum):
     TRUSTED_ASSESSMENT = "WB Trusted Assessment and Support Planning"
     CASE_MONITORING = "WB Case Monitoring"
     SUPPORT_PLAN_DELIVERY = "WB Support Action Plan Delivery"
+    SERVICE_REQUEST = "Service request"  # the agency's unit of work (not a Wellbeing step)
 
 
 class WorkState(StrEnum):
@@ -51,6 +52,19 @@ class ReceiveReferral(Command):
     person_name: str = Field(min_length=1)
     area: str | None = None
     reason: str = ""
+
+
+class ReceiveServiceRequest(Command):
+    """Agency intake: a customer's service request enters a team's or segment's hopper, the
+    queue that team leaders assign from (AC19)."""
+
+    TYPE: ClassVar[str] = "allocation.receive_service_request.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str = Field(min_length=1)
+    person_name: str = Field(min_length=1)
+    unit_id: str = Field(min_length=1)
+    description: str = ""
 
 
 class CreateStep(Command):

@@ -53,6 +53,7 @@ from contracts.allocation import (
     Priority,
     ReassignWork,
     ReceiveReferral,
+    ReceiveServiceRequest,
     RecordWorkerRelationship,
     StartStep,
     StepType,
@@ -63,7 +64,6 @@ from contracts.allocation import (
     WorkItemStarted,
 )
 from contracts.signoff import (
-    CASE_MONITORING_ACTION,
     MANAGEMENT_TEAM,
     REQUEST_NAME,
     TRANSFER_TO_SUPPORT_OFFICER,
@@ -685,60 +685,21 @@ async def hierarchical_access(w: Walk) -> str:
 
 
 async def appeals_intake(w: Walk) -> str:
-    """Service requests reach the Appeals team's hopper. The platform has no intake command for
-    agency work, so one comes the way work enters a team here: a finished step's next action
-    assigned to the team lands in its hopper (SO09)."""
+    """A customer's appeal enters the Appeals team's hopper (AC19)."""
     person = f"P-{uuid.uuid4().hex[:8]}"
-    created = await w.ok(
-        CreateStep(person_id=person, step_type=StepType.TRUSTED_ASSESSMENT, area="North"),
-        SO_NORTH,
+    item = await w.ok(
+        ReceiveServiceRequest(
+            person_id=person,
+            person_name="Agency Customer",
+            unit_id=APPEALS_TEAM,
+            description="Appeal lodged",
+        ),
+        TL_APPEALS,
         WorkItemCreated,
     )
-    step = created.work_item_id
-    await w.followed(w.last, StepTracked)
-    await w.ok(
-        RecordWorkerRelationship(person_id=person, worker_position_id=ASSESSOR.position_id or ""),
-        SO_NORTH,
-        WorkerRelationshipRecorded,
-    )
-    await w.ok(
-        AssignWork(person_id=person, work_item_id=step, to_position_id=ASSESSOR.position_id or ""),
-        SO_NORTH,
-        WorkItemAssigned,
-    )
-    await w.ok(StartStep(person_id=person, work_item_id=step), ASSESSOR, WorkItemStarted)
-    answers = {**ASSESSMENT_ANSWERS, "progressing_to_support_officer": "No"}
-    await w.ok(SaveStep(step_id=step, person_id=person, answers=answers), ASSESSOR, StepSaved)
-    sent = await w.ok(SendRequest(step_id=step, person_id=person), ASSESSOR, RequestSent)
-    await w.ok(
-        AddNextActions(
-            step_id=step,
-            person_id=person,
-            actions=[
-                NextActionInput(
-                    action_type=CASE_MONITORING_ACTION,
-                    assignee_kind="team",
-                    assignee_id=APPEALS_TEAM,
-                    note="Appeal lodged: please take on",
-                )
-            ],
-        ),
-        SO_MGMT,
-        NextActionsAdded,
-    )
-    await w.ok(
-        CompleteRequest(request_id=sent.request_id, step_id=step, person_id=person),
-        SO_MGMT,
-        RequestCompleted,
-    )
-    await w.ok(FinishStep(step_id=step, person_id=person), SO_MGMT, StepFinished)
-    item = await w.followed(w.last, WorkItemCreated)
     expect((item.owner_kind, item.owner_id) == ("hopper", APPEALS_HOPPER), f"in {item.owner_id}")
     w.facts["appeals_item"], w.facts["appeals_person"] = item.work_item_id, person
-    return (
-        f"work item {item.work_item_id} in {APPEALS_HOPPER}, sent there as a finished step's "
-        "next action to the team (SO09): the platform has no intake command for agency work"
-    )
+    return f"service request {item.work_item_id} waits in {APPEALS_HOPPER} (AC19)"
 
 
 async def appeals_work_assigned(w: Walk) -> str:

@@ -107,6 +107,13 @@ def queue(state: WorkState, hopper_id: str) -> Placement:
     return Placement(state, "inbox" if hopper_id in INBOX_TEAMS else "hopper", hopper_id)
 
 
+def intake(unit_id: str, hopper_id: str | None) -> Placement:
+    """A service request waits, unassigned, in its unit's hopper (AC19)."""
+    if not hopper_id:
+        raise RuleViolation("AC19", f"{unit_id!r} is not a known team or segment with a hopper")
+    return queue(WorkState.INCOMING, hopper_id)
+
+
 def area_team(area: str | None) -> str:
     """AL02: the Trusted Assessment step goes to North or South by the person's area."""
     try:

@@ -39,6 +39,7 @@ from contracts.allocation import (
     Priority,
     ReassignWork,
     ReceiveReferral,
+    ReceiveServiceRequest,
     RecordWorkerRelationship,
     ReleasedItem,
     SendToSegmentHopper,
@@ -270,6 +271,29 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
         step_type=StepType.TRIAGE,
         placement=placement,
         note=cmd.reason,
+        id_from_message=True,
+    )
+
+
+@dispatcher.on(ReceiveServiceRequest)
+async def receive_service_request(ctx: HandlerContext[ReceiveServiceRequest]) -> None:
+    """AC19: agency work enters its unit's hopper."""
+    cmd = ctx.message
+    unit = await store.unit(ctx.conn, cmd.unit_id)
+    placement = domain.intake(cmd.unit_id, (unit or {}).get("hopper_id"))
+    ctx.stage(
+        store.PERSON_UPSERT,
+        {"person_id": cmd.person_id, "name": cmd.person_name, "area": None},
+        dedupe_on=("person_id",),
+    )
+    await _create_work_item(
+        ctx,
+        work_item_id=uuid.uuid5(ctx.envelope.message_id, "service-request"),
+        person_id=cmd.person_id,
+        person_name=cmd.person_name,
+        step_type=StepType.SERVICE_REQUEST,
+        placement=placement,
+        note=cmd.description,
         id_from_message=True,
     )
 

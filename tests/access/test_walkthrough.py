@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,13 @@ from contracts.access import (
     RequestEmergencyAbsenceAccess,
     RequestHierarchicalAccess,
 )
-from contracts.allocation import AssignWork, PositionWorkReleased, StepType, WorkItemAssigned
+from contracts.allocation import (
+    AssignWork,
+    PositionWorkReleased,
+    ReceiveServiceRequest,
+    WorkItemAssigned,
+    WorkItemCreated,
+)
 from services.access import handlers as access_handlers
 from services.allocation import store as allocation_store
 from tests.access.conftest import ADMIN, AccessService, Org, Outcome, eventually
@@ -74,32 +79,6 @@ async def _allocation_knows(allocation: RunningService, position_id: str) -> Non
     await eventually(active)
 
 
-async def _hopper_items(allocation: RunningService, hopper: str, count: int) -> list[Any]:
-    """Service requests waiting in a hopper of allocation (the agency's intake is outside this
-    system, so the test puts them there as the intake would)."""
-    now = datetime.now(UTC)
-    items = [(uuid.uuid4(), f"P-{uuid.uuid4().hex[:8]}") for _ in range(count)]
-    async with allocation.runtime.engine.begin() as conn:
-        for work_item_id, person_id in items:
-            await conn.execute(
-                allocation_store.persons.insert().values(person_id=person_id, name=person_id)
-            )
-            await conn.execute(
-                allocation_store.work_items.insert().values(
-                    work_item_id=work_item_id,
-                    person_id=person_id,
-                    step_type=StepType.CASE_MONITORING.value,
-                    state="incoming",
-                    owner_kind="hopper",
-                    owner_id=hopper,
-                    priority="normal",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    return items
-
-
 async def _held_by(allocation: RunningService, position_id: str) -> int:
     w = allocation_store.work_items
     async with allocation.runtime.engine.connect() as conn:
@@ -139,8 +118,23 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
     appeals = granted.one(AccessGrantRecorded).position_id
     await _allocation_knows(allocation, appeals)
 
-    # The Appeals TL passes two service requests from the team hopper to the caseworker.
-    items = await _hopper_items(allocation, "hopper-team-appeals-1", 2)
+    # Two service requests enter the Appeals team's hopper; its TL passes them to the caseworker.
+    items = []
+    for _ in range(2):
+        intake = await _send(
+            commands,
+            event_log,
+            ReceiveServiceRequest(
+                person_id=f"P-{uuid.uuid4().hex[:8]}",
+                person_name="Customer",
+                unit_id="team-appeals-1",
+            ),
+            me("tl-appeals-1"),
+            WorkItemCreated,
+        )
+        created = intake.one(WorkItemCreated)
+        assert created.owner_id == "hopper-team-appeals-1"
+        items.append((created.work_item_id, created.person_id))
     for work_item_id, person_id in items:
         await _send(
             commands,
@@ -254,8 +248,18 @@ async def test_ac16_saga_with_allocation_completes_once_when_access_is_down_at_t
     )
     appeals = granted.one(AccessGrantRecorded).position_id
     await _allocation_knows(allocation, appeals)
-    items = await _hopper_items(allocation, org.id("hopper-team-appeals"), 1)
-    ((work_item_id, person_id),) = items
+    intake = await org.send(
+        ReceiveServiceRequest(
+            person_id=f"P-{uuid.uuid4().hex[:8]}",
+            person_name="Customer",
+            unit_id=org.id("team-appeals"),
+        ),
+        "tl-appeals",
+        wait_for=WorkItemCreated,
+    )
+    created = intake.one(WorkItemCreated)
+    assert created.owner_id == org.id("hopper-team-appeals")
+    work_item_id, person_id = created.work_item_id, created.person_id
     assigned = await org.send(
         AssignWork(person_id=person_id, work_item_id=work_item_id, to_position_id=appeals),
         "tl-appeals",

@@ -13,8 +13,11 @@ from contracts.allocation import (
     MoveAbsentCaseworkerWork,
     PositionWorkReleased,
     PositionWorkReleaseFailed,
+    ReceiveServiceRequest,
     SendToSegmentHopper,
+    StepType,
     WorkItemAssigned,
+    WorkItemCreated,
     WorkItemMoved,
 )
 from services.allocation import domain
@@ -108,6 +111,26 @@ async def test_ac19_absence_access_assigns_hopper_work_only_to_that_teams_casewo
     reassigned = only(await ok(commands, event_log, to_b1, TL_ENF_2), WorkItemAssigned)
     assert reassigned.item.owner_id == CW_3
     assert reassigned.from_owner.id == SEGMENT_HOPPER
+
+
+async def test_ac19_service_request_enters_its_teams_hopper_and_the_tl_assigns_it(
+    directory: RunningService, commands: CommandClient, event_log: EventLog
+) -> None:
+    person = new_person()
+    intake = ReceiveServiceRequest(
+        person_id=person, person_name="Agency Customer", unit_id=TEAM_A, description="Appeal"
+    )
+    created = only(await ok(commands, event_log, intake, TL_ENF_1), WorkItemCreated)
+    assert (created.owner_kind, created.owner_id) == ("hopper", HOPPER_A)
+    assert created.step_type is StepType.SERVICE_REQUEST
+    assign = AssignWork(
+        person_id=person, work_item_id=created.work_item_id, to_position_id=CW_ENF_1.position_id
+    )
+    assigned = only(await ok(commands, event_log, assign, TL_ENF_1), WorkItemAssigned)
+    assert assigned.item.owner_id == CW_ENF_1.position_id
+
+    nowhere = intake.model_copy(update={"person_id": new_person(), "unit_id": "team-nowhere"})
+    assert (await refused(commands, event_log, nowhere, TL_ENF_1)).rule == "AC19"
 
 
 async def test_ac16_release_moves_held_work_to_the_hopper_and_confirms(
