@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,7 +147,7 @@ class ServiceRuntime:
         self.relay.start()
         self.relay.wake()  # publish whatever a previous crash left in the outbox
         self._tasks: list[asyncio.Task[None]] = [
-            asyncio.create_task(task(self)) for task in self.spec.tasks
+            asyncio.create_task(task(self)) for task in (*self.spec.tasks, _prune_inbox_forever)
         ]
         log.info("service started", service=self.spec.name)
 
@@ -159,6 +159,14 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.broker.stop()
         await self.engine.dispose()
+
+    async def prune_inbox(self, now: datetime) -> int:
+        """Forgets applied message ids older than the retention; returns how many."""
+        cutoff = now - timedelta(days=self.settings.inbox_retention_days)
+        inbox = self.spec.inbox
+        async with self.engine.begin() as conn:
+            result = await conn.execute(inbox.delete().where(inbox.c.applied_at < cutoff))
+        return int(result.rowcount or 0)
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, now: datetime | None = None) -> AsyncIterator[UnitOfWork]:
@@ -213,6 +221,16 @@ class ServiceRuntime:
         app.state.engine = self.engine
         app.state.runtime = self
         return app
+
+
+async def _prune_inbox_forever(runtime: ServiceRuntime) -> None:
+    while True:
+        await asyncio.sleep(runtime.settings.inbox_prune_interval_seconds)
+        try:
+            pruned = await runtime.prune_inbox(runtime.clock())
+            log.info("inbox pruned", forgotten=pruned)
+        except Exception:
+            log.exception("inbox pruning failed; trying again later")
 
 
 class _Backoff:

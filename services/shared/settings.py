@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 0.5
     retry_backoff_max_seconds: float = 5.0
 
+    # The inbox must remember a message id for as long as the message can be redelivered or
+    # replayed: keep it at least as long as the topics' retention.
+    inbox_retention_days: float = 14.0
+    inbox_prune_interval_seconds: float = 3600.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

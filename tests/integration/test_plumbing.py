@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -133,3 +134,29 @@ async def test_forged_missing_and_expired_actor_tokens_are_rejected_and_change_n
         rejected = CommandRejected.model_validate(event.payload)
         assert rejected.rule == "actor-token", label
         assert await _count(allocation, referral.person_id) == 0, label
+
+
+async def test_inbox_forgets_ids_older_than_the_retention_only(allocation: RunningService) -> None:
+    runtime = allocation.runtime
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            store.inbox.insert(),
+            [
+                {"message_id": old, "applied_at": now - timedelta(days=30)},
+                {"message_id": recent, "applied_at": now - timedelta(days=1)},
+            ],
+        )
+    assert await runtime.prune_inbox(now) >= 1
+    async with runtime.engine.connect() as conn:
+        left = set(
+            (
+                await conn.execute(
+                    sa.select(store.inbox.c.message_id).where(
+                        store.inbox.c.message_id.in_([old, recent])
+                    )
+                )
+            ).scalars()
+        )
+    assert left == {recent}
