@@ -89,7 +89,7 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=settings.service_name,
             acks="all",
-            linger_ms=2,
+            linger_ms=0,  # send at once; records still batch while a request is in flight
             enable_idempotence=False,  # tansu has no InitProducerId; the inbox dedupes instead
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at DEBUG
         )
@@ -121,7 +121,9 @@ class ServiceRuntime:
             group_id=self.settings.group_id,
             batch=True,
             max_records=self.settings.batch_max_records,
-            batch_timeout_ms=self.settings.fetch_max_wait_ms,
+            # getmany returns as soon as records are fetched; a long timeout only spares the
+            # idle loop FastStream's extra sleep after an empty poll.
+            batch_timeout_ms=500,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=max(500, self.settings.session_timeout_ms // 4),

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     batch_max_records: int = 500
     # How long the broker may hold an empty fetch: an upper bound on the wait for a new record
     # when the consumer is idle (lower: less latency, more idle fetches).
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = 5
     # How long the group waits for a silent instance before handing its partitions on.
     session_timeout_ms: int = 10000
     relay_batch_size: int = 2000
