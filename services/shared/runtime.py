@@ -89,7 +89,7 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=settings.service_name,
             acks="all",
-            linger_ms=0,  # send at once; records still batch while a request is in flight
+            linger_ms=2,
             enable_idempotence=False,  # tansu has no InitProducerId; the inbox dedupes instead
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at DEBUG
         )
