@@ -1,13 +1,19 @@
 """The removal saga with allocation's answers published as allocation would (AC16), six-monthly
 reviews and emergency P30 deadlines driven by an explicit clock (AC09, AC11), position
-switching and the work views (AC05, AC17-AC19)."""
+switching and the work views (AC05, AC17-AC19).
+
+Allocation's answers are simulated here, so this module runs its own access service on a broker
+and database of its own: a real allocation service elsewhere in the session must not answer
+first."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from contracts.access import (
@@ -39,8 +45,48 @@ from contracts.allocation import (
     WorkState,
 )
 from services.access import domain, scheduler, store
+from services.shared.auth import TokenIssuer
+from services.shared.settings import Settings
 from tests.access.conftest import AccessService, Org, eventually
 from tests.access.test_secondary_access import absence, hierarchical, positions, rejected
+from tests.support.client import CommandClient, EventLog
+from tests.support.infra import Infra, isolated_infrastructure
+
+
+@pytest.fixture(scope="module")
+def own_infra(infra: Infra) -> Iterator[tuple[str, str]]:
+    with isolated_infrastructure(infra, "access_saga") as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+async def access(
+    own_infra: tuple[str, str], settings_for: Callable[..., Settings]
+) -> AsyncIterator[AccessService]:
+    bootstrap, database_url = own_infra
+    service = AccessService(
+        settings_for("access", kafka_bootstrap_servers=bootstrap, database_url=database_url)
+    )
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture(scope="module")
+async def own_clients(
+    own_infra: tuple[str, str], issuer: TokenIssuer
+) -> AsyncIterator[tuple[CommandClient, EventLog]]:
+    client, log = CommandClient(own_infra[0], issuer), EventLog(own_infra[0])
+    await client.start()
+    await log.start()
+    yield client, log
+    await log.stop()
+    await client.stop()
+
+
+@pytest.fixture
+async def org(access: AccessService, own_clients: tuple[CommandClient, EventLog]) -> Org:
+    return await Org(*own_clients).load()
 
 
 async def _hierarchical_to_appeals(org: Org, user: str = "cw-1") -> str:

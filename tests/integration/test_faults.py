@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts import Actor, Envelope
 from contracts.allocation import ReceiveReferral, WorkItemCreated
-from deploy.stack import EmbeddedBroker, create_database, create_topics, free_port
+from deploy.stack import free_port
 from services.shared.auth import KeyPair, TokenIssuer
 from tests.support.client import CommandClient, EventLog
-from tests.support.infra import Infra, _with_database
+from tests.support.infra import Infra, isolated_infrastructure
 
 pytestmark = pytest.mark.faults
 OFFICER = Actor(user_id="so-hub", position_id="pos-so-hub")
@@ -82,15 +82,8 @@ class Isolated:
 
 @pytest.fixture(scope="module")
 def isolated_infra(infra: Infra) -> Iterator[tuple[str, str]]:
-    broker = EmbeddedBroker()
-    bootstrap = broker.start()
-    asyncio.run(create_topics(bootstrap))
-    name = f"casework_faults_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(_with_database(infra.database_url, "postgres"), name))
-    try:
-        yield bootstrap, _with_database(infra.database_url, name)
-    finally:
-        broker.stop()
+    with isolated_infrastructure(infra, "faults") as found:
+        yield found
 
 
 @pytest.fixture

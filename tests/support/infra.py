@@ -102,3 +102,22 @@ def infrastructure(tmp: Path) -> Iterator[Infra]:
         finally:
             with contextlib.suppress(Exception):
                 asyncio.run(_drop_database(admin, name))
+
+
+@contextlib.contextmanager
+def isolated_infrastructure(infra: Infra, label: str) -> Iterator[tuple[str, str]]:
+    """A broker of its own (embedded tansu) and a fresh database on the session's server, for
+    tests whose messages must not meet the session's services: killed processes and their
+    replays, or a service's partner simulated by the test itself."""
+    broker = EmbeddedBroker()
+    bootstrap = broker.start()
+    asyncio.run(create_topics(bootstrap))
+    name = f"casework_{label}_{uuid.uuid4().hex[:10]}"
+    admin = _with_database(infra.database_url, "postgres")
+    asyncio.run(create_database(admin, name))
+    try:
+        yield bootstrap, _with_database(infra.database_url, name)
+    finally:
+        broker.stop()
+        with contextlib.suppress(Exception):
+            asyncio.run(_drop_database(admin, name))
