@@ -206,3 +206,39 @@ async def test_killed_at_random_while_working_loses_and_doubles_nothing(
         )
         == 300
     )
+
+
+async def test_two_instances_share_the_work_and_one_killed_loses_and_doubles_nothing(
+    isolated_infra: tuple[str, str],
+    keys: KeyPair,
+    isolated_clients: tuple[CommandClient, EventLog],
+) -> None:
+    """Scale-out: two instances in one consumer group split the partitions; one is killed
+    mid-stream, the survivor takes its partitions over (rebalance) and every command still has
+    exactly one effect and one outcome."""
+    commands, events = isolated_clients
+    first, second = Isolated(*isolated_infra, keys), Isolated(*isolated_infra, keys)
+    try:
+        first.spawn()
+        second.spawn()
+        referrals = [_referral() for _ in range(300)]
+        sent = [await commands.send(r, OFFICER) for r in referrals[:150]]
+        await events.wait_for(
+            lambda: sum(bool(events.caused_by(s.message_id)) for s in sent) >= 20, 90
+        )
+        second.kill()
+        sent += [await commands.send(r, OFFICER) for r in referrals[150:]]
+        await events.wait_for(lambda: all(events.caused_by(s.message_id) for s in sent), 120)
+    finally:
+        first.kill()
+        second.kill()
+
+    for envelope in sent:
+        assert len({e.message_id for e in events.caused_by(envelope.message_id)}) == 1
+    persons = [r.person_id for r in referrals]
+    assert (
+        await first.count(
+            "select count(*) from allocation.work_items where person_id = any(:p)", p=persons
+        )
+        == 300
+    )
