@@ -253,25 +253,46 @@ async def _create_work_item(
     return True
 
 
-@dispatcher.on(ReceiveReferral)
-async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
-    """AL01."""
-    cmd = ctx.message
-    placement = domain.placement_for_new_step(StepType.TRIAGE, cmd.area)
+async def _intake(
+    ctx: Ctx,
+    *,
+    person_id: str,
+    person_name: str,
+    area: str | None,
+    step_type: StepType,
+    placement: domain.Placement,
+    note: str,
+) -> None:
+    """New work from outside (a referral, a service request): the person and the item, staged."""
     ctx.stage(
         store.PERSON_UPSERT,
-        {"person_id": cmd.person_id, "name": cmd.person_name, "area": cmd.area},
+        {"person_id": person_id, "name": person_name, "area": area},
         dedupe_on=("person_id",),
     )
     await _create_work_item(
         ctx,
-        work_item_id=uuid.uuid5(ctx.envelope.message_id, "triage"),
+        work_item_id=uuid.uuid5(ctx.envelope.message_id, step_type.value),
+        person_id=person_id,
+        person_name=person_name,
+        step_type=step_type,
+        placement=placement,
+        note=note,
+        id_from_message=True,
+    )
+
+
+@dispatcher.on(ReceiveReferral)
+async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
+    """AL01."""
+    cmd = ctx.message
+    await _intake(
+        ctx,
         person_id=cmd.person_id,
         person_name=cmd.person_name,
+        area=cmd.area,
         step_type=StepType.TRIAGE,
-        placement=placement,
+        placement=domain.placement_for_new_step(StepType.TRIAGE, cmd.area),
         note=cmd.reason,
-        id_from_message=True,
     )
 
 
@@ -280,21 +301,14 @@ async def receive_service_request(ctx: HandlerContext[ReceiveServiceRequest]) ->
     """AC19: agency work enters its unit's hopper."""
     cmd = ctx.message
     unit = await store.unit(ctx.conn, cmd.unit_id)
-    placement = domain.intake(cmd.unit_id, (unit or {}).get("hopper_id"))
-    ctx.stage(
-        store.PERSON_UPSERT,
-        {"person_id": cmd.person_id, "name": cmd.person_name, "area": None},
-        dedupe_on=("person_id",),
-    )
-    await _create_work_item(
+    await _intake(
         ctx,
-        work_item_id=uuid.uuid5(ctx.envelope.message_id, "service-request"),
         person_id=cmd.person_id,
         person_name=cmd.person_name,
+        area=None,
         step_type=StepType.SERVICE_REQUEST,
-        placement=placement,
+        placement=domain.intake(cmd.unit_id, (unit or {}).get("hopper_id")),
         note=cmd.description,
-        id_from_message=True,
     )
 
 
