@@ -5,6 +5,7 @@ registered here; `type` names the model and its version (`allocation.work_create
 """
 
 from contracts.envelope import (
+    OUTCOME_SIZE_HEADER,
     Actor,
     Command,
     CommandRejected,
@@ -17,6 +18,7 @@ from contracts.envelope import (
 from contracts.topics import Topics
 
 __all__ = [
+    "OUTCOME_SIZE_HEADER",
     "Actor",
     "Command",
     "CommandRejected",

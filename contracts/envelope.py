@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _REGISTRY: dict[str, type[Message]] = {}
 
+# Kafka header on every event a consumed message caused: how many events it caused in all
+# (across topics), so that a caller knows when it has seen the whole outcome of its command.
+OUTCOME_SIZE_HEADER = "outcome-size"
+
 
 class Actor(BaseModel):
     """Who acts: a user and the position they currently act in."""

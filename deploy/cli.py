@@ -173,13 +173,13 @@ def print_events(events: Iterable[Envelope]) -> None:
 
 
 async def _send(
-    target: Target, command: Any, actor: Actor, timeout: float, until: str | None = None
+    target: Target, command: Any, actor: Actor, timeout: float
 ) -> tuple[Envelope, list[Envelope]]:
     bus = Bus(target.broker(), target.issuer())
     await bus.start()
     try:
         sent = await bus.send(command, actor)
-        return sent, await bus.outcome(sent, timeout=timeout, until=until)
+        return sent, await bus.outcome(sent, timeout=timeout)
     finally:
         await bus.stop()
 
@@ -261,9 +261,7 @@ def directory_load(
     """Load teams, segments, users and their primary positions (access.load_directory)."""
     cmd = build_command(LoadDirectory, _json_object(file, "units, users and positions"))
     target = Target.resolve(STATE["dir"])
-    sent, events = asyncio.run(
-        _send(target, cmd, Actor(user_id=user), timeout, until=DirectoryLoaded.TYPE)
-    )
+    sent, events = asyncio.run(_send(target, cmd, Actor(user_id=user), timeout))
     loaded = [e for e in events if e.type == DirectoryLoaded.TYPE]
     if loaded and rejection(events) is None:
         counts = loaded[0].payload

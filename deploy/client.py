@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import time
@@ -23,7 +22,15 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from contracts import Actor, Command, CommandRejected, Envelope, Topics, registered_types
+from contracts import (
+    OUTCOME_SIZE_HEADER,
+    Actor,
+    Command,
+    CommandRejected,
+    Envelope,
+    Topics,
+    registered_types,
+)
 from deploy.stack import SERVICES, Stack
 from services.shared.auth import HEADER, TokenIssuer
 
@@ -316,24 +323,15 @@ class Bus:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
 
-    async def outcome(
-        self,
-        sent: Envelope,
-        timeout: float = 30.0,
-        settle: float = 0.3,
-        until: str | None = None,
-    ) -> list[Envelope]:
-        """The events a command caused. They are written in one transaction but may sit on
-        several partitions, so once the first (or the `until` type, or a rejection) is in, wait
-        until `settle` seconds pass without another. Raises ClientError if the command was
-        dead-lettered or nothing came in `timeout` seconds."""
-
-        def arrived() -> bool:
-            types = {e.type for e in self.caused_by(sent.message_id)}
-            return bool(types) if until is None else bool({until, CommandRejected.TYPE} & types)
-
+    async def outcome(self, sent: Envelope, timeout: float = 30.0) -> list[Envelope]:
+        """The events a command caused, once all have arrived: they may sit on several
+        partitions, and each carries the size of the whole outcome in a header. Raises
+        ClientError if the command was dead-lettered or nothing came in `timeout` seconds."""
         try:
-            await self.wait_for(lambda: arrived() or self.dead_lettered(sent.message_id), timeout)
+            await self.wait_for(
+                lambda: self._whole_outcome(sent.message_id) or self.dead_lettered(sent.message_id),
+                timeout,
+            )
         except TimeoutError:
             raise ClientError(
                 f"no outcome for {sent.type} within {timeout:.0f}s: is its service running?", 1
@@ -341,15 +339,19 @@ class Bus:
         if (dead := self.dead_lettered(sent.message_id)) is not None:
             reason = dead.headers.get("dlq-reason", "unknown reason")
             raise ClientError(f"{sent.type} was dead-lettered: {reason}")
-        while True:
-            count = len(self.caused_by(sent.message_id))
-            try:
-                await self.wait_for(functools.partial(self._more_caused, sent, count), settle)
-            except TimeoutError:
-                return self.caused_by(sent.message_id)
+        return self._whole_outcome(sent.message_id)
 
-    def _more_caused(self, sent: Envelope, count: int) -> bool:
-        return len(self.caused_by(sent.message_id)) > count
+    def _whole_outcome(self, message_id: uuid.UUID) -> list[Envelope]:
+        caused = [
+            r
+            for r in self.received
+            if r.envelope and r.topic.endswith(".events") and r.envelope.causation_id == message_id
+        ]
+        if not caused:
+            return []
+        size = max(int(r.headers.get(OUTCOME_SIZE_HEADER, "1")) for r in caused)
+        distinct = {r.envelope.message_id: r.envelope for r in caused if r.envelope}
+        return list(distinct.values()) if len(distinct) >= size else []
 
 
 def rejection(events: list[Envelope]) -> CommandRejected | None:

@@ -17,7 +17,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -29,7 +29,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts import Actor, Command, CommandRejected, Envelope, Event, Message, Topics
+from contracts import (
+    OUTCOME_SIZE_HEADER,
+    Actor,
+    Command,
+    CommandRejected,
+    Envelope,
+    Event,
+    Message,
+    Topics,
+)
 from services.shared import auth, db, logs, metrics, outbox
 from services.shared.rules import RuleViolation
 
@@ -355,7 +364,7 @@ class BatchProcessor:
             metrics.REJECTED.labels(refused.violation.rule).inc()
             return [self._rejection(item, refused.violation.rule, refused.violation.reason)]
         metrics.APPLIED.labels(envelope.type).inc()
-        return ctx.emitted
+        return _outcome(ctx.emitted)
 
     @staticmethod
     async def _run(handler: Handler, ctx: HandlerContext[Any]) -> None:
@@ -374,9 +383,15 @@ class BatchProcessor:
             rule=rule,
             reason=reason,
         )
-        return outbox.OutboxRecord.of(
-            self._event_topic, item.envelope.caused(rejected, occurred_at=self._clock()), item.key
-        )
+        return _outcome(
+            [
+                outbox.OutboxRecord.of(
+                    self._event_topic,
+                    item.envelope.caused(rejected, occurred_at=self._clock()),
+                    item.key,
+                )
+            ]
+        )[0]
 
     def _dead_letter(self, item: _Item) -> list[outbox.OutboxRecord]:
         record, reason = item.record, item.dead_reason or ""
@@ -408,6 +423,12 @@ class BatchProcessor:
 class _Refused(Exception):
     def __init__(self, violation: RuleViolation) -> None:
         self.violation = violation
+
+
+def _outcome(records: list[outbox.OutboxRecord]) -> list[outbox.OutboxRecord]:
+    """Marks each event of one message's outcome with the outcome's size."""
+    size = {OUTCOME_SIZE_HEADER: str(len(records))}
+    return [replace(r, headers={**r.headers, **size}) for r in records]
 
 
 def _is_command_topic(record: ConsumerRecord[Any, Any]) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts import Actor, Command, Envelope, Topics
+from contracts import OUTCOME_SIZE_HEADER, Actor, Command, Envelope, Topics
 from services.shared.auth import HEADER, TokenIssuer
 
 
@@ -21,6 +21,7 @@ class EventLog:
     def __init__(self, bootstrap_servers: str) -> None:
         self._servers = bootstrap_servers
         self.records: list[Any] = []
+        self._envelopes: list[tuple[Any, Envelope | None]] = []
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -68,14 +69,25 @@ class EventLog:
             await self._consumer.stop()
 
     def envelopes(self, topic_suffix: str = ".events") -> list[Envelope]:
-        return [
-            Envelope.model_validate_json(r.value)
-            for r in self.records
-            if r.topic.endswith(topic_suffix)
-        ]
+        return [e for r, e in self._parsed() if r.topic.endswith(topic_suffix)]
+
+    def _parsed(self) -> list[tuple[Any, Envelope]]:
+        """Event records with their envelopes, parsed once."""
+        for record in self.records[len(self._envelopes) :]:
+            parsed = None
+            if record.topic.endswith(".events"):
+                parsed = Envelope.model_validate_json(record.value)
+            self._envelopes.append((record, parsed))
+        return [(r, e) for r, e in self._envelopes if e is not None]
 
     def caused_by(self, message_id: uuid.UUID) -> list[Envelope]:
-        return [e for e in self.envelopes() if e.causation_id == message_id]
+        return [e for _, e in self._parsed() if e.causation_id == message_id]
+
+    def _whole_outcome(self, message_id: uuid.UUID) -> list[Envelope]:
+        caused = [(r, e) for r, e in self._parsed() if e.causation_id == message_id]
+        sizes = [int(dict(r.headers).get(OUTCOME_SIZE_HEADER, b"1")) for r, _ in caused]
+        distinct = {e.message_id: e for _, e in caused}  # a republished event counts once
+        return list(distinct.values()) if caused and len(distinct) >= max(sizes) else []
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -91,8 +103,8 @@ class EventLog:
                     await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def outcome(self, message_id: uuid.UUID, timeout: float = 20.0) -> list[Envelope]:
-        """The events a command caused (its outcome), once at least one has arrived."""
-        return await self.wait_for(lambda: self.caused_by(message_id), timeout)  # type: ignore[no-any-return]
+        """The events a message caused (its outcome), once all of them have arrived."""
+        return await self.wait_for(lambda: self._whole_outcome(message_id), timeout)  # type: ignore[no-any-return]
 
 
 class CommandClient:
