@@ -62,3 +62,13 @@ def test_asyncapi_document_lists_every_message_on_its_topic(tmp_path: Path) -> N
     files = write(tmp_path)
     assert len(files) == len(registered_types()) + 1
     assert all(f.exists() for f in files)
+
+
+def test_committed_contract_documents_are_current(tmp_path: Path) -> None:
+    """docs/generated is what `casework docs` writes from the models as they are now."""
+    committed = Path(__file__).resolve().parents[2] / "docs" / "generated"
+    write(tmp_path)
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json"))
+    assert sorted(p.relative_to(committed) for p in committed.rglob("*.json")) == fresh
+    stale = [str(p) for p in fresh if (committed / p).read_text() != (tmp_path / p).read_text()]
+    assert stale == [], "run `bin/casework docs` and commit docs/generated"
