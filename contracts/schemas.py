@@ -69,7 +69,7 @@ def write(directory: Path) -> list[Path]:
         path.write_text(json.dumps(message_schema(type_name), indent=2) + "\n")
         written.append(path)
     path = directory / "asyncapi.json"
-    path.write_text(json.dumps(asyncapi_document(), indent=2) + "\n")
+    path.write_text(json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n")
     written.append(path)
     return written
 
