@@ -59,6 +59,7 @@ async def load_directory(ctx: HandlerContext[LoadDirectory]) -> None:
     for unit in cmd.units:
         values = unit.model_dump(mode="json")
         await ctx.execute(store.upsert(store.units, "unit_id", values))
+        store.forget_units(ctx.conn)
         ctx.emit(UnitDefined(**unit.model_dump(exclude={"functionally_unique"})))
     for user in cmd.users:
         await ctx.execute(store.upsert(store.users, "user_id", user.model_dump(mode="json")))

@@ -159,9 +159,17 @@ def upsert(table: sa.Table, key: str, values: dict[str, Any]) -> Any:
     )
 
 
+_UNITS_MEMO = "access_units"
+
+
 async def all_units(conn: AsyncConnection) -> dict[str, Unit]:
+    """The case-group hierarchy, read once per consumed batch (the batch's connection keeps it
+    in its memo until a directory load changes it: `forget_units`)."""
+    memo: dict[str, Any] | None = getattr(conn, "memo", None)
+    if memo is not None and _UNITS_MEMO in memo:
+        return memo[_UNITS_MEMO]  # type: ignore[no-any-return]
     rows = await conn.execute(sa.select(units))
-    return {
+    found = {
         r.unit_id: Unit(
             unit_id=r.unit_id,
             name=r.name,
@@ -171,6 +179,15 @@ async def all_units(conn: AsyncConnection) -> dict[str, Unit]:
         )
         for r in rows
     }
+    if memo is not None:
+        memo[_UNITS_MEMO] = found
+    return found
+
+
+def forget_units(conn: AsyncConnection) -> None:
+    memo: dict[str, Any] | None = getattr(conn, "memo", None)
+    if memo is not None:
+        memo.pop(_UNITS_MEMO, None)
 
 
 async def holdings(
