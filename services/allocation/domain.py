@@ -21,6 +21,7 @@ from contracts.allocation import (
     StepType,
     WorkState,
 )
+from contracts.signoff import NEXT_ACTION_STEPS
 from services.shared.directory import Position
 from services.shared.rules import RuleViolation
 
@@ -43,10 +44,6 @@ INBOX_TEAMS = {inbox: AREA_TEAMS[area] for area, inbox in CASE_MONITORING_INBOXE
 ALLOCATOR_ROLES = frozenset({Role.SENIOR_OFFICER, Role.TEAM_LEADER, Role.SEGMENT_MANAGER})
 # AL05: allocating to these roles needs an `Involved Worker` relationship on the person.
 RELATIONSHIP_ROLES = frozenset({Role.TRUSTED_ASSESSOR, Role.GENERIC_SUPPORT_OFFICER})
-# SO06: next actions that arrive as a step of another type.
-NEXT_ACTION_STEPS = {
-    "WB Transfer to Support Officer for Service Delivery": StepType.SUPPORT_PLAN_DELIVERY,
-}
 # AL04: the steps of the Wellbeing process, in order (the workflow map).
 WORKFLOW = (
     StepType.TRIAGE,
@@ -442,7 +439,8 @@ def release_target(
 
 def next_action_step(action_type: str) -> StepType | None:
     """SO06: `WB Transfer to Support Officer for Service Delivery` arrives as a `WB Support
-    Action Plan Delivery` step; an action named after a step creates that step."""
+    Action Plan Delivery` step (the mapping is sign-off's contract: NEXT_ACTION_STEPS); an
+    action named after a step creates that step."""
     if action_type in NEXT_ACTION_STEPS:
         return NEXT_ACTION_STEPS[action_type]
     try:
