@@ -9,29 +9,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import Topics
-from services.shared.auth import KeyPair
+from services.shared.auth import SigningKey, key_set
+from services.shared.identity import AppRole
 
 SERVICES = ("allocation", "signoff", "access", "notifications")
+EDGE = "edge"  # the command API people's requests enter by (TR02); holds the signing key
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 PARTITIONS = 4
 
 
 def available_services() -> list[str]:
     return [name for name in SERVICES if (SERVICES_DIR / name / "service.py").exists()]
+
+
+# People of the development provider who hold application roles; anyone else signs in by
+# typing their user id on its page (the walkthrough's caseworkers and officers).
+DEV_ROLE_HOLDERS = (
+    {
+        "sub": "directory-admin",
+        "name": "Directory Administrator",
+        "roles": [AppRole.DIRECTORY_ADMIN],
+    },
+    {
+        "sub": "integration-admin",
+        "name": "Integration Administrator",
+        "roles": [AppRole.INTEGRATION_ADMIN],
+    },
+    {"sub": "operator", "name": "Platform Operator", "roles": [AppRole.OPERATOR]},
+)
 
 
 def free_port() -> int:
@@ -80,6 +102,37 @@ class EmbeddedBroker:
         )
         wait_for_port("127.0.0.1", self.port)
         return self.bootstrap_servers
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class DevIdentityProvider:
+    """The development OpenID Connect provider (`oidc-provider-mock`) on a loopback port, with
+    the given users and their claims."""
+
+    def __init__(self, users: Iterable[dict[str, Any]] = (), port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.users = list(users)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_path: str | None = None) -> str:
+        args = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
+        for user in self.users:
+            args += ["--user-claims", json.dumps(user)]
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(args, stdout=out, stderr=out)
+        wait_for_port("127.0.0.1", self.port)
+        return self.issuer
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -166,6 +219,8 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     use_environment: bool = True  # False: always the embedded broker and PostgreSQL
+    identity: DevIdentityProvider | None = None
+    edge_env: dict[str, str] = field(default_factory=dict)  # the signing key: the edge's only
 
     def start_infrastructure(self) -> dict[str, str]:
         environ = os.environ if self.use_environment else {}
@@ -178,21 +233,39 @@ class Stack:
             self.postgres = EmbeddedPostgres(self.state_dir.resolve() / "pgdata")
             database_url = self.postgres.start()
         asyncio.run(create_topics(bootstrap))
-        public = environ.get("CASEWORK_ACTOR_PUBLIC_KEY")
-        private = environ.get("CASEWORK_ACTOR_PRIVATE_KEY")
+        issuer = environ.get("CASEWORK_OIDC_ISSUER")
+        if not issuer:
+            self.identity = DevIdentityProvider(DEV_ROLE_HOLDERS)
+            logs = self.state_dir.resolve() / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            issuer = self.identity.start(str(logs / "identity.log"))
+        public, private = environ.get("CASEWORK_ASSERTION_KEYS"), None
         if not public:
-            # A development key pair for the embedded stack, generated once.
-            keys = self.state_dir.resolve() / "keys"
-            if not (keys / "actor.pub").exists():
-                KeyPair.generate().write(keys)
-            public, private = str(keys / "actor.pub"), str(keys / "actor.key")
+            public, private = self.edge_keys()
         self.env = {
             "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CASEWORK_DATABASE_URL": database_url,
-            "CASEWORK_ACTOR_PUBLIC_KEY": public,
-            "CASEWORK_ACTOR_PRIVATE_KEY": private or "",
+            "CASEWORK_OIDC_ISSUER": issuer,
+            "CASEWORK_ASSERTION_KEYS": public,
+        }
+        self.edge_env = {
+            "CASEWORK_ASSERTION_SIGNING_KEY": private
+            or environ.get("CASEWORK_ASSERTION_SIGNING_KEY", "")
         }
         return self.env
+
+    def edge_keys(self) -> tuple[str, str]:
+        """The embedded stack's edge signing key (private, readable by its owner only) and the
+        public key set the services verify with, generated once under `<state dir>/keys`."""
+        keys = self.state_dir.resolve() / "keys"
+        private, public = keys / "edge-signing-key.jwk", keys / "assertion-keys.json"
+        if not private.exists():
+            keys.mkdir(parents=True, exist_ok=True)
+            key = SigningKey.generate()
+            private.touch(mode=0o600)
+            private.write_text(key.dumps())
+            public.write_text(key_set(key))
+        return str(public), str(private)
 
     def start_service(
         self,
@@ -203,7 +276,14 @@ class Stack:
         log_path: Path | None = None,
     ) -> ServiceProcess:
         port = port or free_port()
-        env = {**os.environ, **self.env, "CASEWORK_HTTP_PORT": str(port), **(extra_env or {})}
+        own = self.edge_env if name == EDGE else {}
+        env = {
+            **_without_secrets(os.environ),
+            **self.env,
+            **own,
+            "CASEWORK_HTTP_PORT": str(port),
+            **(extra_env or {}),
+        }
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
@@ -219,7 +299,7 @@ class Stack:
     def start_services(self, log_dir: Path | None = None) -> None:
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
-        for name in available_services():
+        for name in [*available_services(), EDGE]:
             self.start_service(name, log_path=(log_dir / f"{name}.log") if log_dir else None)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -250,6 +330,13 @@ class Stack:
             self.broker.stop()
         if self.postgres:
             self.postgres.stop()
+        if self.identity:
+            self.identity.stop()
+
+
+def _without_secrets(environ: Any) -> dict[str, str]:
+    """The caller's environment minus the edge's signing key (TR07: only the edge holds it)."""
+    return {k: v for k, v in environ.items() if k != "CASEWORK_ASSERTION_SIGNING_KEY"}
 
 
 def reset_state(state_dir: Path) -> None:

@@ -1,5 +1,7 @@
-"""Shared fixtures: one real broker and one fresh PostgreSQL database per test session, an event
-log reading every event topic, a command client, and the services running in-process."""
+"""Shared fixtures: one real broker, one fresh PostgreSQL database and one real OpenID Connect
+provider per test session, an edge that publishes people's commands with signed assertions, an
+event log reading every event topic, a command client that signs people in and sends through the
+edge, and the services running in-process."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
+from deploy.identity import DevSignIn, SignedInUsers
+from deploy.stack import DEV_ROLE_HOLDERS, DevIdentityProvider
+from services.edge.app import Edge
 from services.shared import logs
-from services.shared.auth import KeyPair, TokenIssuer
+from services.shared.auth import SigningKey, key_set
 from services.shared.runtime import ServiceRuntime, ServiceSpec
 from services.shared.settings import Settings
 from tests.support.client import CommandClient, EventLog
@@ -27,23 +32,39 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 
 
 @pytest.fixture(scope="session")
-def keys() -> KeyPair:
-    return KeyPair.generate()
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevIdentityProvider]:
+    """The session's OpenID Connect provider, on a loopback port."""
+    provider = DevIdentityProvider(DEV_ROLE_HOLDERS)
+    provider.start(str(tmp_path_factory.mktemp("identity") / "identity.log"))
+    yield provider
+    provider.stop()
 
 
 @pytest.fixture(scope="session")
-def issuer(keys: KeyPair) -> TokenIssuer:
-    return TokenIssuer(keys.private_pem)
+async def users(identity: DevIdentityProvider) -> AsyncIterator[SignedInUsers]:
+    """People signed in through the provider's authorization-code flow, by user id."""
+    signin = DevSignIn(identity.issuer)
+    yield SignedInUsers(signin)
+    await signin.aclose()
 
 
 @pytest.fixture(scope="session")
-def settings_for(infra: Infra, keys: KeyPair) -> Callable[..., Settings]:
+def edge_key() -> SigningKey:
+    """The test edge's signing key: only the edge holds it; services get its public key set."""
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def settings_for(
+    infra: Infra, identity: DevIdentityProvider, edge_key: SigningKey
+) -> Callable[..., Settings]:
     def make(name: str, **overrides: object) -> Settings:
         values: dict[str, object] = {
             "service_name": name,
             "kafka_bootstrap_servers": infra.bootstrap_servers,
             "database_url": infra.database_url,
-            "actor_public_key": keys.public_pem,
+            "oidc_issuer": identity.issuer,
+            "assertion_keys": key_set(edge_key),
             "consumer_group": f"{name}-{RUN_ID}",
             "log_json": False,
             "relay_poll_seconds": 0.2,
@@ -63,32 +84,82 @@ async def event_log(infra: Infra) -> AsyncIterator[EventLog]:
 
 
 @pytest.fixture(scope="session")
-async def commands(infra: Infra, issuer: TokenIssuer) -> AsyncIterator[CommandClient]:
-    client = CommandClient(infra.bootstrap_servers, issuer)
+async def edge(
+    settings_for: Callable[..., Settings], edge_key: SigningKey
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The edge's command API (in-process, over ASGI), publishing to the session's broker."""
+    async with running_edge(settings_for("edge", assertion_signing_key=edge_key.dumps())) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def commands(
+    infra: Infra, edge: httpx.AsyncClient, users: SignedInUsers
+) -> AsyncIterator[CommandClient]:
+    client = CommandClient(infra.bootstrap_servers, edge, users)
     await client.start()
     yield client
     await client.stop()
 
 
+class running_edge:  # noqa: N801 - used as `async with running_edge(settings) as http`
+    """An edge started in-process; its HTTP API as an httpx client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.edge = Edge(settings)
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        await self.edge.start()
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.edge.asgi(manage_lifecycle=False)),
+            base_url="http://edge",
+        )
+        return self.http
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.http.aclose()
+        await self.edge.stop()
+
+
 class RunningService:
-    def __init__(self, runtime: ServiceRuntime) -> None:
+    """A service started in-process; `http` is its read API, `as_user(id)` the same API with
+    that user's sign-in token (TR05: every read needs one)."""
+
+    def __init__(self, runtime: ServiceRuntime, users: SignedInUsers | None = None) -> None:
         self.runtime = runtime
+        self.users = users
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=runtime.asgi()), base_url="http://service"
         )
 
+    async def get(self, user_id: str, path: str, **params: str) -> httpx.Response:
+        """GET `path` as the signed-in `user_id`."""
+        assert self.users is not None, "started without signed-in users"
+        headers = await self.users.headers(user_id)
+        return await self.http.get(path, headers=headers, params=params or None)
 
-async def start_service(spec: ServiceSpec, settings: Settings) -> RunningService:
+    async def post(self, user_id: str, path: str, body: object) -> httpx.Response:
+        """POST a JSON body to `path` as the signed-in `user_id`."""
+        assert self.users is not None, "started without signed-in users"
+        headers = await self.users.headers(user_id)
+        return await self.http.post(path, headers=headers, json=body)
+
+
+async def start_service(
+    spec: ServiceSpec, settings: Settings, users: SignedInUsers | None = None
+) -> RunningService:
     runtime = ServiceRuntime(spec, settings)
     await runtime.start()
-    return RunningService(runtime)
+    return RunningService(runtime, users)
 
 
 @pytest.fixture(scope="session")
-async def allocation(settings_for: Callable[..., Settings]) -> AsyncIterator[RunningService]:
+async def allocation(
+    settings_for: Callable[..., Settings], users: SignedInUsers
+) -> AsyncIterator[RunningService]:
     from services.allocation.service import SPEC
 
-    service = await start_service(SPEC, settings_for("allocation"))
+    service = await start_service(SPEC, settings_for("allocation"), users)
     yield service
     await service.http.aclose()
     await service.runtime.stop()

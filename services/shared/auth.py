@@ -1,107 +1,199 @@
-"""Signed actor tokens (EdDSA JWTs) carried in the `actor-token` Kafka header.
+"""Command assertions (TR02): the edge that accepted a person's request signs, for each command it
+publishes, a short-lived JWT bound to that one message: its id, a digest of its exact bytes, its
+topic, the user and the position they act in, and the application roles of their sign-in. It
+travels in the `actor-assertion` Kafka header.
 
-The issuer (CLI, tests, a front end) signs `{sub: user_id, pos: position_id, exp}` with the
-private key; services hold only the public key, so no service can forge an actor."""
+Only edges hold signing keys (Ed25519, each with a key id); services hold the public key set and
+refuse an assertion that does not match the message, was not valid when the broker accepted the
+record, lives longer than the maximum lifetime, or names an unknown key. Redelivery of the same
+record is a duplicate for the inbox, and the digest binds an assertion to one message, so an
+assertion cannot be reused for another one.
+
+Validity is judged at the record's broker timestamp, not at processing time: a command accepted
+while a service was down is still applied when it comes back."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import time
+import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 
 from contracts import Actor
 
-HEADER = "actor-token"
+HEADER = "actor-assertion"
 ALGORITHM = "EdDSA"
+TYPE = "casework-command+jwt"  # the JWT `typ`: never confused with a sign-in token
 
 
-class ActorTokenError(Exception):
-    """A missing, expired, malformed or forged actor token."""
+class AssertionRefused(Exception):
+    """A missing, forged, expired, unbound or reused command assertion."""
 
 
-def _pem(value: str) -> str:
-    if value.strip().startswith("-----BEGIN"):
-        return value
-    return Path(value).read_text()
+def digest(value: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(value).digest()).rstrip(b"=").decode()
+
+
+def _text(value: str) -> str:
+    """JSON given inline, or the path of a file that holds it."""
+    return value if value.lstrip().startswith("{") else Path(value).read_text()
 
 
 @dataclass(frozen=True)
-class KeyPair:
-    private_pem: str
-    public_pem: str
+class SigningKey:
+    """An edge's private Ed25519 key with its key id, kept as a private JWK."""
+
+    kid: str
+    private_jwk: dict[str, Any]
 
     @classmethod
-    def generate(cls) -> KeyPair:
-        key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        public = (
-            key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-        return cls(private, public)
+    def generate(cls, kid: str | None = None) -> SigningKey:
+        kid = kid or f"edge-{uuid.uuid4().hex[:12]}"
+        jwk = json.loads(OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate()))
+        return cls(kid, {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"})
 
-    def write(self, directory: Path) -> tuple[Path, Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        private_path, public_path = directory / "actor.key", directory / "actor.pub"
-        private_path.write_text(self.private_pem)
-        private_path.chmod(0o600)
-        public_path.write_text(self.public_pem)
-        return private_path, public_path
+    @classmethod
+    def load(cls, value: str) -> SigningKey:
+        jwk = json.loads(_text(value))
+        if "d" not in jwk or "kid" not in jwk:
+            raise ValueError("a signing key is a private JWK with a kid")
+        return cls(str(jwk["kid"]), jwk)
+
+    def public_jwk(self) -> dict[str, Any]:
+        return {k: v for k, v in self.private_jwk.items() if k != "d"}
+
+    def dumps(self) -> str:
+        return json.dumps(self.private_jwk)
 
 
-class TokenIssuer:
-    def __init__(self, private_key: str, ttl_seconds: int = 3600) -> None:
-        self._key = _pem(private_key)
+def key_set(*keys: SigningKey) -> str:
+    """The public JWKS of some signing keys: what services are given to verify with."""
+    return json.dumps({"keys": [k.public_jwk() for k in keys]})
+
+
+@dataclass(frozen=True)
+class Asserted:
+    """What a verified assertion says about the command it came with."""
+
+    actor: Actor
+    roles: frozenset[str]
+    edge: str
+
+
+class AssertionSigner:
+    def __init__(self, key: SigningKey, *, edge: str = "edge", ttl_seconds: int = 30) -> None:
+        self._key = jwt.PyJWK(key.private_jwk)
+        self._kid = key.kid
+        self._edge = edge
         self._ttl = ttl_seconds
 
-    def issue(self, actor: Actor, ttl_seconds: int | None = None) -> str:
-        now = int(time.time())
+    def sign(
+        self,
+        *,
+        value: bytes,
+        topic: str,
+        message_id: uuid.UUID,
+        actor: Actor,
+        roles: frozenset[str] = frozenset(),
+        now: float | None = None,
+        ttl_seconds: int | None = None,
+    ) -> str:
+        issued = int(time.time() if now is None else now)
         claims = {
+            "iss": self._edge,
             "sub": actor.user_id,
             "pos": actor.position_id,
-            "iat": now,
-            "exp": now + (self._ttl if ttl_seconds is None else ttl_seconds),
+            "roles": sorted(roles),
+            "mid": str(message_id),
+            "dig": digest(value),
+            "top": topic,
+            "iat": issued,
+            "exp": issued + (self._ttl if ttl_seconds is None else ttl_seconds),
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return jwt.encode(
+            claims, self._key.key, algorithm=ALGORITHM, headers={"kid": self._kid, "typ": TYPE}
+        )
 
 
-class TokenVerifier:
-    """Verifies tokens. A token's signature is checked once and remembered (clients reuse a
-    token for many commands); its expiry is checked on every use."""
+class AssertionVerifier:
+    def __init__(
+        self, keys: str, *, max_lifetime_seconds: int = 300, leeway_seconds: int = 5
+    ) -> None:
+        """`keys`: a public JWKS (JSON, or a path to it). Several keys may be listed while an
+        edge rotates its key."""
+        parsed = jwt.PyJWKSet.from_dict(json.loads(_text(keys))) if keys else None
+        self._keys = {k.key_id: k for k in (parsed.keys if parsed else []) if k.key_id}
+        self._max_lifetime = max_lifetime_seconds
+        self._leeway = leeway_seconds
 
-    def __init__(self, public_key: str) -> None:
-        self._key = _pem(public_key)
-        self._verify_signature = lru_cache(maxsize=4096)(self._decode)
-
-    def _decode(self, token: str) -> tuple[Actor, int]:
+    def verify(
+        self,
+        token: bytes | str | None,
+        *,
+        value: bytes,
+        topic: str,
+        message_id: uuid.UUID,
+        accepted_at: float,
+        now: float | None = None,
+    ) -> Asserted:
+        """`accepted_at`: the record's broker timestamp, in seconds."""
+        if not token:
+            raise AssertionRefused("missing actor assertion")
+        text = token.decode() if isinstance(token, bytes) else token
+        try:
+            header = jwt.get_unverified_header(text)
+        except jwt.PyJWTError as exc:
+            raise AssertionRefused(f"malformed actor assertion: {exc}") from None
+        if header.get("typ") != TYPE or header.get("alg") != ALGORITHM:
+            raise AssertionRefused("not a command assertion (typ/alg)")
+        key = self._keys.get(header.get("kid") or "")
+        if key is None:
+            raise AssertionRefused(
+                f"actor assertion signed with an unknown key {header.get('kid')!r}"
+            )
         try:
             claims = jwt.decode(
-                token,
-                self._key,
+                text,
+                key.key,
                 algorithms=[ALGORITHM],
-                options={"require": ["sub", "exp"], "verify_exp": False},
+                options={
+                    "require": ["sub", "mid", "dig", "top", "iat", "exp"],
+                    # judged below against the broker's timestamp, not the clock
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as exc:
-            raise ActorTokenError(f"invalid actor token: {exc}") from exc
-        return Actor(user_id=claims["sub"], position_id=claims.get("pos")), int(claims["exp"])
-
-    def verify(self, token: str | bytes | None) -> Actor:
-        if not token:
-            raise ActorTokenError("missing actor token")
-        text = token.decode() if isinstance(token, bytes) else token
-        actor, expires = self._verify_signature(text)
-        if expires <= time.time():
-            raise ActorTokenError("expired actor token")
-        return actor
+            raise AssertionRefused(f"invalid actor assertion: {exc}") from None
+        issued, expires = int(claims["iat"]), int(claims["exp"])
+        if expires - issued > self._max_lifetime:
+            raise AssertionRefused(
+                f"actor assertion lives {expires - issued}s, over the maximum {self._max_lifetime}s"
+            )
+        wall = time.time() if now is None else now
+        if accepted_at > wall + self._leeway:
+            raise AssertionRefused("record timestamp is in the future")
+        if accepted_at < issued - self._leeway or accepted_at > expires + self._leeway:
+            raise AssertionRefused(
+                "actor assertion had expired (or was not yet valid) when the broker accepted "
+                "the command"
+            )
+        if claims["mid"] != str(message_id):
+            raise AssertionRefused("actor assertion is for another message (message id)")
+        if claims["top"] != topic:
+            raise AssertionRefused(f"actor assertion is for topic {claims['top']!r}, not {topic!r}")
+        if claims["dig"] != digest(value):
+            raise AssertionRefused("actor assertion does not match the message body (digest)")
+        return Asserted(
+            actor=Actor(user_id=str(claims["sub"]), position_id=claims.get("pos")),
+            roles=frozenset(str(r) for r in claims.get("roles") or []),
+            edge=str(claims.get("iss") or ""),
+        )

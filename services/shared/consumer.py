@@ -1,10 +1,10 @@
 """Batch consumption: a fetched batch of records is applied in one database transaction.
 
 For each record: parse the envelope and payload (failure: dead-letter topic with the reason),
-skip it if the inbox has its id (redelivery), verify the actor token of a command (failure:
-rejection), run the handler, and write the events it emits to the outbox. The inbox rows and
-outbox rows go in the same transaction as the state; Kafka offsets are committed by the caller
-only after that transaction commits.
+skip it if the inbox has its id (redelivery), verify the actor assertion of a command (TR02;
+failure: rejection), run the handler, and write the events it emits to the outbox. The inbox
+rows and outbox rows go in the same transaction as the state; Kafka offsets are committed by
+the caller only after that transaction commits.
 
 If the batch transaction fails for any reason but an unreachable database, the batch is applied
 again one record per transaction, so that one poison record is dead-lettered alone and the
@@ -45,7 +45,8 @@ from services.shared.rules import RuleViolation
 log = logs.get(__name__)
 
 # Rejection codes of the plumbing itself; business rules use their RULES.md ids.
-RULE_ACTOR_TOKEN = "actor-token"
+RULE_ASSERTION = "TR02"
+RULE_BUS = "TR04"
 RULE_SCHEMA = "schema"
 RULE_INTERNAL = "internal-error"
 
@@ -122,7 +123,8 @@ class StagedConnection:
 
 @dataclass
 class HandlerContext(Generic[M]):
-    """What a handler gets: the message, its verified actor, the clock, and the transaction."""
+    """What a handler gets: the message, its verified actor and the application roles of their
+    sign-in (commands only), the clock, and the transaction."""
 
     conn: AsyncConnection  # a StagedConnection: use it like an AsyncConnection
     envelope: Envelope
@@ -130,6 +132,7 @@ class HandlerContext(Generic[M]):
     actor: Actor | None
     now: datetime
     event_topic: str
+    roles: frozenset[str] = frozenset()
     emitted: list[outbox.OutboxRecord] = field(default_factory=list)
 
     @property
@@ -157,8 +160,8 @@ Handler = Callable[[HandlerContext[Any]], Awaitable[None]]
 
 
 class Dispatcher:
-    """Maps message types to handlers. Commands need a verified actor; events do not (they come
-    from other services' event topics)."""
+    """Maps message types to handlers. Commands need a verified actor; events are trusted for
+    the topic they come from (TR04: only their owner's event topic)."""
 
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
@@ -218,7 +221,7 @@ class BatchProcessor:
         outbox_table: sa.Table,
         inbox_table: sa.Table,
         dispatcher: Dispatcher,
-        verifier: auth.TokenVerifier,
+        verifier: auth.AssertionVerifier,
         event_topic: str,
         clock: Clock = utc_now,
         on_commit: Callable[[], None] = lambda: None,
@@ -284,8 +287,11 @@ class BatchProcessor:
         except ValidationError as exc:
             item.dead_reason = f"payload of {item.envelope.type} does not validate: {_short(exc)}"
         else:
-            if item.envelope.type not in self._dispatcher.handlers:
-                item.dead_reason = f"no handler for {item.envelope.type} on {record.topic}"
+            item.dead_reason = _misrouted(record.topic, item.message) or (
+                None
+                if item.envelope.type in self._dispatcher.handlers
+                else f"no handler for {item.envelope.type} on {record.topic}"
+            )
         return item
 
     async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
@@ -331,14 +337,22 @@ class BatchProcessor:
         assert item.envelope is not None and item.message is not None
         envelope, message = item.envelope, item.message
         actor: Actor | None = envelope.actor
+        roles: frozenset[str] = frozenset()
         if isinstance(message, Command):
             try:
-                actor = self._verifier.verify(item.header(auth.HEADER))
-                if envelope.actor is not None and envelope.actor != actor:
-                    raise auth.ActorTokenError("envelope actor differs from the signed actor")
-            except auth.ActorTokenError as exc:
-                log.warning("command refused: actor token", reason=str(exc), type=envelope.type)
-                return [self._rejection(item, RULE_ACTOR_TOKEN, str(exc))]
+                asserted = self._verifier.verify(
+                    item.header(auth.HEADER),
+                    value=item.record.value or b"",
+                    topic=item.record.topic,
+                    message_id=envelope.message_id,
+                    accepted_at=item.record.timestamp / 1000,
+                )
+                if envelope.actor != asserted.actor:
+                    raise auth.AssertionRefused("envelope actor differs from the asserted actor")
+            except auth.AssertionRefused as exc:
+                log.warning("command refused: assertion", reason=str(exc), type=envelope.type)
+                return [self._rejection(item, RULE_ASSERTION, str(exc))]
+            actor, roles = asserted.actor, asserted.roles
         conn.wrote = False
         ctx: HandlerContext[Any] = HandlerContext(
             conn=conn,  # type: ignore[arg-type]
@@ -347,6 +361,7 @@ class BatchProcessor:
             actor=actor,
             now=self._clock(),
             event_topic=self._event_topic,
+            roles=roles,
         )
         handler = self._dispatcher.handlers[envelope.type]
         try:
@@ -410,7 +425,13 @@ class BatchProcessor:
         ]
         # A caller whose command we could identify also gets an answer on the event topic.
         if item.envelope is not None and _is_command_topic(record):
-            rule = RULE_INTERNAL if reason.startswith("handler failed") else RULE_SCHEMA
+            rule = (
+                RULE_INTERNAL
+                if reason.startswith("handler failed")
+                else RULE_BUS
+                if reason.startswith("TR04")
+                else RULE_SCHEMA
+            )
             out.append(self._rejection(item, rule, reason))
         return out
 
@@ -433,6 +454,21 @@ def _outcome(records: list[outbox.OutboxRecord]) -> list[outbox.OutboxRecord]:
 
 def _is_command_topic(record: ConsumerRecord[Any, Any]) -> bool:
     return bool(record.topic.endswith(".commands"))
+
+
+def _misrouted(topic: str, message: Message) -> str | None:
+    """TR04: a command topic carries its service's commands only; an event is accepted only from
+    the event topic of the service that owns its type (`allocation.*` from `allocation.events`;
+    the platform's own rejections from any event topic)."""
+    service, _, kind = topic.partition(".")
+    owner = message.TYPE.split(".", 1)[0]
+    if kind == "commands" and not isinstance(message, Command):
+        return f"TR04: {message.TYPE} is not a command; {topic} carries commands only"
+    if kind == "events" and isinstance(message, Command):
+        return f"TR04: command {message.TYPE} on event topic {topic}"
+    if owner != service and not (kind == "events" and owner == "platform"):
+        return f"TR04: {message.TYPE} is accepted only from {owner}.{kind}, not {topic}"
+    return None
 
 
 def _short(exc: ValidationError) -> str:

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from contracts import Envelope, Event
-from services.shared import auth, db, logs, outbox
+from services.shared import auth, db, guard, identity, logs, outbox
 from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
 from services.shared.outbox import OutboxRecord, OutboxRelay
 from services.shared.settings import Settings
@@ -105,7 +105,11 @@ class ServiceRuntime:
             outbox_table=spec.outbox,
             inbox_table=spec.inbox,
             dispatcher=spec.dispatcher,
-            verifier=auth.TokenVerifier(settings.actor_public_key),
+            verifier=auth.AssertionVerifier(
+                settings.assertion_keys,
+                max_lifetime_seconds=settings.assertion_max_lifetime_seconds,
+                leeway_seconds=settings.clock_leeway_seconds,
+            ),
             event_topic=spec.event_topic,
             clock=clock,
             on_commit=self.relay.wake,
@@ -219,10 +223,25 @@ class ServiceRuntime:
                 *self.spec.routes,
             ],
             lifespan=lifespan,
+            exception_handlers={guard.HttpRefusal: guard.http_refusal},
         )
         app.state.engine = self.engine
         app.state.runtime = self
+        app.state.signin = signin_verifier(self.settings)
         return app
+
+
+def signin_verifier(settings: Settings) -> identity.SignInVerifier | None:
+    """The verifier of sign-in tokens for a service's HTTP entrance (TR01, TR05)."""
+    if not settings.oidc_issuer:
+        return None
+    return identity.SignInVerifier(
+        settings.oidc_issuer,
+        settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+        leeway_seconds=settings.clock_leeway_seconds,
+        roles_claim=settings.oidc_roles_claim,
+    )
 
 
 async def _prune_inbox_forever(runtime: ServiceRuntime) -> None:

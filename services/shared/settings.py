@@ -13,11 +13,20 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
-    # Actor tokens: services verify with the public key; only issuers (CLI, tests) hold the
-    # private key. PEM text, or a path to a PEM file.
-    actor_public_key: str = ""
-    actor_private_key: str = ""
-    actor_token_ttl_seconds: int = 3600
+    # Sign-in (TR01): the one OpenID Connect issuer services trust, the audience its tokens must
+    # name, and (optionally) its JWKS address; by default found through discovery.
+    oidc_issuer: str = ""
+    oidc_audience: str = "casework"
+    oidc_jwks_url: str | None = None
+    oidc_roles_claim: str = "roles"
+
+    # Command assertions (TR02): services hold the edges' public key set (JWKS, inline JSON or
+    # a path); only an edge holds a signing key (a private JWK, inline or a path).
+    assertion_keys: str = ""
+    assertion_signing_key: str = ""
+    assertion_ttl_seconds: int = 30
+    assertion_max_lifetime_seconds: int = 300
+    clock_leeway_seconds: int = 5
 
     consumer_group: str | None = None  # default: the service name
     batch_max_records: int = 500

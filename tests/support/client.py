@@ -9,10 +9,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts import OUTCOME_SIZE_HEADER, Actor, Command, Envelope, Topics
-from services.shared.auth import HEADER, TokenIssuer
+from contracts import Actor, Command, Envelope, Topics
+from deploy.identity import SignedInUsers
+from services.edge.app import IDEMPOTENCY_HEADER, POSITION_HEADER, idempotent_message_id
+from services.shared.outcomes import whole_outcome
 
 
 class EventLog:
@@ -84,10 +87,11 @@ class EventLog:
         return [e for _, e in self._parsed() if e.causation_id == message_id]
 
     def _whole_outcome(self, message_id: uuid.UUID) -> list[Envelope]:
-        caused = [(r, e) for r, e in self._parsed() if e.causation_id == message_id]
-        sizes = [int(dict(r.headers).get(OUTCOME_SIZE_HEADER, b"1")) for r, _ in caused]
-        distinct = {e.message_id: e for _, e in caused}  # a republished event counts once
-        return list(distinct.values()) if caused and len(distinct) >= max(sizes) else []
+        return whole_outcome(
+            ({k: bytes(v).decode() for k, v in r.headers or ()}, e)
+            for r, e in self._parsed()
+            if e.causation_id == message_id
+        )
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -108,12 +112,18 @@ class EventLog:
 
 
 class CommandClient:
-    """Publishes commands as a given actor, with a signed token in the header."""
+    """Sends commands as people do: signed in through the identity provider, through the edge's
+    command API, which publishes them with an assertion bound to each message. `send_raw`
+    publishes bytes straight to a topic, as another service (an event) or an attacker would."""
 
-    def __init__(self, bootstrap_servers: str, issuer: TokenIssuer) -> None:
+    def __init__(
+        self, bootstrap_servers: str, edge: httpx.AsyncClient, users: SignedInUsers
+    ) -> None:
         self._servers = bootstrap_servers
-        self._issuer = issuer
+        self.edge = edge
+        self.users = users
         self._producer: AIOKafkaProducer | None = None
+        self._idempotency_keys: dict[uuid.UUID, str] = {}
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=self._servers, acks="all", linger_ms=1)
@@ -124,35 +134,46 @@ class CommandClient:
             await self._producer.stop()
 
     def envelope(self, command: Command, actor: Actor) -> Envelope:
-        return Envelope.wrap(command, actor=actor)
+        """The envelope `send(..., envelope=)` will publish, with its message id known in
+        advance: sending it twice sends the same message twice (the edge's idempotency key)."""
+        key = uuid.uuid4().hex
+        message_id = idempotent_message_id(actor.user_id, command.TYPE, key)
+        self._idempotency_keys[message_id] = key
+        return Envelope.wrap(command, actor=actor).model_copy(update={"message_id": message_id})
 
     async def send(
-        self,
-        command: Command,
-        actor: Actor,
-        *,
-        topic: str | None = None,
-        token: str | None = None,
-        envelope: Envelope | None = None,
+        self, command: Command, actor: Actor, *, envelope: Envelope | None = None
     ) -> Envelope:
-        envelope = envelope or self.envelope(command, actor)
-        await self.send_raw(
-            topic or command_topic(command),
-            envelope.model_dump_json().encode(),
-            key=command.key(),
-            token=self._issuer.issue(actor) if token is None else token,
+        """Publishes through the edge as the signed-in `actor.user_id`, acting in
+        `actor.position_id`; returns the envelope the edge published."""
+        headers = await self.users.headers(actor.user_id)
+        if actor.position_id:
+            headers[POSITION_HEADER] = actor.position_id
+        if envelope is not None:
+            headers[IDEMPOTENCY_HEADER] = self._idempotency_keys[envelope.message_id]
+        response = await self.edge.post(
+            f"/commands/{command.TYPE}",
+            params={"wait": "false"},
+            json=command.model_dump(mode="json"),
+            headers=headers,
         )
-        return envelope
+        assert response.status_code == 202, f"edge refused {command.TYPE}: {response.text}"
+        return Envelope.model_validate(response.json()["command"])
 
     async def send_raw(
-        self, topic: str, value: bytes, *, key: str | None = None, token: str | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         assert self._producer is not None
-        headers = [(HEADER, token.encode())] if token else []
         await self._producer.send_and_wait(
-            topic, value, key=key.encode() if key else None, headers=headers
+            topic,
+            value,
+            key=key.encode() if key else None,
+            headers=headers or [],
+            timestamp_ms=timestamp_ms,
         )
-
-
-def command_topic(command: Command) -> str:
-    return f"{command.TYPE.split('.', 1)[0]}.commands"
