@@ -28,11 +28,14 @@ from contracts.access import DirectoryLoaded, LoadDirectory
 from deploy.client import (
     Bus,
     ClientError,
+    EdgeClient,
     ReadApi,
     Received,
+    StoredUsers,
     Target,
     build_command,
     command_types,
+    development_sign_in,
     event_topics,
     find_command,
     parse_fields,
@@ -40,7 +43,7 @@ from deploy.client import (
     remove_stack_file,
     write_stack_file,
 )
-from deploy.stack import Stack
+from deploy.stack import DEV_ROLE_HOLDERS, EDGE, Stack
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Run and drive the casework platform."
@@ -53,7 +56,9 @@ console = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
-STATE = {"dir": Path(os.environ.get("CASEWORK_STATE_DIR", ".casework"))}
+STATE: dict[str, Any] = {"dir": Path(os.environ.get("CASEWORK_STATE_DIR", ".casework"))}
+POSITIONS_PATH = "/me/positions"  # TR05: who asks comes from the token
+INBOX_PATH = "/me/inbox"
 
 
 @app.callback()
@@ -166,6 +171,32 @@ def list_commands() -> None:
     console.print(table)
 
 
+@app.command()
+@friendly
+def login(
+    user: str | None = typer.Argument(
+        None, help="On the embedded stack: the development user to sign in as."
+    ),
+) -> None:
+    """Sign in through the identity provider and keep the token for later commands.
+
+    On the embedded stack its development provider lets you choose who you are: give a user id
+    (the walkthrough's people, or directory-admin, integration-admin, operator). The token is
+    kept in <state dir>/credentials.json, readable by you only."""
+    target = Target.resolve(STATE["dir"])
+    if not target.development_identity:
+        raise ClientError(
+            "this stack's identity provider is not the development one: sign in with its own "
+            "page and set CASEWORK_OIDC_ISSUER (browser sign-in is not built into this CLI yet)"
+        )
+    if user is None:
+        choices = ", ".join(str(u["sub"]) for u in DEV_ROLE_HOLDERS)
+        user = typer.prompt(f"user id (with roles: {choices}; or any directory user)")
+    tokens = asyncio.run(development_sign_in(target, user))
+    target.credentials().save(tokens)
+    console.print(f"[green]signed in[/] as {user}")
+
+
 def print_events(events: Iterable[Envelope]) -> None:
     for e in events:
         console.print(f"[bold cyan]{e.type}[/]  [dim]{e.message_id}[/]")
@@ -175,22 +206,24 @@ def print_events(events: Iterable[Envelope]) -> None:
 async def _send(
     target: Target, command: Any, actor: Actor, timeout: float
 ) -> tuple[Envelope, list[Envelope]]:
-    bus = Bus(target.broker(), target.issuer())
-    await bus.start()
+    """Through the edge, as the signed-in `actor.user_id` (TR02: the edge signs it)."""
+    edge = EdgeClient(target.url(EDGE), StoredUsers(target.credentials()), timeout)
     try:
-        sent = await bus.send(command, actor)
-        return sent, await bus.outcome(sent, timeout=timeout)
+        return await edge.send(command, actor)
     finally:
-        await bus.stop()
+        await edge.aclose()
 
 
-def _actor(target: Target, user: str, position: str | None) -> Actor:
-    """The actor: the user in the named position, else in their current position as the
-    access service knows it (when its read API can be reached)."""
+def _actor(target: Target, user: str | None, position: str | None) -> Actor:
+    """The actor: the signed-in user (the last one by default) in the named position, else in
+    their current position as the access service knows it (when its read API answers)."""
+    user = user or target.credentials().current()
+    if not user:
+        raise ClientError("nobody is signed in: run `casework login`")
     if position is None and "access" in target.service_urls:
-        api = ReadApi(target, timeout=3)
+        api = ReadApi(target, user, timeout=3)
         try:
-            status, body = api.get("access", f"/users/{user}/positions")
+            status, body = api.get("access", POSITIONS_PATH)
             if status == 200:
                 position = body.get("current_position_id")
         except ClientError:
@@ -228,15 +261,17 @@ def send(
     json_file: Path | None = typer.Option(
         None, "--json", help="The command's fields as a JSON object in a file ('-': stdin)."
     ),
-    user: str = typer.Option(
-        os.environ.get("CASEWORK_ACTOR", "operator"), "--as", help="The acting user id."
+    user: str | None = typer.Option(
+        os.environ.get("CASEWORK_ACTOR"),
+        "--as",
+        help="The acting user, signed in with `casework login` (default: the last one).",
     ),
     position: str | None = typer.Option(
         None, help="The acting position (default: the user's current position)."
     ),
     timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
 ) -> None:
-    """Publish any command as a signed actor and print its outcome.
+    """Send any command as a signed-in user, through the edge, and print its outcome.
 
     The outcome is the events the command caused, or its rejection with the rule id and the
     reason (exit code 1). Invalid input exits with code 2 before anything is sent."""
@@ -255,7 +290,9 @@ def send(
 @friendly
 def directory_load(
     file: Path = typer.Argument(..., help="JSON: units, users and positions."),
-    user: str = typer.Option("directory-admin", "--as", help="The acting user id."),
+    user: str = typer.Option(
+        "directory-admin", "--as", help="A signed-in directory administrator (TR03)."
+    ),
     timeout: float = typer.Option(30.0, help="Seconds to wait for the outcome."),
 ) -> None:
     """Load teams, segments, users and their primary positions (access.load_directory)."""
@@ -277,7 +314,9 @@ def directory_load(
 
 
 def _read(service: str, path: str, missing: str, **params: Any) -> Any:
-    api = ReadApi(Target.resolve(STATE["dir"]))
+    """A read API's answer for the signed-in user (`--as` of the read command, else the last)."""
+    target = Target.resolve(STATE["dir"])
+    api = ReadApi(target, STATE.get("as") or target.credentials().current())
     try:
         status, body = api.get(service, path, **params)
     finally:
@@ -353,9 +392,13 @@ def person(person_id: str = typer.Argument(..., help="The person's id.")) -> Non
 
 @app.command()
 @friendly
-def positions(user: str = typer.Argument(..., help="The user's id.")) -> None:
-    """A user's positions: primary and secondary, with the records backing each (P30s)."""
-    body = _read("access", f"/users/{user}/positions", f"unknown user {user!r}")
+def positions(
+    user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
+) -> None:
+    """Your positions: primary and secondary, with the records backing each (P30s)."""
+    STATE["as"] = user
+    body = _read("access", POSITIONS_PATH, "you are not in the directory")
+    user = body.get("user_id", user)
     rows = [body["primary"], *body["secondary"]]
     for row in rows:
         row["current"] = "yes" if row.get("current") else ""
@@ -376,16 +419,14 @@ def positions(user: str = typer.Argument(..., help="The user's id.")) -> None:
 @app.command()
 @friendly
 def inbox(
-    user: str = typer.Argument(..., help="The user's id."),
+    user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
     unread: bool = typer.Option(False, help="Only unread notifications."),
 ) -> None:
-    """A user's in-app notifications, newest first."""
-    _read("access", f"/users/{user}/positions", f"unknown user {user!r}")
+    """Your in-app notifications, newest first (TR05: only your own)."""
+    STATE["as"] = user
     params = {"unread": "true"} if unread else {}
-    body = _read("notifications", f"/users/{user}/inbox", f"unknown user {user!r}", **params)
-    console.print(
-        _table(f"inbox of {user}", body["items"], ["created_at", "rule", "subject", "read_at"])
-    )
+    body = _read("notifications", INBOX_PATH, "no inbox", **params)
+    console.print(_table("your inbox", body["items"], ["created_at", "rule", "subject", "read_at"]))
 
 
 # --- events tail ----------------------------------------------------------------------------

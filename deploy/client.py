@@ -1,9 +1,11 @@
-"""What the CLI and the walkthrough talk to: the broker (signed commands out, events in) and the
-services' read APIs.
+"""What the CLI and the walkthrough talk to: the edge (people's commands, as the signed-in user),
+the broker (events in, for `events tail` and the walkthrough's sagas), the identity provider
+(`casework login`) and the services' read APIs (with the signed-in user's token).
 
 Where things are: environment variables first (CASEWORK_KAFKA_BOOTSTRAP_SERVERS,
-CASEWORK_ACTOR_PRIVATE_KEY, CASEWORK_<SERVICE>_URL), then the file `casework up` writes
-(`<state dir>/stack.json`), then the embedded stack's generated key (`<state dir>/keys`)."""
+CASEWORK_OIDC_ISSUER, CASEWORK_EDGE_URL, CASEWORK_<SERVICE>_URL), then the file `casework up`
+writes (`<state dir>/stack.json`). Sign-ins are kept in `<state dir>/credentials.json`, readable by
+its owner only. The CLI holds no signing key: the edge signs each command (TR02)."""
 
 from __future__ import annotations
 
@@ -19,22 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts import (
-    OUTCOME_SIZE_HEADER,
     Actor,
     Command,
     CommandRejected,
     Envelope,
-    Topics,
     registered_types,
 )
-from deploy.stack import SERVICES, Stack
-from services.shared.auth import HEADER, TokenIssuer
+from deploy.identity import DevSignIn, SignedInUsers, SignInFailed, Tokens
+from deploy.stack import EDGE, SERVICES, Stack
+from services.edge.app import POSITION_HEADER
+from services.shared.outcomes import outcome_topics
 
 STATE_FILE = "stack.json"
+CREDENTIALS_FILE = "credentials.json"
 
 
 class ClientError(Exception):
@@ -56,7 +59,8 @@ def write_stack_file(stack: Stack, state_dir: Path) -> Path:
     record = {
         "kafka_bootstrap_servers": stack.env.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS"),
         "database_url": stack.env.get("CASEWORK_DATABASE_URL"),
-        "actor_private_key": stack.env.get("CASEWORK_ACTOR_PRIVATE_KEY") or None,
+        "oidc_issuer": stack.env.get("CASEWORK_OIDC_ISSUER"),
+        "development_identity": stack.identity is not None,
         "services": {name: service.url for name, service in stack.services.items()},
     }
     path.write_text(json.dumps(record, indent=2))
@@ -70,11 +74,13 @@ def remove_stack_file(state_dir: Path) -> None:
 
 @dataclass
 class Target:
-    """The broker, the actor key and the read APIs a command talks to."""
+    """The broker, the identity provider, the edge and the read APIs a command talks to."""
 
     bootstrap_servers: str | None
-    private_key: str | None
+    issuer: str | None
     service_urls: dict[str, str] = field(default_factory=dict)
+    development_identity: bool = False
+    state_dir: Path = field(default_factory=lambda: Path(".casework"))
 
     @classmethod
     def resolve(cls, state_dir: Path) -> Target:
@@ -86,14 +92,15 @@ class Target:
         bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS") or recorded.get(
             "kafka_bootstrap_servers"
         )
-        key = os.environ.get("CASEWORK_ACTOR_PRIVATE_KEY") or recorded.get("actor_private_key")
-        if not key and (state_dir / "keys" / "actor.key").exists():
-            key = str((state_dir / "keys" / "actor.key").resolve())
+        issuer = os.environ.get("CASEWORK_OIDC_ISSUER") or recorded.get("oidc_issuer")
         urls = dict(recorded.get("services") or {})
-        for name in SERVICES:
+        for name in (*SERVICES, EDGE):
             if url := os.environ.get(f"CASEWORK_{name.upper()}_URL"):
                 urls[name] = url
-        return cls(bootstrap, key, urls)
+        development = bool(recorded.get("development_identity")) and not os.environ.get(
+            "CASEWORK_OIDC_ISSUER"
+        )
+        return cls(bootstrap, issuer, urls, development, state_dir)
 
     def broker(self) -> str:
         if not self.bootstrap_servers:
@@ -103,17 +110,6 @@ class Target:
             )
         return self.bootstrap_servers
 
-    def issuer(self) -> TokenIssuer:
-        if not self.private_key:
-            raise ClientError(
-                "no actor key: set CASEWORK_ACTOR_PRIVATE_KEY (PEM or a path) or start the "
-                "embedded stack with `casework up`"
-            )
-        try:
-            return TokenIssuer(self.private_key)
-        except OSError as exc:
-            raise ClientError(f"cannot read the actor key: {exc}") from None
-
     def url(self, service: str) -> str:
         try:
             return self.service_urls[service].rstrip("/")
@@ -122,6 +118,131 @@ class Target:
                 f"the {service} service's URL is unknown: set CASEWORK_{service.upper()}_URL or "
                 "start the stack with `casework up`"
             ) from None
+
+    def credentials(self) -> Credentials:
+        return Credentials(self.state_dir / CREDENTIALS_FILE)
+
+
+# --- Signing in -----------------------------------------------------------------------------
+
+
+class Credentials:
+    """Each signed-in user's tokens, and who signed in last (the default `--as`), in a file only
+    its owner may read (as other CLIs keep theirs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, Any]:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return dict(json.loads(self.path.read_text()))
+        return {"users": {}, "current": None}
+
+    def save(self, tokens: Tokens) -> None:
+        data = self._read()
+        data.setdefault("users", {})[tokens.user_id] = tokens.to_json()
+        data["current"] = tokens.user_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600, exist_ok=True)
+        self.path.chmod(0o600)
+        self.path.write_text(json.dumps(data, indent=2))
+
+    def current(self) -> str | None:
+        current = self._read().get("current")
+        return str(current) if current else None
+
+    def tokens(self, user_id: str | None) -> Tokens:
+        user_id = user_id or self.current()
+        if not user_id:
+            raise ClientError("nobody is signed in: run `casework login`")
+        stored = self._read().get("users", {}).get(user_id)
+        if stored is None:
+            raise ClientError(f"not signed in as {user_id!r}: run `casework login {user_id}`")
+        tokens = Tokens.from_json(stored)
+        if not tokens.fresh():
+            raise ClientError(f"the sign-in of {user_id!r} has expired: run `casework login`")
+        return tokens
+
+
+async def development_sign_in(target: Target, user_id: str) -> Tokens:
+    """Signs `user_id` in on the embedded stack's development provider."""
+    if not target.issuer:
+        raise ClientError("no identity provider: start the stack or set CASEWORK_OIDC_ISSUER")
+    signin = DevSignIn(target.issuer)
+    try:
+        return await signin.sign_in(user_id)
+    except (SignInFailed, httpx.HTTPError) as exc:
+        raise ClientError(f"sign-in failed: {exc}", 1) from None
+    finally:
+        await signin.aclose()
+
+
+class StoredUsers(SignedInUsers):
+    """People's tokens as `casework login` kept them."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    async def token(self, user_id: str) -> str:
+        return self.credentials.tokens(user_id).id_token
+
+
+# --- The edge -------------------------------------------------------------------------------
+
+
+class EdgeClient:
+    """Sends commands through the edge's command API as signed-in people; the edge publishes
+    each with its assertion and answers with the outcome."""
+
+    def __init__(self, edge_url: str, users: SignedInUsers, timeout: float = 30.0) -> None:
+        self.users = users
+        self.timeout = timeout
+        self.http = httpx.AsyncClient(base_url=edge_url, timeout=timeout + 10)
+
+    async def send(
+        self, command: Command, actor: Actor, correlation_id: uuid.UUID | None = None
+    ) -> tuple[Envelope, list[Envelope]]:
+        """The envelope published and the command's whole outcome (events, or a rejection)."""
+        headers = await self.users.headers(actor.user_id)
+        if actor.position_id:
+            headers[POSITION_HEADER] = actor.position_id
+        params = {"timeout": str(self.timeout)}
+        if correlation_id:
+            params["correlation_id"] = str(correlation_id)
+        try:
+            response = await self.http.post(
+                f"/commands/{command.TYPE}",
+                json=command.model_dump(mode="json"),
+                headers=headers,
+                params=params,
+            )
+        except httpx.HTTPError as exc:
+            raise ClientError(
+                f"the edge at {self.http.base_url} does not answer: {exc}", 1
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text}
+        if response.status_code in (200, 422):
+            return Envelope.model_validate(body["command"]), [
+                Envelope.model_validate(e) for e in body["outcome"]
+            ]
+        if response.status_code == 504:
+            raise ClientError(
+                f"no outcome for {command.TYPE} within {self.timeout:.0f}s: is its service "
+                "running?",
+                1,
+            )
+        reason = body.get("error", body)
+        problems = "; ".join(f"{p['field']}: {p['problem']}" for p in body.get("problems", []))
+        raise ClientError(
+            f"{command.TYPE} refused by the edge ({response.status_code}): {reason}"
+            + (f" ({problems})" if problems else "")
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
 
 # --- Commands by name -----------------------------------------------------------------------
@@ -201,8 +322,7 @@ def build_command(model: type[Command], values: dict[str, Any]) -> Command:
 
 
 def event_topics() -> list[str]:
-    events = [t for t in Topics.all() if t.endswith(".events")]
-    return events + [Topics.dead_letter(t) for t in Topics.all() if t.endswith(".commands")]
+    return outcome_topics()
 
 
 @dataclass
@@ -214,13 +334,11 @@ class Received:
 
 
 class Bus:
-    """Publishes signed commands; reads the event topics (and the command dead letters) from
-    the moment it starts, so a caller waits for exactly what its commands caused."""
+    """Reads the event topics (and the command dead letters) from the moment it starts (or from
+    the beginning), so a caller sees what its commands caused further on (sagas)."""
 
-    def __init__(self, bootstrap_servers: str, issuer: TokenIssuer | None = None) -> None:
+    def __init__(self, bootstrap_servers: str) -> None:
         self._servers = bootstrap_servers
-        self._issuer = issuer
-        self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
@@ -236,11 +354,6 @@ class Bus:
                 connections_max_idle_ms=60000,
             )
             await asyncio.wait_for(self._consumer.start(), 15)
-            if self._issuer is not None:
-                self._producer = AIOKafkaProducer(
-                    bootstrap_servers=self._servers, acks="all", linger_ms=1
-                )
-                await asyncio.wait_for(self._producer.start(), 15)
         except Exception as exc:
             await self.stop()
             raise ClientError(f"cannot reach the broker at {self._servers}: {exc}", 1) from None
@@ -279,24 +392,9 @@ class Bus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for client in (self._producer, self._consumer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
-
-    async def send(
-        self, command: Command, actor: Actor, correlation_id: uuid.UUID | None = None
-    ) -> Envelope:
-        assert self._producer is not None and self._issuer is not None, "started without a key"
-        envelope = Envelope.wrap(command, actor=actor, correlation_id=correlation_id)
-        key = command.key()
-        await self._producer.send_and_wait(
-            command_topic(type(command)),
-            envelope.model_dump_json().encode(),
-            key=key.encode() if key else None,
-            headers=[(HEADER, self._issuer.issue(actor).encode())],
-        )
-        return envelope
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
 
     def envelopes(self) -> list[Envelope]:
         return [r.envelope for r in self.received if r.envelope and r.topic.endswith(".events")]
@@ -323,36 +421,6 @@ class Bus:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
 
-    async def outcome(self, sent: Envelope, timeout: float = 30.0) -> list[Envelope]:
-        """The events a command caused, once all have arrived: they may sit on several
-        partitions, and each carries the size of the whole outcome in a header. Raises
-        ClientError if the command was dead-lettered or nothing came in `timeout` seconds."""
-        try:
-            await self.wait_for(
-                lambda: self._whole_outcome(sent.message_id) or self.dead_lettered(sent.message_id),
-                timeout,
-            )
-        except TimeoutError:
-            raise ClientError(
-                f"no outcome for {sent.type} within {timeout:.0f}s: is its service running?", 1
-            ) from None
-        if (dead := self.dead_lettered(sent.message_id)) is not None:
-            reason = dead.headers.get("dlq-reason", "unknown reason")
-            raise ClientError(f"{sent.type} was dead-lettered: {reason}")
-        return self._whole_outcome(sent.message_id)
-
-    def _whole_outcome(self, message_id: uuid.UUID) -> list[Envelope]:
-        caused = [
-            r
-            for r in self.received
-            if r.envelope and r.topic.endswith(".events") and r.envelope.causation_id == message_id
-        ]
-        if not caused:
-            return []
-        size = max(int(r.headers.get(OUTCOME_SIZE_HEADER, "1")) for r in caused)
-        distinct = {r.envelope.message_id: r.envelope for r in caused if r.envelope}
-        return list(distinct.values()) if len(distinct) >= size else []
-
 
 def rejection(events: list[Envelope]) -> CommandRejected | None:
     for e in events:
@@ -365,9 +433,14 @@ def rejection(events: list[Envelope]) -> CommandRejected | None:
 
 
 class ReadApi:
-    def __init__(self, target: Target, timeout: float = 10.0) -> None:
+    """The services' read APIs as a signed-in user (TR05: every read needs a sign-in)."""
+
+    def __init__(self, target: Target, user_id: str | None, timeout: float = 10.0) -> None:
         self.target = target
-        self.http = httpx.Client(timeout=timeout)
+        tokens = target.credentials().tokens(user_id)
+        self.http = httpx.Client(
+            timeout=timeout, headers={"Authorization": f"Bearer {tokens.id_token}"}
+        )
 
     def get(self, service: str, path: str, **params: Any) -> tuple[int, Any]:
         url = f"{self.target.url(service)}{path}"

@@ -82,8 +82,9 @@ from contracts.signoff import (
     StepSaved,
     StepTracked,
 )
-from deploy.client import Bus, ClientError, Target, rejection
-from deploy.stack import SERVICES_DIR, Stack
+from deploy.client import Bus, ClientError, EdgeClient, StoredUsers, Target, rejection
+from deploy.identity import DevSignIn, SignedInUsers
+from deploy.stack import EDGE, SERVICES_DIR, Stack
 
 DIRECTORY_FILE = SERVICES_DIR / "access" / "walkthrough_directory.json"
 
@@ -135,11 +136,14 @@ class Result:
 
 @dataclass
 class Walk:
-    """The running walkthrough: the bus, the read APIs and what has been learnt so far."""
+    """The running walkthrough: people's commands through the edge as the signed-in users, the
+    bus for what follows them, the read APIs and what has been learnt so far."""
 
+    edge: EdgeClient
     bus: Bus
     urls: dict[str, str]
     timeout: float
+    users: SignedInUsers
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
     facts: dict[str, Any] = field(default_factory=dict)  # ids learnt along the way
     notes: list[str] = field(default_factory=list)  # the notifications seen in this step
@@ -170,24 +174,8 @@ class Walk:
     async def _send(
         self, command: Command, actor: Actor, expect: type[Event]
     ) -> tuple[Envelope, list[Envelope]]:
-        sent = await self.bus.send(command, actor)
-
-        def done() -> list[Envelope]:
-            events = self.bus.caused_by(sent.message_id)
-            types = {e.type for e in events}
-            return events if expect.TYPE in types or CommandRejected.TYPE in types else []
-
-        try:
-            return sent, await self.bus.wait_for(done, self.timeout)
-        except TimeoutError:
-            dead = self.bus.dead_lettered(sent.message_id)
-            if dead is not None:
-                raise StepFailed(
-                    f"{command.TYPE} dead-lettered: {dead.headers.get('dlq-reason')}"
-                ) from None
-            raise StepFailed(
-                f"no {expect.TYPE} for {command.TYPE} within {self.timeout:.0f}s"
-            ) from None
+        """Through the edge as `actor`; the command's whole outcome."""
+        return await self.edge.send(command, actor)
 
     async def followed(self, cause: Envelope | None, expect: type[Event]) -> Any:
         """An event another service published in answer to `cause`."""
@@ -841,9 +829,15 @@ async def load_directory(w: Walk) -> str:
 
 
 async def scenario(target: Target, timeout: float, console: Console, results: list[Result]) -> None:
-    bus = Bus(target.broker(), target.issuer())
+    bus = Bus(target.broker())
     await bus.start()
-    w = Walk(bus, {k: v.rstrip("/") for k, v in target.service_urls.items()}, timeout)
+    # On the embedded stack every person signs in through the development provider; on another
+    # stack, as `casework login` kept them.
+    signin = DevSignIn(target.issuer) if target.development_identity and target.issuer else None
+    users = SignedInUsers(signin) if signin else StoredUsers(target.credentials())
+    edge = EdgeClient(target.url(EDGE), users, timeout)
+    urls = {k: v.rstrip("/") for k, v in target.service_urls.items()}
+    w = Walk(edge, bus, urls, timeout, users)
     all_steps: list[tuple[str, list[tuple[str, StepFn]]]] = [
         ("Directory", [("walkthrough directory loaded", load_directory)]),
         *PROCEDURES,
@@ -881,7 +875,10 @@ async def scenario(target: Target, timeout: float, console: Console, results: li
                 no_directory = no_directory or (procedure == "Directory" and failed)
     finally:
         await w.http.aclose()
+        await edge.aclose()
         await bus.stop()
+        if signin:
+            await signin.aclose()
 
 
 def _print(console: Console, result: Result) -> None:
@@ -943,8 +940,10 @@ def run(state_dir: Path, console: Console, timeout: float = 30.0) -> bool:
         )
         target = Target(
             env["CASEWORK_KAFKA_BOOTSTRAP_SERVERS"],
-            env.get("CASEWORK_ACTOR_PRIVATE_KEY") or None,
+            env["CASEWORK_OIDC_ISSUER"],
             {name: service.url for name, service in stack.services.items()},
+            development_identity=stack.identity is not None,
+            state_dir=state_dir,
         )
         ok, _ = walk(target, console, timeout)
     finally:

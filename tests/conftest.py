@@ -13,12 +13,11 @@ import pytest
 
 from deploy.identity import DevSignIn, SignedInUsers
 from deploy.stack import DEV_ROLE_HOLDERS, DevIdentityProvider
-from services.edge.app import Edge
 from services.shared import logs
 from services.shared.auth import SigningKey, key_set
 from services.shared.runtime import ServiceRuntime, ServiceSpec
 from services.shared.settings import Settings
-from tests.support.client import CommandClient, EventLog
+from tests.support.client import CommandClient, EventLog, running_edge
 from tests.support.infra import Infra, infrastructure
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -100,25 +99,6 @@ async def commands(
     await client.start()
     yield client
     await client.stop()
-
-
-class running_edge:  # noqa: N801 - used as `async with running_edge(settings) as http`
-    """An edge started in-process; its HTTP API as an httpx client."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.edge = Edge(settings)
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        await self.edge.start()
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.edge.asgi(manage_lifecycle=False)),
-            base_url="http://edge",
-        )
-        return self.http
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.http.aclose()
-        await self.edge.stop()
 
 
 class RunningService:

