@@ -36,10 +36,13 @@ from contracts.access import (
     UnitSpec,
     UserSpec,
 )
+from services.shared.identity import AppRole
 
 TEAMS = 10  # each team leader can cover the other nine teams (ten positions in all, AC01)
 SM = Actor(user_id="bench-sm", position_id="pos-bench-sm")
 OBSERVED = {EmergencyAccessGranted.TYPE, CommandRejected.TYPE, DirectoryLoaded.TYPE}
+
+ADMIN_ROLES = frozenset({AppRole.DIRECTORY_ADMIN.value})  # TR03: who loads the directory
 
 
 def directory(users: int) -> LoadDirectory:
@@ -93,11 +96,15 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
     warmup = 50
     users = (warmup + sequential + stream) // (TEAMS - 1) + 1
     producer = CommandProducer(infra.bootstrap, infra.keys, SM)
+    admin = CommandProducer(
+        infra.bootstrap, infra.keys, Actor(user_id="directory-admin"), ADMIN_ROLES
+    )
     watcher = OutcomeWatcher(infra.bootstrap, Topics.ACCESS_EVENTS, OBSERVED)
     await producer.start()
+    await admin.start()
     await watcher.start()
     try:
-        loaded, _ = await producer.send(Topics.ACCESS_COMMANDS, directory(users))
+        loaded, _ = await admin.send(Topics.ACCESS_COMMANDS, directory(users))
         pending = requests(users)
 
         async def one() -> float:
@@ -136,6 +143,7 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
         }
     finally:
         await watcher.stop()
+        await admin.stop()
         await producer.stop()
 
 

@@ -1,5 +1,6 @@
 """Shared pieces of the benchmarks: infrastructure (env or embedded), a service process, a
-producer of signed commands and a consumer that timestamps outcomes."""
+producer of commands asserted as an edge asserts them (a key of the bench's own, whose public key
+set the service under test is given) and a consumer that timestamps outcomes."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from deploy.stack import (
     free_port,
     wait_for_port,
 )
-from services.shared.auth import HEADER, KeyPair, TokenIssuer
+from services.shared.auth import HEADER, AssertionSigner, SigningKey, key_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class BenchInfra:
     bootstrap: str
     database_url: str
-    keys: KeyPair
+    keys: SigningKey  # the bench plays the edge
 
 
 @contextlib.contextmanager
@@ -64,7 +65,7 @@ def infrastructure() -> Iterator[BenchInfra]:
         yield BenchInfra(
             bootstrap,
             make_url(server_url).set(database=name).render_as_string(False),
-            KeyPair.generate(),
+            SigningKey.generate(),
         )
     finally:
         if broker:
@@ -85,7 +86,7 @@ def service_process(name: str, infra: BenchInfra, **env: str) -> Iterator[int]:
             **os.environ,
             "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
             "CASEWORK_DATABASE_URL": infra.database_url,
-            "CASEWORK_ACTOR_PUBLIC_KEY": infra.keys.public_pem,
+            "CASEWORK_ASSERTION_KEYS": key_set(infra.keys),
             "CASEWORK_HTTP_PORT": str(port),
             "CASEWORK_LOG_LEVEL": "WARNING",
             **env,
@@ -180,10 +181,15 @@ class OutcomeWatcher:
 
 
 class CommandProducer:
-    def __init__(self, bootstrap: str, keys: KeyPair, actor: Actor) -> None:
+    """Publishes commands as the edge does: each with an assertion bound to it (TR02)."""
+
+    def __init__(
+        self, bootstrap: str, keys: SigningKey, actor: Actor, roles: frozenset[str] = frozenset()
+    ) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
         self.actor = actor
-        self.token = TokenIssuer(keys.private_pem).issue(actor).encode()
+        self.roles = roles
+        self.signer = AssertionSigner(keys)
 
     async def start(self) -> None:
         await self.producer.start()
@@ -193,11 +199,16 @@ class CommandProducer:
 
     async def send(self, topic: str, command: Command) -> tuple[Envelope, asyncio.Future[object]]:
         envelope = Envelope.wrap(command, actor=self.actor)
+        value = envelope.model_dump_json().encode()
+        assertion = self.signer.sign(
+            value=value,
+            topic=topic,
+            message_id=envelope.message_id,
+            actor=self.actor,
+            roles=self.roles,
+        )
         future = await self.producer.send(
-            topic,
-            envelope.model_dump_json().encode(),
-            key=(command.key() or "").encode(),
-            headers=[(HEADER, self.token)],
+            topic, value, key=(command.key() or "").encode(), headers=[(HEADER, assertion.encode())]
         )
         return envelope, future
 

@@ -282,6 +282,7 @@ def send(
     values.update(parse_fields(field))
     cmd = build_command(model, values)
     target = Target.resolve(STATE["dir"])
+    target.url(EDGE)  # where it goes, before who sends it
     sent, events = asyncio.run(_send(target, cmd, _actor(target, user, position), timeout))
     _report(sent, events)
 
@@ -346,8 +347,10 @@ WORK_COLUMNS = ["person_name", "person_id", "step_type", "owner_id", "priority",
 @friendly
 def workview(
     team: str = typer.Argument(..., help="The team, e.g. 'Wellbeing Service Hub Team'."),
+    user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
 ) -> None:
     """A team's current work: incoming work, incomplete work and incoming requests (AL04)."""
+    STATE["as"] = user
     teams = _read("allocation", "/teams", "no teams")["teams"]
     known = [t["unit_id"] for t in teams]
     if team not in known:
@@ -366,8 +369,12 @@ def workview(
 
 @app.command()
 @friendly
-def person(person_id: str = typer.Argument(..., help="The person's id.")) -> None:
+def person(
+    person_id: str = typer.Argument(..., help="The person's id."),
+    user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
+) -> None:
     """A person's record: current work, documents, workflow map, history, relationships."""
+    STATE["as"] = user
     body = _read("allocation", f"/persons/{person_id}", f"no such person {person_id!r}")
     console.print(f"[bold]{body['person'].get('name', person_id)}[/] ({person_id})")
     console.print(_table("current work", body["current_work"], WORK_COLUMNS))

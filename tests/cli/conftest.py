@@ -18,8 +18,16 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from deploy.client import write_stack_file
-from deploy.stack import EmbeddedBroker, Stack, available_services, create_database, create_topics
-from services.shared.auth import KeyPair
+from deploy.stack import (
+    DEV_ROLE_HOLDERS,
+    EDGE,
+    DevIdentityProvider,
+    EmbeddedBroker,
+    Stack,
+    available_services,
+    create_database,
+    create_topics,
+)
 from tests.support.infra import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +73,12 @@ def cli_env(**overrides: str) -> dict[str, str]:
 class Cli:
     state_dir: Path
 
+    def login(self, *users: str) -> None:
+        """`casework login USER` for each: people sign in before they send or read."""
+        for user in users:
+            result = self(*("login", user))
+            assert result.returncode == 0, result.stderr
+
     def __call__(
         self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -86,22 +100,24 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     name = f"casework_cli_{uuid.uuid4().hex[:10]}"
     admin = with_database(infra.database_url, "postgres")
     asyncio.run(create_database(admin, name))
-    private, public = KeyPair.generate().write(state_dir / "keys")
     broker = EmbeddedBroker()
     stack = Stack(state_dir=state_dir)
+    stack.identity = DevIdentityProvider(DEV_ROLE_HOLDERS)
     try:
         bootstrap = broker.start()
         asyncio.run(create_topics(bootstrap))
+        (state_dir / "logs").mkdir()
+        public, private = stack.edge_keys()
         stack.env = {
             "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CASEWORK_DATABASE_URL": with_database(infra.database_url, name),
-            "CASEWORK_ACTOR_PUBLIC_KEY": str(public),
-            "CASEWORK_ACTOR_PRIVATE_KEY": str(private),
+            "CASEWORK_OIDC_ISSUER": stack.identity.start(str(state_dir / "logs" / "idp.log")),
+            "CASEWORK_ASSERTION_KEYS": public,
             "CASEWORK_LOG_JSON": "false",
             "CASEWORK_LOG_LEVEL": "WARNING",
         }
-        (state_dir / "logs").mkdir()
-        for service in available_services():
+        stack.edge_env = {"CASEWORK_ASSERTION_SIGNING_KEY": private}
+        for service in [*available_services(), EDGE]:
             stack.start_service(service, log_path=state_dir / "logs" / f"{service}.log")
         stack.wait_ready(timeout=120)
         write_stack_file(stack, state_dir)
@@ -114,4 +130,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 @pytest.fixture(scope="module")
 def cli(stack: Stack) -> Cli:
-    return Cli(stack.state_dir)
+    cli = Cli(stack.state_dir)
+    # The people the CLI tests act as (the directory's), signed in on the development provider.
+    cli.login("so-north", "sm-enf", "hub-2", "directory-admin", "so-hub")  # so-hub: the default
+    return cli

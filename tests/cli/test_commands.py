@@ -63,11 +63,11 @@ def test_invalid_input_is_a_clear_message_without_a_traceback(cli: Cli, tmp_path
     )
     assert "unknown team 'No Such Team'" in failed_cleanly(cli("workview", "No Such Team"))
     assert "no such person 'P-nobody'" in failed_cleanly(cli("person", "P-nobody"))
-    assert "unknown user 'nobody'" in failed_cleanly(cli("positions", "nobody"))
+    assert "not signed in as 'nobody'" in failed_cleanly(cli("positions", "--as", "nobody"))
     assert "unknown topic 'nope'" in failed_cleanly(cli("events", "tail", "nope"))
     # Without a stack to talk to, the CLI says so.
     nowhere = Cli(tmp_path / "no-stack")
-    assert "no broker" in failed_cleanly(
+    assert "the edge service's URL is unknown" in failed_cleanly(
         nowhere("send", "access.change_position", "-f", "user_id=u", "-f", "position_id=p")
     )
 
@@ -160,7 +160,7 @@ def test_send_prints_its_events_and_a_refusal_exits_1_with_the_rule(
     assert "Clara Cli" in hub and "WB Initial Risk Assessment and Triage" in hub
     record = succeeded(cli("person", person))
     assert "WB Trusted Assessment and Support Planning" in record and "created" in record
-    assert "pos-so-hub" in succeeded(cli("positions", "so-hub"))
+    assert "pos-so-hub" in succeeded(cli("positions", "--as", "so-hub"))
     # The events as they went by, from the beginning of allocation's event topic.
     tail = succeeded(
         cli(
@@ -215,7 +215,7 @@ def test_inbox_shows_the_notification_of_an_assignment(cli: Cli) -> None:
     assert "allocation.work_item_assigned.v1" in assigned
     # The notification arrives after the event: the operator looks again, as one would.
     for _ in range(20):
-        inbox = succeeded(cli("inbox", "hub-2"))
+        inbox = succeeded(cli("inbox", "--as", "hub-2"))
         if "NT01" in inbox:
             break
     assert "NT01" in inbox and "New work" in inbox

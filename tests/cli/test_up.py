@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.stack import available_services
+from deploy.stack import EDGE, available_services
 from tests.cli.conftest import ROOT, Cli, cli_env
 
 
@@ -48,12 +48,13 @@ def test_up_records_the_stack_for_other_commands_and_stops_on_ctrl_c(
         while urls is None and up.poll() is None and time.monotonic() < deadline:
             urls = _ready(state / "stack.json")
             time.sleep(0.2)  # polling a process that converges; never asserting after a sleep
-        assert urls is not None and set(urls) == set(available_services())
+        assert urls is not None and set(urls) == {*available_services(), EDGE}
 
         cli = Cli(state)
+        cli.login("directory-admin", "so-hub")
         loaded = cli("directory", "load", str(ROOT / "services/access/walkthrough_directory.json"))
         assert loaded.returncode == 0 and "loaded" in loaded.stdout, loaded.stderr
-        positions = cli("positions", "so-hub")
+        positions = cli("positions", "--as", "so-hub")
         assert positions.returncode == 0 and "pos-so-hub" in positions.stdout, positions.stderr
     finally:
         up.send_signal(signal.SIGINT)

@@ -264,7 +264,7 @@ async def test_tr01_edge_refuses_an_unsigned_sign_in_token(
 ) -> None:
     now = int(time.time())
     claims = {"iss": identity.issuer, "aud": "casework", "sub": "so-hub", "iat": now}
-    unsigned = jwt.encode({**claims, "exp": now + 600}, None, algorithm="none")
+    unsigned = jwt.encode({**claims, "exp": now + 600}, "", algorithm="none")
     response = await _post(edge, unsigned, _referral().model_dump(mode="json"))
     assert response.status_code == 401
     assert "algorithm 'none' is not accepted" in response.json()["error"]
