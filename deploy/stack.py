@@ -334,9 +334,17 @@ class Stack:
             self.identity.stop()
 
 
+SECRET_VARIABLES = ("CASEWORK_ASSERTION_SIGNING_KEY", "CASEWORK_KAFKA_SASL_PASSWORD")
+
+
 def _without_secrets(environ: Any) -> dict[str, str]:
-    """The caller's environment minus the edge's signing key (TR07: only the edge holds it)."""
-    return {k: v for k, v in environ.items() if k != "CASEWORK_ASSERTION_SIGNING_KEY"}
+    """The caller's environment minus the edge's signing key and any broker password (TR07: a
+    process gets only its own)."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if k not in SECRET_VARIABLES and not k.startswith(("KAFKA_PASSWORD_", "KAFKA_ADMIN_"))
+    }
 
 
 def reset_state(state_dir: Path) -> None:

@@ -210,16 +210,22 @@ class Walk:
 
     # --- read APIs ------------------------------------------------------------------------
 
-    async def read(self, service: str, path: str, check: Callable[[Any], Any], what: str) -> Any:
-        """Poll a read API until `check(body)` is truthy (projections converge after the
-        event): the body; fails with `what` after the timeout."""
+    async def read(
+        self, reader: Actor, service: str, path: str, check: Callable[[Any], Any], what: str
+    ) -> Any:
+        """Poll a read API as the signed-in `reader` (TR05) until `check(body)` is truthy
+        (projections converge after the event): the body; fails with `what` after the
+        timeout."""
         if service not in self.urls:
             raise StepFailed(f"the {service} service is not running")
         deadline = time.monotonic() + self.timeout
         last: Any = None
         while True:
             try:
-                response = await self.http.get(f"{self.urls[service]}{path}")
+                headers = await self.users.headers(reader.user_id)
+                if reader.position_id:
+                    headers["X-Acting-Position"] = reader.position_id
+                response = await self.http.get(f"{self.urls[service]}{path}", headers=headers)
                 last = response.json() if response.status_code == 200 else response.text
                 if response.status_code == 200 and check(last):
                     return last
@@ -242,7 +248,7 @@ class Walk:
             return None
 
         body = await self.read(
-            "notifications", f"/users/{user}/inbox?limit=1000", find, f"{rule} for {user}"
+            Actor(user_id=user), "notifications", "/me/inbox?limit=1000", find, f"{rule} for {user}"
         )
         item: dict[str, Any] = find(body)
         self.notes.append(f"{user} ({rule}): {item['subject']}")
@@ -282,6 +288,7 @@ async def referral(w: Walk) -> str:
     expect((created.owner_kind, created.owner_id) == ("team", HUB_TEAM), "not the Hub Team's")
     w.facts["triage"] = created.work_item_id
     await w.read(
+        SO_HUB,
         "allocation",
         f"/teams/{HUB_TEAM}/work",
         lambda b: str(created.work_item_id) in _items(b, "incoming_work"),
@@ -398,6 +405,7 @@ async def monitoring_reassigned(w: Walk) -> str:
     )
     expect(reassigned.reassigned, "not a reassignment")
     await w.read(
+        ASSESSOR,
         "allocation",
         f"/workers/{ASSESSOR.position_id}/work",
         lambda b: str(step) in _items(b, "incomplete_work"),
@@ -431,6 +439,7 @@ async def request_sent(w: Walk) -> str:
     expect(sent.team == MANAGEMENT_TEAM, f"sent to {sent.team}")
     w.facts["request"] = sent.request_id
     await w.read(
+        SO_MGMT,
         "allocation",
         f"/teams/{MANAGEMENT_TEAM}/work",
         lambda b: str(sent.request_id) in {r["request_id"] for r in b["incoming_requests"]},
@@ -485,6 +494,7 @@ async def step_finished(w: Walk) -> str:
     w.facts["delivery"] = created.work_item_id
     w.facts["delivery_created"] = w.last
     await w.read(
+        SO_NORTH,
         "allocation",
         f"/work-items/{w.facts['assessment']}",
         lambda b: b["state"] == "finished",
@@ -503,6 +513,7 @@ async def officer_involved(w: Walk) -> str:
         WorkerRelationshipRecorded,
     )
     record = await w.read(
+        SO_NORTH,
         "allocation",
         f"/persons/{w.facts['person']}",
         lambda b: len(b["professional_relationships"]) == 2,
@@ -540,6 +551,7 @@ async def request_returned(w: Walk) -> str:
     back = await w.followed(w.last, WorkItemReturned)
     expect(back.item.state == "incomplete", f"state {back.item.state}")
     await w.read(
+        SUPPORT_OFFICER,
         "allocation",
         f"/workers/{SUPPORT_OFFICER.position_id}/work",
         lambda b: str(step) in _items(b, "incomplete_work"),
@@ -557,7 +569,9 @@ async def person_record(w: Walk) -> str:
         history = {h["work_item_id"] for h in b["work_history"]}
         return steps <= history and len(b["professional_relationships"]) == 2
 
-    record = await w.read("allocation", f"/persons/{person}", complete, "the person's record")
+    record = await w.read(
+        SO_NORTH, "allocation", f"/persons/{person}", complete, "the person's record"
+    )
     documents = {d["work_item_id"]: d["step_type"] for d in record["documents"]}
     expect(
         documents == {str(w.facts["assessment"]): StepType.TRUSTED_ASSESSMENT.value},
@@ -593,8 +607,9 @@ async def absence_access(w: Walk) -> str:
     expect(granted.kind == AccessKind.ABSENCE, f"kind {granted.kind}")
     expect(granted.review_due_at is not None, "no six-monthly review date")
     await w.read(
+        TL_ENF_1,
         "access",
-        f"/users/{TL_ENF_1.user_id}/positions",
+        "/me/positions",
         lambda b: granted.position_id in {s["position_id"] for s in b["secondary"]},
         "the absence-related position",
     )
@@ -617,6 +632,7 @@ async def emergency_access(w: Walk) -> str:
     took = (time.perf_counter() - started) * 1000
     w.facts["emergency_p30"] = granted.p30_id
     await w.read(
+        SM_ENF,
         "access",
         "/p30s/outstanding",
         lambda b: str(granted.p30_id) in {o["p30_id"] for o in b["outstanding"]},
@@ -641,6 +657,7 @@ async def p30_lodged(w: Walk) -> str:
         P30Lodged,
     )
     await w.read(
+        SM_ENF,
         "access",
         "/p30s/outstanding",
         lambda b: str(p30) not in {o["p30_id"] for o in b["outstanding"]},
@@ -663,6 +680,7 @@ async def hierarchical_access(w: Walk) -> str:
     expect(granted.kind == AccessKind.HIERARCHICAL, f"kind {granted.kind}")
     w.facts["appeals_position"] = granted.position_id
     await w.read(
+        TL_APPEALS,
         "allocation",
         f"/teams/{APPEALS_TEAM}",
         lambda b: granted.position_id in {m["position_id"] for m in b["workers"]},
@@ -710,8 +728,9 @@ async def appeals_work_assigned(w: Walk) -> str:
         CurrentPositionChanged,
     )
     await w.read(
+        CW_ENF_1,
         "access",
-        f"/users/{CW_ENF_1.user_id}/my-service-requests",
+        "/me/my-service-requests",
         lambda b: str(w.facts["appeals_item"]) in {i["work_item_id"] for i in b["items"]},
         "the item in cw-enf-1's service requests in the Appeals position",
     )
@@ -735,20 +754,23 @@ async def hierarchical_removed(w: Walk) -> str:
     expect((str(w.facts["appeals_item"]), APPEALS_HOPPER) in moved, f"moved {moved}")
     await w.event(PositionRevoked, position_id=position)
     await w.read(
+        TL_APPEALS,
         "allocation",
         f"/queues/hopper/{APPEALS_HOPPER}/work",
         lambda b: str(w.facts["appeals_item"]) in _items(b, "incoming_work", "incomplete_work"),
         "the item back in the Appeals hopper",
     )
     await w.read(
+        TL_APPEALS,
         "allocation",
         f"/workers/{position}/work",
         lambda b: not _items(b, "incoming_work", "incomplete_work"),
         "nothing left on the removed position",
     )
     await w.read(
+        CW_ENF_1,
         "access",
-        f"/users/{CW_ENF_1.user_id}/positions",
+        "/me/positions",
         lambda b: b["secondary"] == [],
         "the Appeals position gone",
     )
@@ -761,8 +783,9 @@ async def hierarchical_removed(w: Walk) -> str:
         ]
 
     await w.read(
+        CW_ENF_1,
         "access",
-        f"/users/{CW_ENF_1.user_id}/p30s",
+        "/me/p30s",
         lambda b: trail(b)[-2:] == [("set-up", "complete"), ("removal", "complete")],
         "the Appeals access's P30 set-up and removal records, both complete",
     )
@@ -820,6 +843,7 @@ async def load_directory(w: Walk) -> str:
     loaded = await w.ok(command, ADMIN, DirectoryLoaded)
     wanted = {p.position_id for p in command.positions if p.unit_id == NORTH_TEAM}
     await w.read(
+        SO_NORTH,
         "allocation",
         f"/teams/{NORTH_TEAM}",
         lambda b: wanted <= {m["position_id"] for m in b["workers"]},

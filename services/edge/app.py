@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from contracts import Actor, Command, CommandRejected, Envelope, registered_types
 from services.edge.openapi import openapi_document
-from services.shared import auth, guard, logs
+from services.shared import auth, guard, kafka_auth, logs
 from services.shared.outcomes import OutcomeWatcher
 from services.shared.runtime import signin_verifier
 from services.shared.settings import Settings
@@ -69,10 +69,12 @@ class Edge:
             ttl_seconds=settings.assertion_ttl_seconds,
         )
         self.signin = signin_verifier(settings)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=1
-        )
-        self.outcomes = OutcomeWatcher({"bootstrap_servers": settings.kafka_bootstrap_servers})
+        broker = {
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            **kafka_auth.kafka_client_kwargs(settings),  # TR04: the edge as itself
+        }
+        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **broker)
+        self.outcomes = OutcomeWatcher(broker)
         self.types = command_types()
 
     async def start(self) -> None:

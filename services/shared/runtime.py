@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from contracts import Envelope, Event
-from services.shared import auth, db, guard, identity, logs, outbox
+from services.shared import auth, db, guard, identity, kafka_auth, logs, outbox
 from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
 from services.shared.outbox import OutboxRecord, OutboxRelay
 from services.shared.settings import Settings
@@ -91,6 +91,7 @@ class ServiceRuntime:
             acks="all",
             linger_ms=2,
             enable_idempotence=False,  # tansu has no InitProducerId; the inbox dedupes instead
+            security=kafka_auth.faststream_security(settings),
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at DEBUG
         )
         self.relay = OutboxRelay(

@@ -1,6 +1,6 @@
 """Settings from environment variables (prefix CASEWORK_)."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     assertion_ttl_seconds: int = 30
     assertion_max_lifetime_seconds: int = 300
     clock_leeway_seconds: int = 5
+
+    # Broker authentication (TR04): PLAINTEXT on the embedded broker; SASL_PLAINTEXT or
+    # SASL_SSL with the service's own SCRAM credentials on Apache Kafka.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
 
     consumer_group: str | None = None  # default: the service name
     batch_max_records: int = 500
