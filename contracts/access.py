@@ -133,7 +133,9 @@ class PrimaryPositionSpec(BaseModel):
 
 class LoadDirectory(Command):
     """Loads (or updates) teams/segments, users and their primary positions in one command; the
-    service publishes UnitDefined, UserRegistered and PositionGranted(kind=primary) for each."""
+    service publishes UnitDefined, UserRegistered and PositionGranted(kind=primary) for each.
+    TR03: sent only by a directory administrator or an HR feed (roles of the sign-in), applied
+    whole or refused whole (AC01/AC02), never moving a position to another user; audited."""
 
     TYPE: ClassVar[str] = "access.load_directory.v1"
     KEY_FIELD: ClassVar[str | None] = "directory_id"

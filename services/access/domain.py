@@ -1,5 +1,6 @@
-"""Secondary-access rules (AC01-AC19) as pure functions: no I/O, no clock reads; time comes in
-as an argument. Each function cites the rules it enforces and raises RuleViolation naming it."""
+"""Secondary-access rules (AC01-AC19) and the directory's (TR03) as pure functions: no I/O, no
+clock reads; time comes in as an argument. Each function cites the rules it enforces and raises
+RuleViolation naming it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from contracts.access import AccessKind, Role
+from contracts.access import AccessKind, LoadDirectory, Role
+from services.shared.identity import AppRole
 from services.shared.rules import RuleViolation
 
 MAX_POSITIONS = 10  # AC01
@@ -17,6 +19,9 @@ REVIEW_MONTHS = 6  # AC09
 REVIEW_NOTICE = timedelta(days=14)  # AC09: flagged this long before it falls due
 EMERGENCY_P30_DEADLINE = timedelta(days=2)  # AC11: the completed P30 is due within this
 MANAGERS = frozenset({Role.TEAM_LEADER, Role.SEGMENT_MANAGER})
+# TR03: the application roles (from the sign-in) that may create or change users and positions.
+DIRECTORY_ROLES = frozenset({AppRole.DIRECTORY_ADMIN.value, AppRole.HR_FEED.value})
+SECONDARY_ID_MARK = "@"  # secondary positions are `user@unit`; directory positions never are
 
 # AC13: the only case-owning segments hierarchical access may lead into.
 HIERARCHICAL_SEGMENT_CODES = {
@@ -386,3 +391,284 @@ def refuse_completion_from_list_view() -> None:
         "the personal segment list view is read-only; change to the item's position and "
         "complete it from My service requests",
     )
+
+
+# --- TR05: who reads whose access records (the checks the commands use) ----------------------
+
+
+def require_reads_user(
+    reader_id: str,
+    reader: Holdings | None,
+    user: Holdings,
+    units: Mapping[str, Unit],
+    *,
+    access_team: bool,
+) -> None:
+    """TR05: a user reads their own positions, P30 records, removals and routing; another
+    person's only as the access administration team (AC20), as their line manager (AC15), or as
+    a primary team leader or segment manager of their primary segment (AC08:
+    `check_primary_manager`, the check the commands use)."""
+    if access_team or reader_id == user.user_id or user.line_manager_id == reader_id:
+        return
+    try:
+        check_primary_manager(reader, user, units, "TR05")
+    except RuleViolation as refused:
+        raise RuleViolation(
+            "TR05",
+            f"{reader_id} may not read {user.user_id}'s access records: only the user, their "
+            f"line manager (AC15), a primary team leader or segment manager of their primary "
+            f"segment (AC08) or the access team (AC20) may ({refused.reason})",
+        ) from None
+
+
+def team_view_position(user_id: str, held: Held | None) -> Held:
+    """AC19 (with AC17): the team view is a team leader's or segment manager's, for the selected
+    position: the caseworkers of its team and the items assigned to that team. A caseworker
+    reads their own service requests instead (AC18), never their colleagues' work."""
+    if held is None:
+        raise RuleViolation("AC17", f"{user_id} holds no position to view a team from")
+    if held.role not in MANAGERS:
+        raise RuleViolation(
+            "AC19",
+            f"the team view is for team leaders and segment managers; {user_id}'s current "
+            f"position {held.position_id} is {held.role.value}: use My service requests (AC18)",
+        )
+    return held
+
+
+# --- The directory (TR03, within AC01/AC02) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryPosition:
+    """A position as the directory holds it today, whatever its kind and state."""
+
+    position_id: str
+    user_id: str
+    unit_id: str
+    role: Role
+    kind: AccessKind
+    state: str = "active"  # active | removal_pending | removed
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What a directory load is decided against: every unit (`units`, with the full rows of
+    the units it names in `unit_rows`), the rows of the users it names or touches, every
+    position those users hold (any kind, not removed) and every position it names (any user)."""
+
+    units: Mapping[str, Unit]
+    unit_rows: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    users: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    positions: Mapping[str, DirectoryPosition] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirectoryChange:
+    """One audited change: `before` is None for a creation; unchanged entries are not listed."""
+
+    entity: str  # unit | user | position
+    entity_id: str
+    action: str  # created | changed
+    before: Mapping[str, object] | None
+    after: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DirectoryPlan:
+    authority: tuple[str, ...]  # the caller's roles that allow the change (TR03)
+    changes: tuple[DirectoryChange, ...]
+
+    def of(self, entity: str) -> dict[str, DirectoryChange]:
+        return {c.entity_id: c for c in self.changes if c.entity == entity}
+
+
+def position_values(position: DirectoryPosition) -> dict[str, object]:
+    return {
+        "user_id": position.user_id,
+        "unit_id": position.unit_id,
+        "role": position.role.value,
+        "kind": position.kind.value,
+        "state": position.state,
+    }
+
+
+def _change(
+    entity: str, entity_id: str, before: Mapping[str, object] | None, after: dict[str, object]
+) -> DirectoryChange | None:
+    if before is None:
+        return DirectoryChange(entity, entity_id, "created", None, after)
+    old = {k: before.get(k) for k in after}
+    if old == after:
+        return None
+    return DirectoryChange(entity, entity_id, "changed", old, after)
+
+
+def _named_once(kind: str, ids: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for entity_id in ids:
+        if entity_id in seen:
+            raise RuleViolation("TR03", f"the load names {kind} {entity_id!r} more than once")
+        seen.add(entity_id)
+
+
+def check_directory_authority(roles: Iterable[str], caller: str | None) -> tuple[str, ...]:
+    """TR03: users and positions are created or changed only by a directory administrator or
+    an HR feed (application roles of the caller's sign-in, never the caller's positions)."""
+    held = tuple(sorted(DIRECTORY_ROLES.intersection(roles)))
+    if not held:
+        raise RuleViolation(
+            "TR03",
+            f"{caller or 'an unidentified caller'} may not change the directory: users and "
+            f"positions are created or changed only by a directory administrator or an HR feed "
+            f"({', '.join(sorted(DIRECTORY_ROLES))} role)",
+        )
+    return held
+
+
+def plan_directory_load(
+    roles: Iterable[str], caller: str | None, load: LoadDirectory, current: Directory
+) -> DirectoryPlan:
+    """The whole load is decided before anything is written; any breach refuses all of it.
+
+    TR03: only a directory administrator or an HR feed loads or changes the directory, never
+    their own user record or positions; a position held by one user is never moved to another;
+    secondary positions change only through their P30s (AC04), so the directory does not
+    reload them; each unit, user and position is named once, positions belong to existing
+    users and units, and a unit's parent exists without making a loop in the hierarchy; no
+    directory position or unit id contains `@`, so a secondary position id (`user@unit`) is
+    never a directory position's nor another user's.
+    AC01: every user the load names or gives a position to ends with exactly one primary
+    position and at most ten in all; AC02: more than two needs security clearance (including
+    when the load withdraws the clearance of someone who holds more). AC03: one position per
+    user and unit (a primary position is not moved into a unit the user holds secondary
+    access to)."""
+    authority = check_directory_authority(roles, caller)
+    _named_once("unit", [u.unit_id for u in load.units])
+    _named_once("user", [u.user_id for u in load.users])
+    _named_once("position", [p.position_id for p in load.positions])
+    changes: list[DirectoryChange] = []
+
+    # Units: the hierarchy after the load, whole.
+    parents = {u.unit_id: u.parent_id for u in current.units.values()}
+    parents.update({u.unit_id: u.parent_id for u in load.units})
+    for unit in load.units:
+        if SECONDARY_ID_MARK in unit.unit_id:
+            raise RuleViolation(
+                "TR03",
+                f"unit id {unit.unit_id!r} contains {SECONDARY_ID_MARK!r}, which separates user "
+                "and unit in secondary position ids (one user's could then be another's)",
+            )
+        if unit.parent_id is not None and unit.parent_id not in parents:
+            raise RuleViolation(
+                "TR03", f"unit {unit.unit_id!r} names an unknown parent {unit.parent_id!r}"
+            )
+        seen: set[str] = set()
+        walk: str | None = unit.unit_id
+        while walk is not None:
+            if walk in seen:
+                raise RuleViolation(
+                    "TR03", f"unit {unit.unit_id!r} would make a loop in the case-group hierarchy"
+                )
+            seen.add(walk)
+            walk = parents.get(walk)
+        after = unit.model_dump(mode="json")
+        after.pop("unit_id")
+        found = _change("unit", unit.unit_id, current.unit_rows.get(unit.unit_id), after)
+        if found:
+            changes.append(found)
+
+    # Users.
+    clearance = {u: bool(row.get("security_clearance")) for u, row in current.users.items()}
+    for user in load.users:
+        if caller is not None and user.user_id == caller:
+            raise RuleViolation(
+                "TR03", f"{caller} may not change their own user record through the directory"
+            )
+        after = user.model_dump(mode="json")
+        after.pop("user_id")
+        clearance[user.user_id] = user.security_clearance
+        found = _change("user", user.user_id, current.users.get(user.user_id), after)
+        if found:
+            changes.append(found)
+
+    # Positions: never re-pointed, only primary ones, for existing users and units.
+    held: dict[str, DirectoryPosition] = {
+        p.position_id: p for p in current.positions.values() if p.state != "removed"
+    }
+    for spec in load.positions:
+        pid = spec.position_id
+        if SECONDARY_ID_MARK in pid:
+            raise RuleViolation(
+                "TR03",
+                f"position id {pid!r} has the form of a secondary position (user@unit); the "
+                "directory's positions never do",
+            )
+        if caller is not None and spec.user_id == caller:
+            raise RuleViolation(
+                "TR03", f"{caller} may not give themselves a position through the directory"
+            )
+        existing = current.positions.get(pid)
+        if existing is not None and existing.user_id != spec.user_id:
+            raise RuleViolation(
+                "TR03",
+                f"position {pid!r} is held by {existing.user_id}; a position is never moved to "
+                f"another user ({spec.user_id})",
+            )
+        if spec.user_id not in clearance:
+            raise RuleViolation("TR03", f"position {pid!r} is for an unknown user {spec.user_id!r}")
+        if spec.unit_id not in parents:
+            raise RuleViolation("TR03", f"position {pid!r} is in an unknown unit {spec.unit_id!r}")
+        if existing is not None and existing.kind is not AccessKind.PRIMARY:
+            raise RuleViolation(
+                "TR03",
+                f"position {pid!r} is {existing.user_id}'s {existing.kind.value} secondary "
+                "access; it changes only through its P30 records, not the directory",
+            )
+        new = DirectoryPosition(pid, spec.user_id, spec.unit_id, spec.role, AccessKind.PRIMARY)
+        held[pid] = new
+        found = _change(
+            "position",
+            pid,
+            position_values(existing) if existing is not None else None,
+            position_values(new),
+        )
+        if found:
+            changes.append(found)
+
+    # AC01/AC02/AC03 for everyone the load names or gives a position to, as they will be.
+    touched = {u.user_id for u in load.users} | {p.user_id for p in load.positions}
+    by_user: dict[str, list[DirectoryPosition]] = {}
+    for position in held.values():
+        by_user.setdefault(position.user_id, []).append(position)
+    for user_id in sorted(touched):
+        mine = by_user.get(user_id, [])
+        primaries = sorted(p.position_id for p in mine if p.kind is AccessKind.PRIMARY)
+        if len(primaries) != 1:
+            raise RuleViolation(
+                "AC01",
+                f"{user_id} would hold {len(primaries)} primary positions "
+                f"({', '.join(primaries) or 'none'}); a user has one primary position",
+            )
+        units_held = [p.unit_id for p in mine]
+        doubled = sorted({u for u in units_held if units_held.count(u) > 1})
+        if doubled:
+            raise RuleViolation(
+                "AC03",
+                f"{user_id} would hold two positions in {', '.join(doubled)}: one position per "
+                "user and unit (primary or secondary access, not both)",
+            )
+        total = len(mine)
+        if total > MAX_POSITIONS:
+            raise RuleViolation(
+                "AC01",
+                f"{user_id} would hold {total} positions; at most {MAX_POSITIONS} "
+                "(primary and secondary) are allowed",
+            )
+        if total > UNCLEARED_MAX_POSITIONS and not clearance[user_id]:
+            raise RuleViolation(
+                "AC02",
+                f"{user_id} would hold {total} positions without security clearance; more than "
+                f"{UNCLEARED_MAX_POSITIONS} needs it",
+            )
+    return DirectoryPlan(authority, tuple(changes))

@@ -54,32 +54,62 @@ Ctx = HandlerContext[Any]
 @dispatcher.on(LoadDirectory)
 async def load_directory(ctx: HandlerContext[LoadDirectory]) -> None:
     """The directory's source of truth: units, users and primary positions, published for the
-    other services' projections."""
+    other services' projections. TR03: decided whole (by a directory administrator or an HR
+    feed, within AC01/AC02, no position moved to another user) before anything is written; each
+    creation or change is audited in the same transaction."""
     cmd = ctx.message
+    current = await store.directory(
+        ctx.conn,
+        [u.unit_id for u in cmd.units],
+        [*(u.user_id for u in cmd.users), *(p.user_id for p in cmd.positions)],
+        [p.position_id for p in cmd.positions],
+    )
+    plan = domain.plan_directory_load(
+        ctx.roles, ctx.actor.user_id if ctx.actor else None, cmd, current
+    )
+    units, users, positions = plan.of("unit"), plan.of("user"), plan.of("position")
     for unit in cmd.units:
-        values = unit.model_dump(mode="json")
-        await ctx.execute(store.upsert(store.units, "unit_id", values))
-        store.forget_units(ctx.conn)
+        if unit.unit_id in units:
+            values = unit.model_dump(mode="json")
+            await ctx.execute(store.upsert(store.units, "unit_id", values))
         ctx.emit(UnitDefined(**unit.model_dump(exclude={"functionally_unique"})))
+    if units:
+        store.forget_units(ctx.conn)
     for user in cmd.users:
-        await ctx.execute(store.upsert(store.users, "user_id", user.model_dump(mode="json")))
+        if user.user_id in users:
+            await ctx.execute(store.upsert(store.users, "user_id", user.model_dump(mode="json")))
         ctx.emit(UserRegistered(**user.model_dump()))
+    pos = store.positions
     for position in cmd.positions:
-        await ctx.execute(
-            store.upsert(
-                store.positions,
-                "position_id",
-                {
-                    "position_id": position.position_id,
-                    "user_id": position.user_id,
-                    "unit_id": position.unit_id,
-                    "role": position.role.value,
-                    "kind": AccessKind.PRIMARY.value,
-                    "state": "active",
-                    "granted_at": ctx.now,
-                },
+        change = positions.get(position.position_id)
+        if change is not None and change.action == "created":
+            await ctx.execute(
+                store.upsert(
+                    pos,
+                    "position_id",
+                    {
+                        "position_id": position.position_id,
+                        "user_id": position.user_id,
+                        "unit_id": position.unit_id,
+                        "role": position.role.value,
+                        "kind": AccessKind.PRIMARY.value,
+                        "state": "active",
+                        "granted_at": ctx.now,
+                    },
+                )
             )
-        )
+        elif change is not None:
+            await ctx.execute(
+                pos.update()
+                .where(pos.c.position_id == position.position_id)
+                .values(
+                    unit_id=position.unit_id,
+                    role=position.role.value,
+                    kind=AccessKind.PRIMARY.value,
+                    state="active",
+                    removed_at=None,
+                )
+            )
         ctx.emit(
             PositionGranted(
                 user_id=position.user_id,
@@ -88,6 +118,24 @@ async def load_directory(ctx: HandlerContext[LoadDirectory]) -> None:
                 role=position.role,
                 kind=AccessKind.PRIMARY,
             )
+        )
+    for change in plan.changes:
+        ctx.stage(
+            store.INSERT_DIRECTORY_CHANGE,
+            {
+                "change_id": uuid.uuid5(
+                    ctx.envelope.message_id, f"{change.entity}:{change.entity_id}"
+                ),
+                "command_id": ctx.envelope.message_id,
+                "changed_by": _actor_id(ctx),
+                "authority": list(plan.authority),
+                "changed_at": ctx.now,
+                "entity": change.entity,
+                "entity_id": change.entity_id,
+                "action": change.action,
+                "before": dict(change.before) if change.before is not None else None,
+                "after": dict(change.after),
+            },
         )
     ctx.emit(
         DirectoryLoaded(

@@ -1,6 +1,7 @@
-"""Access's tables (schema `access`) and queries: the directory it is the source of truth for,
-the records (grants) backing each secondary position, the P30 records, the releases of the
-removal saga, and a projection of who holds which work (from allocation.events)."""
+"""Access's tables (schema `access`) and queries: the directory it is the source of truth for
+with the audit of its changes (TR03), the records (grants) backing each secondary position, the
+P30 records, the releases of the removal saga, and a projection of who holds which work (from
+allocation.events)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.access import AccessKind, Role
-from services.access.domain import Held, Holdings, Unit
+from services.access.domain import Directory, DirectoryPosition, Held, Holdings, Unit
 from services.shared.plumbing_tables import inbox_table, outbox_table
 
 SCHEMA = "access"
@@ -59,6 +60,24 @@ positions = sa.Table(
     sa.Column("release_failed", sa.Boolean, nullable=False, server_default="false"),
     sa.Column("granted_at", TS, nullable=False),
     sa.Column("removed_at", TS),
+)
+
+# TR03: who changed the directory, when, and what (unit, user or position, before and after),
+# written in the transaction of the change. action: created | changed.
+directory_changes = sa.Table(
+    "directory_changes",
+    metadata,
+    sa.Column("change_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("command_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("changed_by", sa.Text, nullable=False),
+    sa.Column("authority", JSONB, nullable=False),  # the caller's roles that allowed it
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("entity_id", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("before", JSONB(none_as_null=True)),  # SQL NULL for a creation
+    sa.Column("after", JSONB, nullable=False),
+    sa.Index("ix_access_directory_changes_entity", "entity", "entity_id"),
 )
 
 # A record that backs a secondary position (AC03 kind); state: active | ended.
@@ -149,6 +168,7 @@ def _upsert_all(table: sa.Table, key: str) -> Any:
 # Statements handlers stage (written together with the batch's other rows of their kind).
 INSERT_P30 = p30s.insert()
 INSERT_GRANT = grants.insert()
+INSERT_DIRECTORY_CHANGE = directory_changes.insert()
 UPSERT_POSITION = _upsert_all(positions, "position_id")
 
 
@@ -188,6 +208,77 @@ def forget_units(conn: AsyncConnection) -> None:
     memo: dict[str, Any] | None = getattr(conn, "memo", None)
     if memo is not None:
         memo.pop(_UNITS_MEMO, None)
+
+
+# One key for every directory load: loads are applied one at a time across instances (TR03's
+# checks, such as one primary position per user, hold for users no row exists for yet).
+_DIRECTORY_LOCK = 0x41434353_54523033  # "ACCS" "TR03"
+
+
+async def directory(
+    conn: AsyncConnection, unit_ids: list[str], user_ids: list[str], position_ids: list[str]
+) -> Directory:
+    """What a directory load is decided against, for the transaction: the directory lock (only
+    directory loads change primary positions, so their rows need no other lock), the named
+    positions, the rows of every user named or holding a named position, locked as secondary
+    grants lock them (AC01/AC02 are checked against what they hold), and all the positions (any
+    kind, not removed) of those users, read once those locks are held."""
+    lock = sa.func.pg_advisory_xact_lock(sa.literal(_DIRECTORY_LOCK, sa.BigInteger))
+    await conn.execute(sa.select(lock))
+    named = (
+        (
+            await conn.execute(
+                sa.select(positions).where(positions.c.position_id.in_(position_ids))
+            )
+        ).all()
+        if position_ids
+        else []
+    )
+    people = sorted({*user_ids, *(r.user_id for r in named)})
+    user_rows = (
+        (
+            await conn.execute(
+                sa.select(users)
+                .where(users.c.user_id.in_(people))
+                .order_by(users.c.user_id)
+                .with_for_update()
+            )
+        ).all()
+        if people
+        else []
+    )
+    held = (
+        (
+            await conn.execute(
+                sa.select(positions).where(
+                    positions.c.user_id.in_(people), positions.c.state != "removed"
+                )
+            )
+        ).all()
+        if people
+        else []
+    )
+    unit_rows = (
+        (await conn.execute(sa.select(units).where(units.c.unit_id.in_(unit_ids)))).all()
+        if unit_ids
+        else []
+    )
+    return Directory(
+        units=await all_units(conn),
+        unit_rows={r.unit_id: dict(r._mapping) for r in unit_rows},
+        users={r.user_id: dict(r._mapping) for r in user_rows},
+        positions={
+            r.position_id: DirectoryPosition(
+                position_id=r.position_id,
+                user_id=r.user_id,
+                unit_id=r.unit_id,
+                role=Role(r.role),
+                kind=AccessKind(r.kind),
+                state=r.state,
+            )
+            for r in [*named, *held]
+        },
+    )
 
 
 async def holdings(

@@ -12,9 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.access import AccessKind, Role
+from contracts.access import (
+    AccessKind,
+    LoadDirectory,
+    PrimaryPositionSpec,
+    Role,
+    UnitKind,
+    UnitSpec,
+    UserSpec,
+)
 from services.access import domain
-from services.access.domain import Held, Holdings, Unit
+from services.access.domain import DirectoryPosition, Held, Holdings, Unit
 from services.shared.rules import RuleViolation
 
 NOW = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -448,3 +456,224 @@ def test_ac01_ac02_ac16_any_sequence_keeps_limits_and_never_leaves_work_on_remov
             for p in holdings.positions[1:]:
                 assert records[p.position_id], "a held secondary position has a backing record"
         assert not any(work.get(p) for p in removed), "work left on a removed position"
+
+
+# --- The directory (TR03, AC01, AC02) --------------------------------------------------------
+
+ADMIN_ROLES = frozenset({"directory-admin"})
+DIR_UNITS: dict[str, Unit] = {
+    "seg": Unit("seg", "Segment"),
+    "hub": Unit("hub", "Hub Team", "seg"),
+    "mgmt": Unit("mgmt", "Management Team", "seg"),
+}
+
+
+def dir_user(user_id: str, *, cleared: bool = False) -> UserSpec:
+    return UserSpec(user_id=user_id, name=user_id.title(), security_clearance=cleared)
+
+
+def dir_position(user_id: str, unit_id: str, role: Role, position_id: str = "") -> Any:
+    return PrimaryPositionSpec(
+        position_id=position_id or f"pos-{user_id}", user_id=user_id, unit_id=unit_id, role=role
+    )
+
+
+def held_by(user_id: str, unit_id: str, role: Role, **kw: Any) -> DirectoryPosition:
+    kw.setdefault("kind", AccessKind.PRIMARY)
+    position_id = kw.pop("position_id", f"pos-{user_id}")
+    return DirectoryPosition(position_id, user_id, unit_id, role, **kw)
+
+
+def today(*positions: DirectoryPosition, cleared: tuple[str, ...] = ()) -> domain.Directory:
+    """The directory as it is: hub-1 a Hub Team worker and so-mgmt a Management Team Senior
+    Officer, plus any other positions given."""
+    held = (
+        held_by("hub-1", "hub", Role.HUB_TEAM_WORKER),
+        held_by("so-mgmt", "mgmt", Role.SENIOR_OFFICER),
+        *positions,
+    )
+    users = {p.user_id for p in held}
+    return domain.Directory(
+        units=DIR_UNITS,
+        unit_rows={},
+        users={
+            u: {
+                "name": u.title(),
+                "email": None,
+                "line_manager_id": None,
+                "security_clearance": u in cleared,
+            }
+            for u in users
+        },
+        positions={p.position_id: p for p in held},
+    )
+
+
+def load(*, units: Any = (), users: Any = (), positions: Any = ()) -> LoadDirectory:
+    return LoadDirectory(units=list(units), users=list(users), positions=list(positions))
+
+
+def plan(command: LoadDirectory, current: domain.Directory, **kw: Any) -> domain.DirectoryPlan:
+    return domain.plan_directory_load(
+        kw.get("roles", ADMIN_ROLES), kw.get("caller", "directory-admin"), command, current
+    )
+
+
+def test_tr03_only_a_directory_admin_or_an_hr_feed_loads_the_directory() -> None:
+    command = load(
+        users=[dir_user("new-1")], positions=[dir_position("new-1", "hub", Role.CASEWORKER)]
+    )
+    for roles in (frozenset(), frozenset({"operator", "integration-admin"})):
+        with violation("TR03") as refused:
+            plan(command, today(), roles=roles, caller="hub-1")
+        assert "directory administrator or an HR feed" in refused.value.reason
+    assert plan(command, today(), roles=frozenset({"directory-admin"})).authority == (
+        "directory-admin",
+    )
+    assert plan(command, today(), roles=frozenset({"hr-feed"}), caller="hr").authority == (
+        "hr-feed",
+    )
+
+
+def test_tr03_a_position_is_never_moved_to_another_user() -> None:
+    command = load(positions=[dir_position("hub-1", "mgmt", Role.SENIOR_OFFICER, "pos-so-mgmt")])
+    with violation("TR03") as refused:
+        plan(command, today())
+    assert "held by so-mgmt" in refused.value.reason and "never moved" in refused.value.reason
+
+
+def test_tr03_secondary_positions_change_only_through_their_p30s() -> None:
+    secondary = held_by(
+        "so-mgmt", "hub", Role.SENIOR_OFFICER, position_id="sec-hub", kind=AccessKind.ABSENCE
+    )
+    command = load(positions=[dir_position("so-mgmt", "hub", Role.SENIOR_OFFICER, "sec-hub")])
+    with violation("TR03") as refused:
+        plan(command, today(secondary))
+    assert "only through its P30 records" in refused.value.reason
+    # nor may the directory make a position id of the secondary form (user@unit), nor a unit
+    # id that would let one user's secondary position id be another's
+    with violation("TR03"):
+        plan(load(positions=[dir_position("hub-1", "hub", Role.CASEWORKER, "x@hub")]), today())
+    with violation("TR03"):
+        plan(load(units=[UnitSpec(unit_id="a@hub", name="A", kind=UnitKind.TEAM)]), today())
+
+
+def test_tr03_positions_belong_to_existing_users_and_units_in_a_sound_hierarchy() -> None:
+    with violation("TR03"):  # unknown user
+        plan(load(positions=[dir_position("ghost", "hub", Role.CASEWORKER)]), today())
+    with violation("TR03"):  # unknown unit
+        plan(load(positions=[dir_position("hub-1", "nowhere", Role.CASEWORKER)]), today())
+    with violation("TR03"):  # unknown parent
+        plan(
+            load(units=[UnitSpec(unit_id="t", name="T", kind=UnitKind.TEAM, parent_id="x")]),
+            today(),
+        )
+    loop = [
+        UnitSpec(unit_id="a", name="A", kind=UnitKind.SEGMENT, parent_id="b"),
+        UnitSpec(unit_id="b", name="B", kind=UnitKind.SEGMENT, parent_id="a"),
+    ]
+    with violation("TR03"):
+        plan(load(units=loop), today())
+    # a unit, user and position created together in one load is fine
+    created = plan(
+        load(
+            units=[UnitSpec(unit_id="north", name="North", kind=UnitKind.TEAM, parent_id="seg")],
+            users=[dir_user("n-1")],
+            positions=[dir_position("n-1", "north", Role.CASEWORKER)],
+        ),
+        today(),
+    )
+    assert [(c.entity, c.entity_id, c.action) for c in created.changes] == [
+        ("unit", "north", "created"),
+        ("user", "n-1", "created"),
+        ("position", "pos-n-1", "created"),
+    ]
+
+
+def test_tr03_each_unit_user_and_position_is_named_once() -> None:
+    twice = [dir_position("hub-1", "hub", Role.CASEWORKER)] * 2
+    with violation("TR03"):
+        plan(load(positions=twice), today())
+    with violation("TR03"):
+        plan(load(users=[dir_user("hub-1"), dir_user("hub-1")]), today())
+
+
+def test_tr03_the_caller_never_changes_their_own_record_or_positions() -> None:
+    current = today(held_by("admin", "hub", Role.HUB_TEAM_WORKER))
+    with violation("TR03"):
+        plan(load(users=[dir_user("admin", cleared=True)]), current, caller="admin")
+    with violation("TR03"):
+        plan(
+            load(positions=[dir_position("admin", "mgmt", Role.SENIOR_OFFICER)]),
+            current,
+            caller="admin",
+        )
+
+
+def test_tr03_changes_are_listed_with_before_and_after_unchanged_ones_are_not() -> None:
+    command = load(
+        users=[dir_user("hub-1")],  # as it is
+        positions=[
+            dir_position("hub-1", "hub", Role.HUB_TEAM_WORKER),  # as it is
+            dir_position("so-mgmt", "hub", Role.SENIOR_OFFICER),  # moved to another unit
+        ],
+    )
+    (change,) = plan(command, today()).changes
+    assert (change.entity, change.entity_id, change.action) == (
+        "position",
+        "pos-so-mgmt",
+        "changed",
+    )
+    assert change.before is not None and change.before["unit_id"] == "mgmt"
+    assert change.after["unit_id"] == "hub" and change.after["user_id"] == "so-mgmt"
+
+
+def test_ac01_directory_user_holds_exactly_one_primary_position() -> None:
+    # a second primary position for the Hub Team worker
+    second = load(positions=[dir_position("hub-1", "mgmt", Role.SENIOR_OFFICER, "pos-hub-1-so")])
+    with violation("AC01") as refused:
+        plan(second, today())
+    assert "one primary position" in refused.value.reason
+    with violation("AC01"):  # a new user without any
+        plan(load(users=[dir_user("nobody")]), today())
+    # changing an existing user's record keeps the primary position they hold
+    plan(load(users=[dir_user("hub-1", cleared=True)]), today())
+
+
+def test_ac01_directory_keeps_ten_positions_at_most() -> None:
+    secondaries = [
+        held_by("tl", f"t{n}", Role.TEAM_LEADER, position_id=f"tl@t{n}", kind=AccessKind.ABSENCE)
+        for n in range(10)
+    ]
+    current = replace(
+        today(*secondaries, cleared=("tl",)),
+        units={**DIR_UNITS, **{f"t{n}": Unit(f"t{n}", f"T{n}", "seg") for n in range(10)}},
+    )
+    with violation("AC01") as refused:
+        plan(load(positions=[dir_position("tl", "hub", Role.TEAM_LEADER)]), current)
+    assert "11 positions" in refused.value.reason
+
+
+def test_ac02_directory_refuses_withdrawing_clearance_from_a_holder_of_three() -> None:
+    secondaries = [
+        held_by(
+            "so-mgmt", u, Role.SENIOR_OFFICER, position_id=f"so-mgmt@{u}", kind=AccessKind.ABSENCE
+        )
+        for u in ("hub", "seg")
+    ]
+    current = today(*secondaries, cleared=("so-mgmt",))
+    with violation("AC02") as refused:
+        plan(load(users=[dir_user("so-mgmt", cleared=False)]), current)
+    assert "3 positions" in refused.value.reason
+    plan(load(users=[dir_user("so-mgmt", cleared=True)]), current)
+
+
+def test_ac03_directory_does_not_move_a_primary_into_a_unit_held_as_secondary() -> None:
+    secondary = held_by(
+        "so-mgmt", "hub", Role.SENIOR_OFFICER, position_id="so-mgmt@hub", kind=AccessKind.ABSENCE
+    )
+    with violation("AC03"):
+        plan(
+            load(positions=[dir_position("so-mgmt", "hub", Role.SENIOR_OFFICER, "pos-so-mgmt")]),
+            today(secondary),
+        )
