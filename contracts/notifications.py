@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -75,34 +75,49 @@ class ChannelPreferencesSet(Event):
     channels: list[Channel]
 
 
+WebhookId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+EventType = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class RegisterWebhook(Command):
-    """A downstream system asks to be told of notifications of the named kinds (`*`: all) by an
-    HTTP POST to `url`, signed with HMAC-SHA256 over the body using `secret`. Registering the same
-    webhook id again replaces the registration."""
+    """An integration administrator (TR06) asks for a downstream system to be told of
+    notifications of the named kinds (`*`: all) by an HTTP POST to `url`, which must be allowed
+    by configuration. Each POST is signed with `secret`: `Casework-Signature: v1=<hex
+    HMAC-SHA256(secret, "<Casework-Timestamp>.<body>")>`. The webhook id belongs to the
+    administrator who registers it: registering it again (same owner) replaces the
+    registration; nobody else may take it over. The secret is kept by the notifications service
+    only: no event carries it (TR07)."""
 
     TYPE: ClassVar[str] = "notifications.register_webhook.v1"
     KEY_FIELD: ClassVar[str | None] = "webhook_id"
 
-    webhook_id: str = Field(min_length=1)
-    url: str = Field(pattern=r"^https?://")
-    secret: str = Field(min_length=16)
-    event_types: list[str] = Field(min_length=1)
+    webhook_id: WebhookId
+    url: str = Field(pattern=r"^https?://", max_length=2048)
+    secret: str = Field(min_length=16, max_length=256)
+    event_types: list[EventType] = Field(min_length=1, max_length=32)
 
 
 class WebhookRegistered(Event):
+    """A webhook registered (never its secret, TR07); `owner_id`: the administrator it belongs
+    to."""
+
     TYPE: ClassVar[str] = "notifications.webhook_registered.v1"
     KEY_FIELD: ClassVar[str | None] = "webhook_id"
 
     webhook_id: str
     url: str
     event_types: list[str]
+    owner_id: str | None = None
 
 
 class RemoveWebhook(Command):
+    """Its owner, an integration administrator (TR06), removes a webhook; deliveries to it not
+    yet sent are parked (NT07), not sent. The id stays its owner's."""
+
     TYPE: ClassVar[str] = "notifications.remove_webhook.v1"
     KEY_FIELD: ClassVar[str | None] = "webhook_id"
 
-    webhook_id: str = Field(min_length=1)
+    webhook_id: WebhookId
 
 
 class WebhookRemoved(Event):
@@ -113,11 +128,12 @@ class WebhookRemoved(Event):
 
 
 class ReplayParkedDeliveries(Command):
-    """An operator sends parked deliveries again (all parked ones if `delivery_ids` is empty)."""
+    """An integration administrator (TR06) sends parked deliveries again (all parked ones if
+    `delivery_ids` is empty)."""
 
     TYPE: ClassVar[str] = "notifications.replay_parked.v1"
 
-    delivery_ids: list[uuid.UUID] = Field(default_factory=list)
+    delivery_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
 
 
 class ParkedDeliveriesReplayed(Event):

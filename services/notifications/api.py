@@ -1,5 +1,11 @@
-"""Notifications' read API: a user's in-app inbox (list, unread count, mark read) and, for
-operators, deliveries by status (parked ones to replay) and the reminder schedule."""
+"""Notifications' read API (TR05: every request needs a valid sign-in token).
+
+- `GET /me/inbox`, `GET /me/inbox/unread-count`, `POST /me/inbox/read`: the signed-in user's
+  own in-app inbox; the user comes from the token, never from the request.
+- `GET /deliveries`, `GET /reminders`: delivery records (parked ones to replay; e-mail addresses
+  and bodies) and the reminder schedule, for the operator role (403 otherwise).
+- `GET /webhooks`: the webhook registrations without their secrets, for integration
+  administrators (TR06)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.notifications import store
+from services.shared.guard import HttpRefusal, json_body, signed_in, with_role
+from services.shared.identity import AppRole
 
 d = store.deliveries
 
@@ -32,6 +40,7 @@ def _rows(rows: Any, columns: list[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
+MAX_MARKED = 1000
 INBOX_COLUMNS = ["delivery_id", "kind", "rule", "subject", "body", "data", "created_at", "read_at"]
 
 
@@ -47,8 +56,9 @@ def _inbox_of(user_id: str) -> Any:
 
 
 async def inbox(request: Request) -> Response:
-    """GET /users/{user_id}/inbox[?unread=true&limit=n]: newest first."""
-    user_id = request.path_params["user_id"]
+    """GET /me/inbox[?unread=true&limit=n]: the signed-in user's notices, newest first
+    (TR05: the user comes from the token)."""
+    user_id = (await signed_in(request)).user_id
     query = sa.select(d).where(_inbox_of(user_id))
     if request.query_params.get("unread") in {"1", "true", "yes"}:
         query = query.where(d.c.read_at.is_(None))
@@ -62,7 +72,8 @@ async def inbox(request: Request) -> Response:
 
 
 async def unread_count(request: Request) -> Response:
-    user_id = request.path_params["user_id"]
+    """GET /me/inbox/unread-count."""
+    user_id = (await signed_in(request)).user_id
     async with request.app.state.engine.connect() as conn:
         count = await conn.scalar(
             sa.select(sa.func.count()).where(_inbox_of(user_id), d.c.read_at.is_(None))
@@ -71,13 +82,21 @@ async def unread_count(request: Request) -> Response:
 
 
 async def mark_read(request: Request) -> Response:
-    """POST /users/{user_id}/inbox/read with {"notification_ids": [...]} (none: all)."""
-    user_id = request.path_params["user_id"]
+    """POST /me/inbox/read with a JSON body {"notification_ids": [...]} (none or empty: all):
+    marks the signed-in user's own notices only. TR05: the token must be in the Authorization
+    header and the body JSON, which a cross-site form can send neither of."""
+    user_id = (await signed_in(request)).user_id
+    body = await json_body(request)
     try:
-        body = await request.json() if await request.body() else {}
-        ids = [uuid.UUID(str(i)) for i in body.get("notification_ids", [])]
-    except (ValueError, AttributeError):
-        return JSONResponse({"error": "notification_ids must be a list of UUIDs"}, 400)
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+        ids = [uuid.UUID(str(i)) for i in body.get("notification_ids") or []]
+    except (ValueError, TypeError):
+        return JSONResponse(
+            {"error": 'the body is {"notification_ids": [UUID, ...]}', "rule": "schema"}, 400
+        )
+    if len(ids) > MAX_MARKED:
+        raise HttpRefusal(413, f"at most {MAX_MARKED} notification ids at once", "TR08")
     query = d.update().where(_inbox_of(user_id), d.c.read_at.is_(None))
     if ids:
         query = query.where(d.c.delivery_id.in_(ids))
@@ -87,7 +106,9 @@ async def mark_read(request: Request) -> Response:
 
 
 async def deliveries(request: Request) -> Response:
-    """GET /deliveries?status=parked[&channel=email&recipient_id=...]: for operators."""
+    """GET /deliveries?status=parked[&channel=email&recipient_id=...]: for operators (TR05:
+    e-mail addresses and bodies)."""
+    await with_role(request, AppRole.OPERATOR)
     query = sa.select(d).order_by(d.c.created_at, d.c.delivery_id).limit(_limit(request))
     for name in ("status", "channel", "recipient_id", "kind"):
         if value := request.query_params.get(name):
@@ -98,7 +119,8 @@ async def deliveries(request: Request) -> Response:
 
 
 async def reminders(request: Request) -> Response:
-    """GET /reminders[?user_id=...&status=pending]: the schedule (NT04, NT05)."""
+    """GET /reminders[?user_id=...&status=pending]: the schedule (NT04, NT05), for operators."""
+    await with_role(request, AppRole.OPERATOR)
     r = store.reminders
     query = sa.select(r).order_by(r.c.due_at).limit(_limit(request))
     for name in ("user_id", "status", "series"):
@@ -109,10 +131,20 @@ async def reminders(request: Request) -> Response:
     return JSONResponse({"reminders": _rows(rows)})
 
 
+async def webhooks(request: Request) -> Response:
+    """GET /webhooks: the registrations and their owners, never their secrets; for integration
+    administrators (TR06)."""
+    await with_role(request, AppRole.INTEGRATION_ADMIN, "TR06")
+    async with request.app.state.engine.connect() as conn:
+        rows = await store.list_webhooks(conn, _limit(request))
+    return JSONResponse({"webhooks": _rows(rows)})
+
+
 routes = [
-    Route("/users/{user_id}/inbox", inbox),
-    Route("/users/{user_id}/inbox/unread-count", unread_count),
-    Route("/users/{user_id}/inbox/read", mark_read, methods=["POST"]),
+    Route("/me/inbox", inbox),
+    Route("/me/inbox/unread-count", unread_count),
+    Route("/me/inbox/read", mark_read, methods=["POST"]),
     Route("/deliveries", deliveries),
     Route("/reminders", reminders),
+    Route("/webhooks", webhooks),
 ]

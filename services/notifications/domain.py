@@ -1,11 +1,15 @@
 """Notification rules as pure functions: no I/O, no clock reads (time comes in as arguments).
 
 Who is told what (NT01-NT06), on which channels, and how deliveries are identified, retried and
-parked (NT07). The handlers resolve recipients from the projections and call these functions."""
+parked (NT07); who may register, remove and replay webhooks, and which targets and addresses a
+webhook may have (TR06). The handlers resolve recipients from the projections and call these
+functions."""
 
 from __future__ import annotations
 
 import calendar
+import ipaddress
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.notifications import Channel
+from services.shared.identity import AppRole
 from services.shared.rules import RuleViolation
 
 # Roles that are "the TL/SM responsible" for a user (NT04, NT05) and that receive a team's
@@ -388,3 +393,215 @@ def reminder_notice(
     return Notice(
         reminder_kind, rule, subject, body, {"user_id": user_id, "position_id": position_id}
     )
+
+
+# --- webhooks (TR06) ---------------------------------------------------------------------------
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_PORTS = {"http": 80, "https": 443}
+TARGETS_SETTING = "CASEWORK_WEBHOOK_ALLOWED_TARGETS"
+ADDRESSES_SETTING = "CASEWORK_WEBHOOK_ALLOWED_ADDRESSES"
+
+
+def require_integration_admin(roles: Iterable[str], what: str) -> None:
+    """TR06: webhooks are registered, removed and replayed only by an integration
+    administrator (an application role of their sign-in)."""
+    if AppRole.INTEGRATION_ADMIN.value not in set(roles):
+        raise RuleViolation("TR06", f"{what} needs the {AppRole.INTEGRATION_ADMIN.value} role")
+
+
+def check_webhook_owner(actor_user_id: str | None, webhook_id: str, owner_id: str | None) -> None:
+    """TR06: a webhook id belongs to the administrator who first registered it, removed or
+    not; nobody else may register it again or remove it. (A registration older than owners,
+    with none recorded, is taken by the next administrator who registers it.)"""
+    if owner_id is not None and owner_id != actor_user_id:
+        raise RuleViolation(
+            "TR06", f"webhook {webhook_id!r} belongs to another integration administrator"
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A webhook URL taken apart: what the allow-list and the address checks look at."""
+
+    scheme: str
+    host: str  # lower case, without brackets or a trailing dot
+    port: int
+    path: str  # the path, without the query
+    query: str
+    literal: IPAddress | None  # the host, when it is an IP address
+
+    @property
+    def origin(self) -> str:
+        """`scheme://host:port`: how reasons name a target (never its path or query)."""
+        return f"{self.scheme}://{_netloc(self.host, self.port)}"
+
+    @property
+    def host_header(self) -> str:
+        default = DEFAULT_PORTS[self.scheme] == self.port
+        return _bracketed(self.host) if default else _netloc(self.host, self.port)
+
+    def url_at(self, address: IPAddress) -> str:
+        """The URL with the host replaced by `address`: the request goes to the address that
+        was checked (a second DNS answer cannot change it)."""
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{_netloc(str(address), self.port)}{self.path or '/'}{query}"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"{_bracketed(host)}:{port}"
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def parse_target(url: str) -> Target:
+    """TR06: a webhook target is an http(s) URL with a host, no credentials and no dot
+    segments (a receiver could normalise them out of an allowed path)."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise RuleViolation("TR06", "the webhook URL contains whitespace or control characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RuleViolation("TR06", f"the webhook URL does not parse: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise RuleViolation("TR06", f"webhook targets are http or https, not {scheme!r}")
+    if "@" in parts.netloc:
+        raise RuleViolation(
+            "TR06",
+            "credentials in the webhook URL are refused: receivers verify the signature instead",
+        )
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise RuleViolation("TR06", "the webhook URL has no host")
+    segments = urllib.parse.unquote(parts.path).split("/")
+    if "." in segments or ".." in segments:
+        raise RuleViolation("TR06", "the webhook URL's path has '.' or '..' segments")
+    return Target(
+        scheme=scheme,
+        host=host,
+        port=port if port is not None else DEFAULT_PORTS[scheme],
+        path=parts.path,
+        query=parts.query,
+        literal=_literal(host),
+    )
+
+
+@dataclass(frozen=True)
+class TargetRule:
+    """One entry of the allow-list. A URL prefix (`https://hooks.example.org/casework/`)
+    allows its scheme, host and port and the paths at or below its path; a host pattern
+    (`hooks.example.org`, `*.example.org`, either with `:port`) allows https to that host (any
+    subdomain for `*.`), on port 443 unless it names one."""
+
+    scheme: str
+    host: str  # `*.example.org` for a wildcard
+    port: int
+    path: str  # "" or "/": any path
+
+    @classmethod
+    def parse(cls, entry: str) -> TargetRule:
+        text = entry.strip()
+        is_prefix = "://" in text
+        try:
+            parts = urllib.parse.urlsplit(text if is_prefix else f"https://{text}")
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{TARGETS_SETTING}: {entry!r} does not parse: {exc}") from None
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".").lower()
+        if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
+            raise ValueError(f"{TARGETS_SETTING}: {entry!r} is not an http(s) host or URL prefix")
+        if parts.query or parts.fragment or (not is_prefix and parts.path):
+            raise ValueError(f"{TARGETS_SETTING}: {entry!r} names a query, fragment or path")
+        if "*" in host and not (host.startswith("*.") and "*" not in host[2:] and host[2:]):
+            raise ValueError(f"{TARGETS_SETTING}: {entry!r}: a wildcard is only `*.domain`")
+        return cls(scheme, host, port if port is not None else DEFAULT_PORTS[scheme], parts.path)
+
+    def allows(self, target: Target) -> bool:
+        if (target.scheme, target.port) != (self.scheme, self.port):
+            return False
+        if self.host.startswith("*."):
+            if not target.host.endswith(self.host[1:]) or target.literal is not None:
+                return False
+        elif target.host != self.host:
+            return False
+        base = self.path.rstrip("/")
+        return not base or target.path == base or target.path.startswith(f"{base}/")
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """TR06: the targets webhooks may have (`rules`, from configuration; none by default) and
+    the non-public addresses they may still reach (`networks`, explicitly allowed CIDRs)."""
+
+    rules: tuple[TargetRule, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, targets: Iterable[str], addresses: Iterable[str]) -> WebhookPolicy:
+        """From the settings; a malformed entry is a configuration error (ValueError)."""
+        networks = []
+        for cidr in addresses:
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{ADDRESSES_SETTING}: {cidr!r}: {exc}") from None
+        return cls(tuple(TargetRule.parse(t) for t in targets), tuple(networks))
+
+    def check_url(self, url: str) -> Target:
+        """TR06: the target a webhook may be registered for (and sent to): an http(s) URL
+        without credentials, allowed by configuration; an IP address in it must be one the
+        address check lets through."""
+        target = parse_target(url)
+        if target.literal is not None:
+            self.check_address(target, target.literal)
+        if not any(rule.allows(target) for rule in self.rules):
+            raise RuleViolation(
+                "TR06",
+                f"webhook target {target.origin} is not allowed by configuration "
+                f"({TARGETS_SETTING})",
+            )
+        return target
+
+    def address_refusal(self, address: IPAddress) -> str | None:
+        """Why a webhook may not connect to `address` (None: it may). Loopback, private,
+        link-local, multicast, reserved, unspecified and other non-global addresses are
+        refused unless inside an allowed network; an IPv4-mapped IPv6 address counts as the
+        IPv4 address it maps."""
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        if any(a in net for net in self.networks for a in (address, mapped) if a is not None):
+            return None
+        checked = mapped or address
+        named = f"{address} (IPv4 {mapped})" if mapped else str(address)
+        for kind, flag in (
+            ("an unspecified", checked.is_unspecified),
+            ("a loopback", checked.is_loopback),
+            ("a link-local", checked.is_link_local),
+            ("a multicast", checked.is_multicast),
+            ("a private", checked.is_private),
+            ("a reserved", checked.is_reserved),
+            ("a non-global", not checked.is_global),
+        ):
+            if flag:
+                return f"{named} is {kind} address"
+        return None
+
+    def check_address(self, target: Target, address: IPAddress) -> None:
+        refusal = self.address_refusal(address)
+        if refusal is not None:
+            raise RuleViolation(
+                "TR06",
+                f"webhook target {target.origin} refused: {refusal} (not in {ADDRESSES_SETTING})",
+            )

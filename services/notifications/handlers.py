@@ -50,6 +50,7 @@ from contracts.signoff import RequestReturned, RequestSent
 from services.notifications import domain, store
 from services.shared import directory
 from services.shared.consumer import Dispatcher, HandlerContext
+from services.shared.rules import RuleViolation
 
 dispatcher = Dispatcher()
 CONSUMES = [
@@ -469,21 +470,72 @@ async def set_channel_preferences(ctx: HandlerContext[SetChannelPreferences]) ->
     ctx.emit(ChannelPreferencesSet(user_id=m.user_id, channels=channels))  # type: ignore[arg-type]
 
 
-@dispatcher.on(RegisterWebhook)
-async def register_webhook(ctx: HandlerContext[RegisterWebhook]) -> None:
+def _actor_id(ctx: HandlerContext[Any]) -> str:
+    if ctx.actor is None:  # commands always have one, verified (TR02)
+        raise RuleViolation("TR02", "a command needs a verified actor")
+    return ctx.actor.user_id
+
+
+async def register_webhook(
+    ctx: HandlerContext[RegisterWebhook], policy: domain.WebhookPolicy
+) -> None:
+    """TR06: an integration administrator registers a webhook for a target the configuration
+    allows; the id is theirs from then on. The event names no secret (TR07)."""
     m = ctx.message
-    await store.upsert_webhook(ctx.conn, m.webhook_id, m.url, m.secret, m.event_types, ctx.now)
-    ctx.emit(WebhookRegistered(webhook_id=m.webhook_id, url=m.url, event_types=m.event_types))
+    user_id = _actor_id(ctx)
+    domain.require_integration_admin(ctx.roles, "registering a webhook")
+    policy.check_url(m.url)
+    owner = await store.webhook_owner(ctx.conn, m.webhook_id)
+    domain.check_webhook_owner(user_id, m.webhook_id, owner)
+    stored = await store.upsert_webhook(
+        ctx.conn, m.webhook_id, m.url, m.secret, m.event_types, ctx.now, user_id
+    )
+    if not stored:  # taken by someone else between the read and the write
+        raise RuleViolation(
+            "TR06", f"webhook {m.webhook_id!r} belongs to another integration administrator"
+        )
+    ctx.emit(
+        WebhookRegistered(
+            webhook_id=m.webhook_id, url=m.url, event_types=m.event_types, owner_id=user_id
+        )
+    )
+
+
+@dispatcher.on(RegisterWebhook)
+async def register_webhook_unconfigured(ctx: HandlerContext[RegisterWebhook]) -> None:
+    """Without a configured policy (see `dispatcher_for`) no target is allowed."""
+    await register_webhook(ctx, domain.WebhookPolicy())
 
 
 @dispatcher.on(RemoveWebhook)
 async def remove_webhook(ctx: HandlerContext[RemoveWebhook]) -> None:
-    await store.delete_webhook(ctx.conn, ctx.message.webhook_id)
-    ctx.emit(WebhookRemoved(webhook_id=ctx.message.webhook_id))
+    """TR06: only the owner, an integration administrator, removes a webhook; deliveries to it
+    not yet sent are parked by the worker, not sent."""
+    webhook_id = ctx.message.webhook_id
+    user_id = _actor_id(ctx)
+    domain.require_integration_admin(ctx.roles, "removing a webhook")
+    owner = await store.webhook_owner(ctx.conn, webhook_id)
+    domain.check_webhook_owner(user_id, webhook_id, owner)
+    await store.remove_webhook(ctx.conn, webhook_id, ctx.now)
+    ctx.emit(WebhookRemoved(webhook_id=webhook_id))
 
 
 @dispatcher.on(ReplayParkedDeliveries)
 async def replay_parked(ctx: HandlerContext[ReplayParkedDeliveries]) -> None:
-    """NT07: an operator sends parked deliveries again."""
+    """NT07: parked deliveries are sent again; TR06: by an integration administrator."""
+    domain.require_integration_admin(ctx.roles, "replaying parked deliveries")
     replayed = await store.unpark(ctx.conn, ctx.message.delivery_ids, ctx.now)
     ctx.emit(ParkedDeliveriesReplayed(delivery_ids=replayed))
+
+
+def dispatcher_for(policy: domain.WebhookPolicy) -> Dispatcher:
+    """The service's handlers with webhook registration bound to the configured targets and
+    addresses (TR06)."""
+    bound = Dispatcher()
+    bound.handlers.update(dispatcher.handlers)
+
+    @bound.on(RegisterWebhook)
+    async def register(ctx: HandlerContext[RegisterWebhook]) -> None:
+        await register_webhook(ctx, policy)
+
+    return bound

@@ -1,9 +1,10 @@
 """Notifications' own settings: the SMTP server (prefix CASEWORK_SMTP_) and the delivery worker
-(prefix CASEWORK_NOTIFY_)."""
+(prefix CASEWORK_NOTIFY_); the webhook policy comes from the shared settings (CASEWORK_WEBHOOK_)."""
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.notifications.domain import RetryPolicy
+from services.notifications.domain import RetryPolicy, WebhookPolicy
+from services.shared.settings import Settings
 
 
 class SmtpSettings(BaseSettings):
@@ -33,3 +34,10 @@ class DeliverySettings(BaseSettings):
     @property
     def retry(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds)
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    """TR06: the webhook targets and non-public addresses the shared settings allow
+    (`CASEWORK_WEBHOOK_ALLOWED_TARGETS`, `CASEWORK_WEBHOOK_ALLOWED_ADDRESSES`); a malformed
+    entry stops the service at start."""
+    return WebhookPolicy.parse(settings.webhook_allowed_targets, settings.webhook_allowed_addresses)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,10 @@ webhooks = sa.Table(
     sa.Column("secret", sa.Text, nullable=False),
     sa.Column("event_types", ARRAY(sa.Text), nullable=False),
     sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+    # TR06: the integration administrator the id belongs to (kept after removal, so the id
+    # cannot be taken over); None for registrations older than owners.
+    sa.Column("owner_id", sa.Text),
+    sa.Column("removed_at", sa.DateTime(timezone=True)),
 )
 
 # NT07: one row per (source event, recipient, channel, kind), written in the transaction that
@@ -123,7 +128,7 @@ async def audience(
         w.c.webhook_id.label("id"),
         w.c.url.label("address"),
         w.c.event_types.label("names"),
-    ).where(sa.or_(w.c.event_types.any(kind), w.c.event_types.any("*")))
+    ).where(sa.or_(w.c.event_types.any(kind), w.c.event_types.any("*")), w.c.removed_at.is_(None))
     rows = (await conn.execute(sa.union_all(users, hooks))).all()
     known = {r.id: r for r in rows if r.what == "user"}
 
@@ -291,14 +296,27 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[An
     )
 
 
-async def webhook_secrets(conn: AsyncConnection, webhook_ids: Sequence[str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where a webhook's deliveries go now, and the secret they are signed with."""
+
+    url: str
+    secret: str
+
+
+async def webhook_targets(
+    conn: AsyncConnection, webhook_ids: Sequence[str]
+) -> dict[str, WebhookTarget]:
+    """The current registrations of these webhooks (removed ones are absent)."""
     if not webhook_ids:
         return {}
     w = webhooks
     rows = await conn.execute(
-        sa.select(w.c.webhook_id, w.c.secret).where(w.c.webhook_id.in_(list(webhook_ids)))
+        sa.select(w.c.webhook_id, w.c.url, w.c.secret).where(
+            w.c.webhook_id.in_(list(webhook_ids)), w.c.removed_at.is_(None)
+        )
     )
-    return {r.webhook_id: r.secret for r in rows}
+    return {r.webhook_id: WebhookTarget(r.url, r.secret) for r in rows}
 
 
 async def reminders_due(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
@@ -407,6 +425,14 @@ async def set_preferences(
     )
 
 
+async def webhook_owner(conn: AsyncConnection, webhook_id: str) -> str | None:
+    """Whom a webhook id belongs to, registered now or removed (None: nobody yet)."""
+    w = webhooks
+    return await conn.scalar(
+        sa.select(w.c.owner_id).where(w.c.webhook_id == webhook_id).with_for_update()
+    )
+
+
 async def upsert_webhook(
     conn: AsyncConnection,
     webhook_id: str,
@@ -414,21 +440,57 @@ async def upsert_webhook(
     secret: str,
     event_types: Sequence[str],
     now: datetime,
-) -> None:
+    owner_id: str,
+) -> bool:
+    """Registers the webhook for `owner_id`, or replaces their registration; False (nothing
+    written) when the id belongs to someone else (TR06)."""
     stmt = pg_insert(webhooks).values(
         webhook_id=webhook_id,
         url=url,
         secret=secret,
         event_types=list(event_types),
         registered_at=now,
+        owner_id=owner_id,
+        removed_at=None,
     )
-    await conn.execute(
+    w = webhooks
+    result = await conn.execute(
         stmt.on_conflict_do_update(
-            index_elements=[webhooks.c.webhook_id],
-            set_={k: stmt.excluded[k] for k in ("url", "secret", "event_types", "registered_at")},
-        )
+            index_elements=[w.c.webhook_id],
+            set_={
+                k: stmt.excluded[k]
+                for k in ("url", "secret", "event_types", "registered_at", "owner_id", "removed_at")
+            },
+            where=sa.or_(w.c.owner_id.is_(None), w.c.owner_id == owner_id),
+        ).returning(w.c.webhook_id)
+    )
+    return result.first() is not None
+
+
+async def remove_webhook(conn: AsyncConnection, webhook_id: str, now: datetime) -> None:
+    """TR06: the registration ends (its secret is forgotten); the row stays, so the id stays
+    its owner's."""
+    w = webhooks
+    await conn.execute(
+        w.update()
+        .where(w.c.webhook_id == webhook_id, w.c.removed_at.is_(None))
+        .values(removed_at=now, secret="")
     )
 
 
-async def delete_webhook(conn: AsyncConnection, webhook_id: str) -> None:
-    await conn.execute(webhooks.delete().where(webhooks.c.webhook_id == webhook_id))
+async def list_webhooks(conn: AsyncConnection, limit: int) -> list[Any]:
+    """The registrations without their secrets, for integration administrators."""
+    w = webhooks
+    query = (
+        sa.select(
+            w.c.webhook_id,
+            w.c.url,
+            w.c.event_types,
+            w.c.owner_id,
+            w.c.registered_at,
+            w.c.removed_at,
+        )
+        .order_by(w.c.webhook_id)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).all())

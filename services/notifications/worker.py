@@ -19,9 +19,11 @@ Delivery guarantee (NT07), precisely:
   `Idempotency-Key: <delivery id>` header, so receivers that keep the ids they have seen get
   each notification exactly once; others get it at least once, never zero times.
 - Nothing is dropped silently: a failure is retried, and after the limit the delivery is parked,
-  listed by the read API (`GET /deliveries?status=parked`) and replayed by command
-  (`ReplayParkedDeliveries`). A notice for a position the directory projection does not know yet
-  is parked too (recipient `position:<id>`) and delivered when the position's grant arrives."""
+  listed by the read API (`GET /deliveries?status=parked`, for operators) and replayed by
+  command (`ReplayParkedDeliveries`, by an integration administrator, TR06). A webhook target
+  the policy refuses (TR06), or a webhook removed meanwhile, parks its delivery at once. A
+  notice for a position the directory projection does not know yet is parked too (recipient
+  `position:<id>`) and delivered when the position's grant arrives."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from typing import Any
 from contracts import Envelope, Event
 from contracts.notifications import NotificationFailed, NotificationParked, NotificationSent
 from services.notifications import domain, handlers, store
-from services.notifications.channels import Channels, DeliveryError
+from services.notifications.channels import Channels, DeliveryError, DeliveryRefused
 from services.notifications.settings import DeliverySettings, SmtpSettings
 from services.shared import logs
 from services.shared.outbox import OutboxRecord
@@ -69,11 +71,13 @@ async def deliver_due(
         rows = await store.claim_due(uow.conn, now, batch_size)
         if not rows:
             return 0
-        secrets = await store.webhook_secrets(
+        # A webhook delivery goes to the webhook's current registration (its owner may have
+        # re-registered it with a new URL or secret); a removed one is parked (TR06).
+        hooks = await store.webhook_targets(
             uow.conn, [r.recipient_id for r in rows if r.channel == "webhook"]
         )
         results = await asyncio.gather(
-            *(channels.send(r, secrets.get(r.recipient_id)) for r in rows),
+            *(channels.send(r, hooks.get(r.recipient_id), now) for r in rows),
             return_exceptions=True,
         )
         d = store.deliveries
@@ -98,7 +102,9 @@ async def deliver_due(
                 log.error("unexpected delivery error", error=repr(result))
             attempts = row.attempts + 1
             reason = str(result) or repr(result)
-            retry_at = policy.after_failure(attempts, now)
+            # TR06: a refused target (or a removed webhook) is parked at once, not retried.
+            refused = isinstance(result, DeliveryRefused)
+            retry_at = None if refused else policy.after_failure(attempts, now)
             if retry_at is None:
                 await uow.conn.execute(
                     d.update()
@@ -148,9 +154,11 @@ async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int 
 Task = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
 
 
-def delivery_task(smtp: SmtpSettings, settings: DeliverySettings) -> Task:
+def delivery_task(
+    smtp: SmtpSettings, settings: DeliverySettings, webhooks: domain.WebhookPolicy
+) -> Task:
     async def run(runtime: ServiceRuntime) -> None:
-        channels = Channels(smtp, settings)
+        channels = Channels(smtp, settings, webhooks)
         try:
             while True:
                 attempted = 0

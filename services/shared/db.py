@@ -29,6 +29,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=8,
         max_overflow=4,
         pool_pre_ping=True,
+        # TR07: a failed statement's parameters (a webhook secret, say) stay out of logs and
+        # dead-letter reasons.
+        hide_parameters=True,
         # The read API and the consumer see committed data only; no ORM, no expiry.
         connect_args={"server_settings": {"application_name": settings.service_name}},
     )

@@ -28,7 +28,7 @@ class AppRole(StrEnum):
     DIRECTORY_ADMIN = "directory-admin"  # TR03: users and positions
     HR_FEED = "hr-feed"  # TR03: a service principal that feeds the directory from HR
     INTEGRATION_ADMIN = "integration-admin"  # TR06: webhooks
-    OPERATOR = "operator"  # delivery records, replays of parked deliveries
+    OPERATOR = "operator"  # delivery records and the reminder schedule (TR05)
 
 
 class SignInError(Exception):

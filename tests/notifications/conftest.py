@@ -1,15 +1,22 @@
 """Fixtures for the notifications tests: the service in-process (restartable), a real SMTP server
-(aiosmtpd) and a real webhook receiver (Starlette under uvicorn), both on loopback ports, and
-helpers that publish other services' events onto their topics as envelopes."""
+(aiosmtpd) and a real webhook receiver (Starlette under uvicorn) that verifies signatures, both
+on loopback ports, and helpers that publish other services' events onto their topics as
+envelopes and read the service's API as signed-in users (TR05).
+
+The attack tests (`tests/security/test_notifications_attacks.py`) use these fixtures too. A
+fixture named in two places is two fixtures to pytest, so `smtp`, `webhook` and `notifier` hand
+every place the same session-wide instance (`_Shared`): one notifications service per session,
+whatever runs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,7 +28,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from contracts import Actor, Envelope, Event, Topics
@@ -39,8 +46,14 @@ from contracts.notifications import (
     RemoveWebhook,
     WebhookRegistered,
 )
+from deploy.identity import SignedInUsers
 from deploy.stack import free_port
 from services.notifications import store
+from services.notifications.channels import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify_signature,
+)
 from services.notifications.service import build_spec
 from services.notifications.settings import DeliverySettings, SmtpSettings
 from services.shared.settings import Settings
@@ -69,14 +82,48 @@ class SmtpSink:
         return [m for m in list(self.messages) if m["To"] == address]
 
 
+class _Shared:
+    """One instance per test session of a resource whose fixture is defined in more than one
+    place: the first fixture that asks starts it, the others get the same one, the last to
+    finish stops it."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.holders = 0
+        self._stack = contextlib.AsyncExitStack()
+
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, start: Callable[[contextlib.AsyncExitStack], Awaitable[Any]]
+    ) -> AsyncIterator[Any]:
+        if self.holders == 0:
+            self._stack = contextlib.AsyncExitStack()
+            self.value = await start(self._stack)
+        self.holders += 1
+        try:
+            yield self.value
+        finally:
+            self.holders -= 1
+            if self.holders == 0:
+                await self._stack.aclose()
+                self.value = None
+
+
+_SMTP, _WEBHOOK, _NOTIFIER = _Shared(), _Shared(), _Shared()
+
+
 @pytest.fixture(scope="session")
-def smtp() -> Iterator[tuple[SmtpSink, int]]:
-    sink = SmtpSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+async def smtp() -> AsyncIterator[tuple[SmtpSink, int]]:
+    async def start(stack: contextlib.AsyncExitStack) -> tuple[SmtpSink, int]:
+        sink = SmtpSink()
+        port = free_port()
+        controller = Controller(sink, hostname="127.0.0.1", port=port)
+        controller.start()
+        stack.callback(controller.stop)
+        return sink, port
+
+    async with _SMTP.hold(start) as found:
+        yield found
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -84,29 +131,55 @@ def smtp() -> Iterator[tuple[SmtpSink, int]]:
 
 @dataclass
 class WebhookReceiver:
-    """Records every POST to /hook/{name}; a name in `down` answers 503 (a receiver that is
-    down); `gate`, when set, holds each request until it is opened."""
+    """Records every POST to /hook/{name} whose signature verifies (`received`), with the secret
+    registered for that name (`secrets`); a request that does not verify answers 401 and is kept
+    in `refused`. Every request that arrives, on any path, is in `arrivals`. A name in `down`
+    answers 503 (a receiver that is down); `gate`, when set, holds each request until it is
+    opened. /redirect/{name} answers 307 to /hook/{name}."""
 
     port: int
     received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    arrivals: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
     gate: asyncio.Event | None = None
     in_flight: int = 0
 
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/hook/{name}"
+        return f"{self.origin}/hook/{name}"
 
     async def endpoint(self, request: Request) -> Response:
         name = request.path_params["name"]
+        self.arrivals.append(name)
         body = await request.body()
         if name in self.down:
             return Response(status_code=503)
+        try:
+            verify_signature(
+                self.secrets.get(name, ""),
+                request.headers.get(TIMESTAMP_HEADER),
+                request.headers.get(SIGNATURE_HEADER),
+                body,
+                now=time.time(),
+            )
+        except ValueError as exc:
+            self.refused.append((name, str(exc)))
+            return Response(status_code=401)
         if self.gate is not None:
             self.in_flight += 1
             await self.gate.wait()
             self.in_flight -= 1
         self.received.append((name, {k.lower(): v for k, v in request.headers.items()}, body))
         return Response(status_code=204)
+
+    async def redirect(self, request: Request) -> Response:
+        self.arrivals.append(f"redirect:{request.path_params['name']}")
+        return RedirectResponse(self.url(request.path_params["name"]), status_code=307)
 
     def keys(self, name: str) -> list[str]:
         return [h["idempotency-key"] for n, h, _ in self.received if n == name]
@@ -117,20 +190,42 @@ class WebhookReceiver:
 
 @pytest.fixture(scope="session")
 async def webhook() -> AsyncIterator[WebhookReceiver]:
-    receiver = WebhookReceiver(port=free_port())
-    app = Starlette(routes=[Route("/hook/{name}", receiver.endpoint, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
+    async def start(stack: contextlib.AsyncExitStack) -> WebhookReceiver:
+        receiver = WebhookReceiver(port=free_port())
+        app = Starlette(
+            routes=[
+                Route("/hook/{name}", receiver.endpoint, methods=["POST"]),
+                Route("/redirect/{name}", receiver.redirect, methods=["POST"]),
+            ]
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning")
+        )
+        task = asyncio.create_task(server.serve())
 
-    async def started() -> bool:
-        return server.started
+        async def stop() -> None:
+            server.should_exit = True
+            await task
 
-    await wait_until(started)
-    yield receiver
-    server.should_exit = True
-    await task
+        stack.push_async_callback(stop)
+
+        async def started() -> bool:
+            return server.started
+
+        await wait_until(started)
+        return receiver
+
+    async with _WEBHOOK.hold(start) as receiver:
+        yield receiver
+
+
+def webhook_settings(receiver: WebhookReceiver) -> dict[str, object]:
+    """TR06 in the tests: the receiver's origin is an allowed target, and its loopback address
+    is explicitly allowed."""
+    return {
+        "webhook_allowed_targets": [f"{receiver.origin}/"],
+        "webhook_allowed_addresses": ["127.0.0.1/32"],
+    }
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -176,17 +271,27 @@ DELIVERY = DeliverySettings(
 
 @pytest.fixture(scope="session")
 async def notifier(
-    settings_for: Callable[..., Settings], smtp: tuple[SmtpSink, int]
+    settings_for: Callable[..., Settings],
+    smtp: tuple[SmtpSink, int],
+    webhook: WebhookReceiver,
+    users: SignedInUsers,
 ) -> AsyncIterator[Notifier]:
-    spec = build_spec(SmtpSettings(host="127.0.0.1", port=smtp[1]), DELIVERY)
+    """The service, reading its webhook policy from the same settings it runs with;
+    `restart(**overrides)` changes any of them (`webhook_allowed_targets=[...]`)."""
 
     async def make(**overrides: object) -> RunningService:
-        return await start_service(spec, settings_for("notifications", **overrides))
+        settings = settings_for("notifications", **{**webhook_settings(webhook), **overrides})
+        spec = build_spec(SmtpSettings(host="127.0.0.1", port=smtp[1]), DELIVERY, settings)
+        return await start_service(spec, settings, users)
 
-    holder = Notifier(make)
-    await holder.start()
-    yield holder
-    await holder.stop()
+    async def start(stack: contextlib.AsyncExitStack) -> Notifier:
+        holder = Notifier(make)
+        await holder.start()
+        stack.push_async_callback(holder.stop)
+        return holder
+
+    async with _NOTIFIER.hold(start) as holder:
+        yield holder
 
 
 @pytest.fixture
@@ -324,13 +429,23 @@ def sent_events(event_log: EventLog, source_id: uuid.UUID) -> list[NotificationS
 
 
 async def inbox_of(service: RunningService, user_id: str) -> list[dict[str, Any]]:
-    response = await service.http.get(f"/users/{user_id}/inbox")
-    assert response.status_code == 200
+    """The user's own inbox, read as that user (TR05)."""
+    response = await service.get(user_id, "/me/inbox")
+    assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
 
 
-OPERATOR = Actor(user_id="operator", position_id=None)
+ADMIN = Actor(user_id="integration-admin")  # holds the integration-admin role (TR06)
+OPERATOR = "operator"  # holds the operator role: reads deliveries and reminders (TR05)
+
+
+async def deliveries(service: RunningService, **params: str) -> list[dict[str, Any]]:
+    """The delivery records, read as an operator."""
+    response = await service.get(OPERATOR, "/deliveries", **params)
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()["deliveries"]
+    return rows
 
 
 @dataclass
@@ -340,25 +455,34 @@ class Hook:
 
 
 async def register_webhook(
-    commands: CommandClient, event_log: EventLog, receiver: WebhookReceiver, kinds: list[str]
+    commands: CommandClient,
+    event_log: EventLog,
+    receiver: WebhookReceiver,
+    kinds: list[str],
+    *,
+    admin: Actor = ADMIN,
+    url: str | None = None,
 ) -> Hook:
     hook = Hook(uid("hook"), uuid.uuid4().hex)
+    receiver.secrets[hook.webhook_id] = hook.secret
     sent = await commands.send(
         RegisterWebhook(
             webhook_id=hook.webhook_id,
-            url=receiver.url(hook.webhook_id),
+            url=url or receiver.url(hook.webhook_id),
             secret=hook.secret,
             event_types=kinds,
         ),
-        OPERATOR,
+        admin,
     )
     (answer,) = await event_log.outcome(sent.message_id)
-    assert answer.type == WebhookRegistered.TYPE
+    assert answer.type == WebhookRegistered.TYPE, answer.payload
     return hook
 
 
-async def remove_webhook(commands: CommandClient, event_log: EventLog, hook: Hook) -> None:
-    sent = await commands.send(RemoveWebhook(webhook_id=hook.webhook_id), OPERATOR)
+async def remove_webhook(
+    commands: CommandClient, event_log: EventLog, hook: Hook, *, admin: Actor = ADMIN
+) -> None:
+    sent = await commands.send(RemoveWebhook(webhook_id=hook.webhook_id), admin)
     await event_log.outcome(sent.message_id)
 
 

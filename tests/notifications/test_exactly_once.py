@@ -4,6 +4,8 @@ channel under redelivery, replay and restart; retries with backoff; parking and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import uuid
 from collections import Counter
@@ -24,26 +26,29 @@ from contracts.signoff import RequestReturned
 from services.notifications import domain, handlers
 from services.notifications.channels import Channels, DeliveryError, sign
 from services.notifications.service import build_spec
-from services.notifications.settings import SmtpSettings
+from services.notifications.settings import SmtpSettings, webhook_policy
+from services.notifications.store import WebhookTarget
 from services.notifications.worker import deliver_due
 from services.shared.runtime import ServiceRuntime
 from services.shared.settings import Settings
 from tests.conftest import RunningService
 from tests.notifications.conftest import (
+    ADMIN,
     DELIVERY,
-    OPERATOR,
     Hook,
     Notifier,
     Org,
     Person,
     SmtpSink,
     WebhookReceiver,
+    deliveries,
     outcomes,
     publish,
     register_webhook,
     remove_webhook,
     uid,
     wait_until,
+    webhook_settings,
 )
 from tests.support.client import CommandClient, EventLog
 
@@ -104,14 +109,25 @@ async def test_nt07_redelivered_event_sends_each_email_and_webhook_once_signed(
         == 1
     )
     assert webhook.keys(hook.webhook_id).count(str(hook_sent.notification_id)) == 1
-    # The webhook is signed with the registered secret over the exact body.
+    # The webhook is signed with the registered secret over its timestamp and the exact body
+    # (the receiver verified it before keeping it).
     headers, body = next(
         (h, b)
         for h, b in webhook.bodies(hook.webhook_id)
         if h["idempotency-key"] == str(hook_sent.notification_id)
     )
-    assert headers["x-casework-signature"] == sign(hook.secret, body)
-    assert headers["x-casework-signature"] != sign("another secret entirely", body)
+    timestamp = headers["casework-timestamp"]
+    assert headers["casework-signature"] == sign(hook.secret, timestamp, body)
+    assert (
+        headers["casework-signature"]
+        == "v1="
+        + hmac.new(
+            hook.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+        ).hexdigest()
+    )
+    assert headers["casework-signature"] != sign("another secret entirely", timestamp, body)
+    assert headers["casework-signature"] != sign(hook.secret, int(timestamp) + 1, body)
+    assert webhook.refused == []
     payload = json.loads(body)
     assert payload["rule"] == "NT03" and payload["data"]["recipients"] == [worker.user_id]
     await remove_webhook(commands, event_log, hook)
@@ -163,15 +179,12 @@ async def test_nt07_failing_delivery_is_parked_listed_and_replayed_by_an_operato
     failures = outcomes(event_log, source.message_id, NotificationFailed)
     assert [f.attempt for f in failures] == list(range(1, 8))  # 8 attempts, the last one parks
     assert "503" in parked.reason
-    listed = await notifications.http.get(
-        "/deliveries", params={"status": "parked", "recipient_id": hook.webhook_id}
-    )
-    (row,) = listed.json()["deliveries"]
+    (row,) = await deliveries(notifications, status="parked", recipient_id=hook.webhook_id)
     assert row["delivery_id"] == str(parked.notification_id) and row["attempts"] == 8
 
     webhook.down.discard(hook.webhook_id)
     replay = await commands.send(
-        ReplayParkedDeliveries(delivery_ids=[parked.notification_id]), OPERATOR
+        ReplayParkedDeliveries(delivery_ids=[parked.notification_id]), ADMIN
     )
     (answer,) = await event_log.outcome(replay.message_id)
     assert ParkedDeliveriesReplayed.model_validate(answer.payload).delivery_ids == [
@@ -179,10 +192,7 @@ async def test_nt07_failing_delivery_is_parked_listed_and_replayed_by_an_operato
     ]
     await event_log.wait_for(lambda: _sent_on(event_log, source, "webhook"))
     assert webhook.keys(hook.webhook_id) == [str(parked.notification_id)]
-    listed = await notifications.http.get(
-        "/deliveries", params={"status": "parked", "recipient_id": hook.webhook_id}
-    )
-    assert listed.json()["deliveries"] == []
+    assert await deliveries(notifications, status="parked", recipient_id=hook.webhook_id) == []
     await remove_webhook(commands, event_log, hook)
 
 
@@ -245,8 +255,8 @@ async def test_nt07_service_stopped_mid_delivery_then_topic_replayed_sends_each_
 class _RecordLost(Channels):
     """Sends for real, then behaves as if the process died before recording the send."""
 
-    async def send(self, row: Any, secret: str | None) -> None:
-        await super().send(row, secret)
+    async def send(self, row: Any, hook: WebhookTarget | None, now: datetime) -> None:
+        await super().send(row, hook, now)
         raise DeliveryError("simulated crash after the send, before it was recorded")
 
 
@@ -268,7 +278,8 @@ async def test_nt07_send_whose_record_was_lost_goes_again_with_the_same_message_
     await notifier.stop()  # nothing else delivers while the crash is staged
 
     smtp_settings = SmtpSettings(host="127.0.0.1", port=smtp[1])
-    bare = ServiceRuntime(build_spec(smtp_settings, DELIVERY), settings_for("notifications"))
+    settings = settings_for("notifications", **webhook_settings(webhook))
+    bare = ServiceRuntime(build_spec(smtp_settings, DELIVERY, settings), settings)
     source, now = uuid.uuid4(), datetime.now(UTC)
     try:
         async with bare.unit_of_work(now) as uow:
@@ -284,7 +295,7 @@ async def test_nt07_send_whose_record_was_lost_goes_again_with_the_same_message_
                 notice=notice,
                 user_ids=[worker.user_id],
             )
-        crashing = _RecordLost(smtp_settings, DELIVERY)
+        crashing = _RecordLost(smtp_settings, DELIVERY, webhook_policy(settings))
         await deliver_due(bare, crashing, DELIVERY.retry, now)
         await crashing.close()
     finally:

@@ -23,6 +23,7 @@ from services.notifications.domain import Kind
 from services.notifications.worker import fire_due_reminders
 from tests.conftest import RunningService
 from tests.notifications.conftest import (
+    OPERATOR,
     Notifier,
     Org,
     Person,
@@ -38,7 +39,8 @@ SECOND = timedelta(seconds=1)
 
 
 async def _schedule(service: RunningService, series: str) -> list[dict[str, Any]]:
-    response = await service.http.get("/reminders", params={"series": series})
+    response = await service.get(OPERATOR, "/reminders", series=series)
+    assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["reminders"]
     return items
 

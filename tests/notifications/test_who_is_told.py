@@ -28,6 +28,7 @@ from tests.conftest import RunningService
 from tests.notifications.conftest import (
     Org,
     SmtpSink,
+    deliveries,
     inbox_of,
     outcomes,
     publish,
@@ -289,19 +290,17 @@ async def test_inbox_lists_counts_unread_and_marks_read(
             )
         )
     await event_log.wait_for(lambda: all(sent_events(event_log, e.message_id) for e in envelopes))
-    http = notifications.http
-    count = await http.get(f"/users/{worker.user_id}/inbox/unread-count")
-    assert count.json()["unread"] == 3
-    first = (await inbox_of(notifications, worker.user_id))[0]["notification_id"]
-    marked = await http.post(
-        f"/users/{worker.user_id}/inbox/read", json={"notification_ids": [first]}
-    )
+    me = worker.user_id  # TR05: the inbox read and marked is the signed-in user's own
+    count = await notifications.get(me, "/me/inbox/unread-count")
+    assert count.json() == {"user_id": me, "unread": 3}
+    first = (await inbox_of(notifications, me))[0]["notification_id"]
+    marked = await notifications.post(me, "/me/inbox/read", {"notification_ids": [first]})
     assert marked.json()["marked"] == 1
-    assert (await http.get(f"/users/{worker.user_id}/inbox/unread-count")).json()["unread"] == 2
-    unread = (await http.get(f"/users/{worker.user_id}/inbox", params={"unread": "true"})).json()
+    assert (await notifications.get(me, "/me/inbox/unread-count")).json()["unread"] == 2
+    unread = (await notifications.get(me, "/me/inbox", unread="true")).json()
     assert first not in {i["notification_id"] for i in unread["items"]}
-    assert (await http.post(f"/users/{worker.user_id}/inbox/read")).json()["marked"] == 2
-    assert (await http.get(f"/users/{worker.user_id}/inbox/unread-count")).json()["unread"] == 0
+    assert (await notifications.post(me, "/me/inbox/read", {})).json()["marked"] == 2
+    assert (await notifications.get(me, "/me/inbox/unread-count")).json()["unread"] == 0
 
 
 async def test_nt07_notice_for_a_position_the_directory_does_not_know_yet_waits_then_arrives(
@@ -326,10 +325,8 @@ async def test_nt07_notice_for_a_position_the_directory_does_not_know_yet_waits_
         lambda: outcomes(event_log, returned.message_id, NotificationParked)
     )
     assert parked.recipient_id == f"position:{position_id}"
-    listed = await notifications.http.get(
-        "/deliveries", params={"status": "parked", "recipient_id": parked.recipient_id}
-    )
-    assert [d["delivery_id"] for d in listed.json()["deliveries"]] == [str(parked.notification_id)]
+    listed = await deliveries(notifications, status="parked", recipient_id=parked.recipient_id)
+    assert [d["delivery_id"] for d in listed] == [str(parked.notification_id)]
 
     await publish(
         commands, Topics.ACCESS_EVENTS, UserRegistered(user_id=user_id, name="late", email=None)
@@ -349,7 +346,4 @@ async def test_nt07_notice_for_a_position_the_directory_does_not_know_yet_waits_
     assert (sent.recipient_id, sent.channel, sent.rule) == (user_id, "inbox", "NT03")
     (notice,) = await inbox_of(notifications, user_id)
     assert "arrived early" in notice["body"]
-    listed = await notifications.http.get(
-        "/deliveries", params={"status": "parked", "recipient_id": parked.recipient_id}
-    )
-    assert listed.json()["deliveries"] == []
+    assert await deliveries(notifications, status="parked", recipient_id=parked.recipient_id) == []
