@@ -69,15 +69,16 @@ class Edge:
             ttl_seconds=settings.assertion_ttl_seconds,
         )
         self.signin = signin_verifier(settings)
-        broker = {
+        self.broker: dict[str, Any] = {
             "bootstrap_servers": settings.kafka_bootstrap_servers,
             **kafka_auth.kafka_client_kwargs(settings),  # TR04: the edge as itself
         }
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **broker)
-        self.outcomes = OutcomeWatcher(broker)
+        self.outcomes = OutcomeWatcher(self.broker)
         self.types = command_types()
 
     async def start(self) -> None:
+        # aiokafka clients belong to the running loop: made here, not in __init__
+        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **self.broker)
         await self.producer.start()
         await self.outcomes.start()
         log.info("edge started", commands=len(self.types))
