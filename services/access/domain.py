@@ -412,12 +412,13 @@ def require_reads_user(
         return
     try:
         check_primary_manager(reader, user, units, "TR05")
-    except RuleViolation as refused:
+    except RuleViolation:
+        # The reason names no more of the user than the reader asked with (not their segment).
         raise RuleViolation(
             "TR05",
             f"{reader_id} may not read {user.user_id}'s access records: only the user, their "
             f"line manager (AC15), a primary team leader or segment manager of their primary "
-            f"segment (AC08) or the access team (AC20) may ({refused.reason})",
+            f"segment (AC08) or the access team (AC20) may",
         ) from None
 
 

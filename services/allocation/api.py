@@ -1,6 +1,11 @@
 """Allocation's read API (JSON over HTTP): team summary and workviews (AL04), a worker's and an
 inbox's or hopper's current work, a person's record (current work, documents, workflow map, work
-history (AL12), professional relationships) and search of work by person name (AL08)."""
+history (AL12), professional relationships) and search of work by person name (AL08).
+
+TR05: every read needs a sign-in token; the reader is the token's user, and what they see is
+scoped by the positions they hold in the directory projection with the rule the commands use
+(`domain.sight`, from `domain.authorise_allocation`: AL10, AC19), plus the work assigned to their
+own positions (AC18). Outside that, a read is refused (403) naming the rule."""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from starlette.routing import Route
 
 from contracts.allocation import StepType, WorkState
 from services.allocation import domain, store
+from services.shared import guard
+from services.shared.identity import Principal
+from services.shared.rules import RuleViolation
 
 SEARCH_LIMIT = 2000
 
@@ -29,6 +37,88 @@ def _plain(value: Any) -> Any:
 
 def _row(row: Any) -> dict[str, Any]:
     return {k: _plain(v) for k, v in dict(row._mapping).items()}
+
+
+def _forbidden(violation: RuleViolation) -> guard.HttpRefusal:
+    return guard.HttpRefusal(403, violation.reason, violation.rule)
+
+
+async def _sight(conn: AsyncConnection, reader: Principal) -> tuple[domain.Sight, domain.Units]:
+    """TR05: what the signed-in reader may see, from the positions they hold."""
+    units = await store.hierarchy(conn)
+    positions = await store.directory.positions_of(conn, reader.user_id)
+    return domain.sight(reader.user_id, positions, units), units
+
+
+def _visible(seen: domain.Sight, units: domain.Units) -> Any:
+    """The work items a sight covers, as a condition on work_items (AL10, AC18, AC19)."""
+    t, pos = store.work_items, store.directory_t.positions
+    queues = domain.visible_queues(seen, units)
+    worker = t.c.owner_kind == "worker"
+    clauses = []
+    if seen.positions:
+        clauses.append(worker & t.c.owner_id.in_(sorted(seen.positions)))
+    if seen.units:
+        members = sa.select(pos.c.position_id).where(pos.c.unit_id.in_(sorted(seen.units)))
+        clauses.append(worker & t.c.owner_id.in_(members))
+    for kind, owners in (
+        ("team", queues.teams),
+        ("inbox", queues.inboxes),
+        ("hopper", queues.hoppers),
+    ):
+        if owners:
+            clauses.append((t.c.owner_kind == kind) & t.c.owner_id.in_(sorted(owners)))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+async def _require_owner(
+    conn: AsyncConnection, seen: domain.Sight, kind: str, owner_id: str
+) -> None:
+    try:
+        domain.require_sight(seen, kind, owner_id, await store.owning_unit(conn, kind, owner_id))
+    except RuleViolation as refused:
+        raise _forbidden(refused) from None
+
+
+def _require_unit(seen: domain.Sight, unit_id: str) -> None:
+    try:
+        domain.require_unit_sight(seen, unit_id)
+    except RuleViolation as refused:
+        raise _forbidden(refused) from None
+
+
+async def _require_person(
+    conn: AsyncConnection, seen: domain.Sight, units: domain.Units, person_id: str
+) -> None:
+    """TR05: a person's record is read by those who may see some of that person's work."""
+    t = store.work_items
+    visible = await conn.scalar(
+        sa.select(sa.exists().where(t.c.person_id == person_id, _visible(seen, units)))
+    )
+    if not visible:
+        raise guard.HttpRefusal(
+            403,
+            f"{seen.user_id} may see no work of person {person_id}, so not their record: you "
+            f"read your own work and the work of the teams where you may screen and allocate",
+            "AL10",
+        )
+
+
+async def _own_organisation(
+    conn: AsyncConnection, seen: domain.Sight, units: domain.Units, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """AL10: of a person's work, what belongs to the reader's own organisations."""
+    kept = []
+    for item in items:
+        owning = await store.owning_unit(conn, item["owner_kind"], item["owner_id"])
+        if seen.in_organisation(units, owning):
+            kept.append(item)
+    return kept
+
+
+def _of_items(history: list[dict[str, Any]], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = {i["work_item_id"] for i in items}
+    return [h for h in history if h["work_item_id"] in ids]
 
 
 def _items_query() -> sa.Select[Any]:
@@ -100,12 +190,16 @@ async def _counts(conn: AsyncConnection, *where: Any) -> dict[str, int]:
 
 
 async def team_summary(request: Request) -> Response:
-    """AL04: the teams, each with its work and request counts."""
+    """AL04: the teams the reader screens (AL10), each with its work and request counts."""
+    reader = await guard.signed_in(request)
     u = store.directory_t.units
     async with request.app.state.engine.connect() as conn:
+        seen, _ = await _sight(conn, reader)
         units = [_row(r) for r in await conn.execute(sa.select(u).where(u.c.kind == "team"))]
         teams = []
         for team in _teams_known(units):
+            if team["unit_id"] not in seen.units:
+                continue
             counts = await _counts(conn, await _team_queue(conn, team["unit_id"]))
             requests = len(await _incoming_requests(conn, team["unit_id"]))
             teams.append({**team, **counts, "incoming_requests": requests})
@@ -114,10 +208,12 @@ async def team_summary(request: Request) -> Response:
 
 async def team(request: Request) -> Response:
     """AL04: one team's summary: its workers and inboxes with their work counts."""
+    reader = await guard.signed_in(request)
     team_id = request.path_params["team"]
     t = store.work_items
     pos, users = store.directory_t.positions, store.directory_t.users
     async with request.app.state.engine.connect() as conn:
+        _require_unit((await _sight(conn, reader))[0], team_id)
         members = [
             _row(r)
             for r in await conn.execute(
@@ -142,8 +238,10 @@ async def team(request: Request) -> Response:
 
 async def team_work(request: Request) -> Response:
     """AL04: a team's current work: incoming work, incomplete work, incoming requests."""
+    reader = await guard.signed_in(request)
     team_id = request.path_params["team"]
     async with request.app.state.engine.connect() as conn:
+        _require_unit((await _sight(conn, reader))[0], team_id)
         items = await _items(
             conn, await _team_queue(conn, team_id), store.work_items.c.state != "finished"
         )
@@ -152,8 +250,10 @@ async def team_work(request: Request) -> Response:
 
 
 async def _owner_work(request: Request, kind: str, owner_id: str) -> Response:
+    reader = await guard.signed_in(request)
     t = store.work_items
     async with request.app.state.engine.connect() as conn:
+        await _require_owner(conn, (await _sight(conn, reader))[0], kind, owner_id)
         items = await _items(
             conn, t.c.owner_kind == kind, t.c.owner_id == owner_id, t.c.state != "finished"
         )
@@ -161,13 +261,35 @@ async def _owner_work(request: Request, kind: str, owner_id: str) -> Response:
 
 
 async def owner_work(request: Request) -> Response:
-    """An inbox's or a hopper's (or any owner's) current work."""
+    """An inbox's or a hopper's (or any owner's) current work, for those who screen it."""
     return await _owner_work(request, request.path_params["kind"], request.path_params["owner_id"])
 
 
 async def worker_work(request: Request) -> Response:
-    """A worker's current work (by position)."""
+    """A worker's current work (by position): their own, or a member's for those who screen
+    the member's team (AL10)."""
     return await _owner_work(request, "worker", request.path_params["position_id"])
+
+
+async def my_work(request: Request) -> Response:
+    """The signed-in user's current work across the positions they hold (AC18)."""
+    reader = await guard.signed_in(request)
+    t = store.work_items
+    async with request.app.state.engine.connect() as conn:
+        seen, _ = await _sight(conn, reader)
+        items = (
+            await _items(
+                conn,
+                t.c.owner_kind == "worker",
+                t.c.owner_id.in_(sorted(seen.positions)),
+                t.c.state != "finished",
+            )
+            if seen.positions
+            else []
+        )
+    return JSONResponse(
+        {"user_id": reader.user_id, "positions": sorted(seen.positions), **_split(items)}
+    )
 
 
 async def _history(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]]:
@@ -182,7 +304,8 @@ async def _history(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]
 
 
 async def person_record(request: Request) -> Response:
-    """AL04: the person's record."""
+    """AL04: the person's record, for those who may see some of the person's work (TR05)."""
+    reader = await guard.signed_in(request)
     person_id = request.path_params["person_id"]
     t, r = store.work_items, store.relationships
     users = store.directory_t.users
@@ -190,7 +313,11 @@ async def person_record(request: Request) -> Response:
         person = await store.person(conn, person_id)
         if person is None:
             return JSONResponse({"error": "no such person"}, status_code=404)
-        items = await _items(conn, t.c.person_id == person_id)
+        seen, units = await _sight(conn, reader)
+        await _require_person(conn, seen, units, person_id)
+        items = await _own_organisation(
+            conn, seen, units, await _items(conn, t.c.person_id == person_id)
+        )
         relationships = [
             _row(row)
             for row in await conn.execute(
@@ -200,7 +327,7 @@ async def person_record(request: Request) -> Response:
                 .order_by(r.c.recorded_at)
             )
         ]
-        history = await _history(conn, person_id)
+        history = _of_items(await _history(conn, person_id), items)
     states: dict[StepType, list[WorkState]] = {}
     for i in items:
         states.setdefault(StepType(i["step_type"]), []).append(WorkState(i["state"]))
@@ -218,24 +345,41 @@ async def person_record(request: Request) -> Response:
 
 async def person_history(request: Request) -> Response:
     """AL12: every change to the person's work: what, who, when, from whom to whom."""
+    reader = await guard.signed_in(request)
+    person_id = request.path_params["person_id"]
+    t = store.work_items
     async with request.app.state.engine.connect() as conn:
-        history = await _history(conn, request.path_params["person_id"])
-    return JSONResponse({"person_id": request.path_params["person_id"], "work_history": history})
+        if await store.person(conn, person_id) is None:
+            return JSONResponse({"error": "no such person"}, status_code=404)
+        seen, units = await _sight(conn, reader)
+        await _require_person(conn, seen, units, person_id)
+        items = await _own_organisation(
+            conn, seen, units, await _items(conn, t.c.person_id == person_id)
+        )
+        history = _of_items(await _history(conn, person_id), items)
+    return JSONResponse({"person_id": person_id, "work_history": history})
 
 
 async def search_work(request: Request) -> Response:
-    """AL08: find current work by the person's name (for bulk assign)."""
+    """AL08: find current work by the person's name (for bulk assign), among the work the
+    reader may see (TR05 with AL10, AC18, AC19)."""
+    reader = await guard.signed_in(request)
     name = request.query_params.get("person_name", "").strip()
     if not name:
         return JSONResponse({"error": "person_name is required"}, status_code=400)
     t, p = store.work_items, store.persons
     pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     async with request.app.state.engine.connect() as conn:
+        visible = _visible(*(await _sight(conn, reader)))
         items = [
             _row(r)
             for r in await conn.execute(
                 _items_query()
-                .where(sa.func.lower(p.c.name).like(pattern.lower()), t.c.state != "finished")
+                .where(
+                    sa.func.lower(p.c.name).like(pattern.lower()),
+                    t.c.state != "finished",
+                    visible,
+                )
                 .limit(SEARCH_LIMIT)
             )
         ]
@@ -243,14 +387,18 @@ async def search_work(request: Request) -> Response:
 
 
 async def get_work_item(request: Request) -> Response:
+    """One work item, for those who may see it (TR05 with AL10, AC18, AC19)."""
+    reader = await guard.signed_in(request)
     try:
         work_item_id = uuid.UUID(request.path_params["work_item_id"])
     except ValueError:
         return JSONResponse({"error": "work item id must be a UUID"}, status_code=400)
     async with request.app.state.engine.connect() as conn:
         row = await store.work_item(conn, work_item_id)
-    if row is None:
-        return JSONResponse({"error": "no such work item"}, status_code=404)
+        if row is None:
+            return JSONResponse({"error": "no such work item"}, status_code=404)
+        seen, _ = await _sight(conn, reader)
+        await _require_owner(conn, seen, row["owner_kind"], row["owner_id"])
     return JSONResponse({k: _plain(v) for k, v in row.items()})
 
 
@@ -261,6 +409,7 @@ routes = [
     Route("/teams/{team}", team),
     Route("/teams/{team}/work", team_work),
     Route("/workers/{position_id}/work", worker_work),
+    Route("/me/work", my_work),
     Route("/queues/{kind}/{owner_id}/work", owner_work),
     Route("/persons/{person_id}", person_record),
     Route("/persons/{person_id}/history", person_history),

@@ -7,7 +7,7 @@ raise `RuleViolation` naming the rule when the command must be refused."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -143,18 +143,60 @@ def require_new_step(step_type: StepType, work_item_id: uuid.UUID, existing: obj
 
 # --- AL10 / AC19: who may act on whose work ---------------------------------------------------
 
+# The council's organisation: its Adults Wellbeing Service, whose teams stand outside any
+# segment (the directory gives them no parent). The agency's units all lead up to the root
+# segment of its case-group hierarchy, which names that organisation.
+WELLBEING_SERVICE = "Adults Wellbeing Service"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A team or segment as the directory projection knows it (contracts.access.UnitDefined)."""
+
+    unit_id: str
+    kind: str  # UnitKind: "team" or "segment"
+    parent_id: str | None = None
+    hopper_id: str | None = None
+
+
+Units = Mapping[str, Unit]
+
+
+def root_unit(units: Units, unit_id: str) -> str:
+    """The top of the unit's hierarchy: follow parent_id until a unit has none (or the chain
+    leaves what the directory knows, or loops)."""
+    seen = [unit_id]
+    while True:
+        unit = units.get(seen[-1])
+        parent = unit.parent_id if unit else None
+        if parent is None or parent in seen:
+            return seen[-1]
+        seen.append(parent)
+
+
+def organisation(units: Units, unit_id: str | None) -> str | None:
+    """AL10: the organisation a unit belongs to, from the organisation of units: the root of
+    its hierarchy (parent_id to the top). The council's Wellbeing teams have no segment above
+    them and together are its Adults Wellbeing Service; any other root (the agency's root
+    segment, a stand-alone unit) is an organisation of its own. A unit the directory does not
+    know belongs to none, so it gives nobody rights."""
+    if not unit_id:
+        return None
+    root = root_unit(units, unit_id)
+    if root in TEAMS:
+        return WELLBEING_SERVICE
+    return root if root in units else None
+
 
 def authorise_allocation(
-    actor: Seat | None,
-    owning_unit: str | None,
-    owning_parent: str | None,
-    what: str,
-    actor_parent: str | None = None,
+    actor: Seat | None, owning_unit: str | None, units: Units, what: str
 ) -> Position:
     """AL10: only a Senior Officer or team leader holding an active position (primary or
     secondary) in the team that owns the work, or in the Management Team, may screen, allocate,
     re-prioritise or reassign it (a segment manager also from the owning team's segment; a
-    team leader of a team inside the owning segment, from the segment hopper).
+    team leader of a team inside the owning segment, from the segment hopper). Authority stays
+    inside its organisation: the Management Team acts on the Wellbeing teams' work only, and no
+    position gives rights over another organisation's units.
     AC19: with absence-related access the work must belong to the team of that position."""
     if actor is None or not actor.active:
         raise RuleViolation("AL10", f"the acting position is not an active position; cannot {what}")
@@ -162,6 +204,14 @@ def authorise_allocation(
     if pos.role not in ALLOCATOR_ROLES:
         raise RuleViolation(
             "AL10", f"a {pos.role} may not {what}; a Senior Officer or team leader must"
+        )
+    mine, theirs = organisation(units, pos.unit_id), organisation(units, owning_unit)
+    if mine is None or mine != theirs:
+        raise RuleViolation(
+            "AL10",
+            f"position {pos.position_id} is in {pos.unit_id} ({mine or 'no known organisation'})"
+            f" and the work belongs to {owning_unit} ({theirs or 'no known organisation'}): no "
+            f"position gives rights over another organisation's units; cannot {what}",
         )
     if pos.kind == AccessKind.ABSENCE:
         if pos.unit_id != owning_unit:
@@ -171,16 +221,111 @@ def authorise_allocation(
                 f"team (this work belongs to {owning_unit})",
             )
         return pos
-    allowed = {owning_unit, MANAGEMENT_TEAM}
-    if pos.role == Role.SEGMENT_MANAGER:
-        allowed.add(owning_parent)
-    if pos.unit_id not in allowed and (actor_parent is None or actor_parent != owning_unit):
+    owning = units.get(owning_unit or "")
+    acting = units.get(pos.unit_id)
+    allowed = {owning_unit, MANAGEMENT_TEAM}  # the Management Team: its own organisation only
+    if pos.role == Role.SEGMENT_MANAGER and owning is not None:
+        allowed.add(owning.parent_id)
+    from_segment = (
+        owning_unit is not None and acting is not None and acting.parent_id == owning_unit
+    )
+    if pos.unit_id not in allowed and not from_segment:
         raise RuleViolation(
             "AL10",
             f"position {pos.position_id} is in {pos.unit_id}, not in the owning team "
             f"{owning_unit} or the Management Team; cannot {what}",
         )
     return pos
+
+
+# --- TR05: what a signed-in user reads (the same rules as the commands) ----------------------
+
+
+@dataclass(frozen=True)
+class Sight:
+    """What one signed-in user may read of allocation's work: the work of every unit in which
+    one of their positions may screen, allocate or reassign (AL10; an absence-related position
+    only its accessed team, AC19), and the work assigned to their own positions (AC18)."""
+
+    user_id: str
+    positions: frozenset[str]
+    units: frozenset[str]
+    organisations: frozenset[str] = frozenset()  # those of the units of the user's positions
+
+    def sees(self, owner_kind: str, owner_id: str, owning_unit: str | None) -> bool:
+        if owner_kind == "worker" and owner_id in self.positions:
+            return True
+        return owning_unit is not None and owning_unit in self.units
+
+    def in_organisation(self, units: Units, owning_unit: str | None) -> bool:
+        """AL10: a person's record shows the work of the reader's own organisations only (a
+        person known to both organisations is two records, one each)."""
+        return organisation(units, owning_unit) in self.organisations
+
+
+def sight(user_id: str, positions: Iterable[Position], units: Units) -> Sight:
+    """TR05 with AL10, AC18 and AC19, from the active positions the user holds: a unit's work
+    is visible where `authorise_allocation` would let one of them act on it."""
+    held = [p for p in positions if p.user_id == user_id]
+    visible: set[str] = set()
+    for pos in held:
+        if pos.role not in ALLOCATOR_ROLES:
+            continue
+        for unit_id in set(units) | set(TEAMS):
+            try:
+                authorise_allocation(Seat(pos, True), unit_id, units, "read")
+            except RuleViolation:
+                continue
+            visible.add(unit_id)
+    organisations = {o for p in held if (o := organisation(units, p.unit_id)) is not None}
+    return Sight(
+        user_id,
+        frozenset(p.position_id for p in held),
+        frozenset(visible),
+        frozenset(organisations),
+    )
+
+
+@dataclass(frozen=True)
+class Queues:
+    """The owners, other than workers, whose work a sight covers."""
+
+    teams: frozenset[str]
+    inboxes: frozenset[str]
+    hoppers: frozenset[str]
+
+
+def visible_queues(seen: Sight, units: Units) -> Queues:
+    """The team queues, the Case Monitoring inboxes (AL03: an inbox belongs to its team) and the
+    hoppers of the units a sight covers."""
+    hoppers = {
+        unit.hopper_id
+        for unit_id in seen.units
+        if (unit := units.get(unit_id)) is not None and unit.hopper_id
+    }
+    inboxes = {inbox for inbox, team in INBOX_TEAMS.items() if team in seen.units}
+    return Queues(frozenset(seen.units), frozenset(inboxes), frozenset(hoppers))
+
+
+def require_sight(seen: Sight, owner_kind: str, owner_id: str, owning_unit: str | None) -> None:
+    """TR05: refused, naming AL10, when the work is neither the user's own nor in a unit where
+    they may screen or allocate."""
+    if not seen.sees(owner_kind, owner_id, owning_unit):
+        raise RuleViolation(
+            "AL10",
+            f"{seen.user_id} may not read this work: you read your own work and the work of "
+            f"the teams where you may screen and allocate",
+        )
+
+
+def require_unit_sight(seen: Sight, unit_id: str) -> None:
+    """TR05 with AL10: a team's summary and current work are read by those who may screen it."""
+    if unit_id not in seen.units:
+        raise RuleViolation(
+            "AL10",
+            f"{seen.user_id} may not read {unit_id}: only a Senior Officer or team leader of the "
+            f"team (or, for the Wellbeing teams, of the Management Team) screens its work",
+        )
 
 
 def require_active_target(target: Seat | None, position_id: str) -> Position:

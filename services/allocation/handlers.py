@@ -103,13 +103,8 @@ async def _actor_seat(ctx: Ctx) -> domain.Seat | None:
 async def _authorise(ctx: Ctx, owning_unit: str | None, what: str) -> domain.Position:
     """AL10 / AC19 for work owned by `owning_unit`, with the lookups the rule needs."""
     actor = await _actor_seat(ctx)
-    owning_parent = (await store.unit(ctx.conn, owning_unit) or {}).get("parent_id")
-    actor_parent = (
-        (await store.unit(ctx.conn, actor.position.unit_id) or {}).get("parent_id")
-        if actor
-        else None
-    )
-    return domain.authorise_allocation(actor, owning_unit, owning_parent, what, actor_parent)
+    units = await store.hierarchy(ctx.conn)
+    return domain.authorise_allocation(actor, owning_unit, units, what)
 
 
 async def _load(

@@ -16,6 +16,7 @@ from services.allocation.domain import (
     Placement,
     Relationship,
     Seat,
+    Unit,
     WorkItem,
 )
 from services.shared.directory import Directory, Position, directory_tables
@@ -212,6 +213,7 @@ class _Lookups:
         self.seats: dict[str, Seat | None] = {}
         self.units: dict[str, dict[str, Any] | None] = {}
         self.hopper_units: dict[str, str | None] = {}
+        self.hierarchy: dict[str, Unit] | None = None
 
 
 _LOOKUPS = "_allocation_lookups"
@@ -259,6 +261,19 @@ async def unit(conn: AsyncConnection, unit_id: str | None) -> dict[str, Any] | N
     if unit_id not in cache:
         cache[unit_id] = await directory.unit(conn, unit_id)
     return cache[unit_id]
+
+
+async def hierarchy(conn: AsyncConnection) -> dict[str, Unit]:
+    """Every unit with its parent and hopper: the organisation of units that AL10 follows to the
+    root (read once per consumed batch; once per request on a read connection)."""
+    lookups = _lookups(conn)
+    if lookups.hierarchy is None:
+        u = directory_t.units
+        rows = await conn.execute(sa.select(u.c.unit_id, u.c.kind, u.c.parent_id, u.c.hopper_id))
+        lookups.hierarchy = {
+            r.unit_id: Unit(r.unit_id, r.kind, r.parent_id, r.hopper_id) for r in rows
+        }
+    return lookups.hierarchy
 
 
 async def owning_unit(conn: AsyncConnection, kind: str, owner_id: str) -> str | None:

@@ -1,4 +1,8 @@
-"""Sign-off's read API (JSON over HTTP): a team's incoming requests and a step's summary."""
+"""Sign-off's read API (JSON over HTTP): a team's incoming requests and a step's summary.
+
+TR05: every read needs a sign-in token; the reader is the token's user, and the positions they
+hold in the directory projection decide what they read, with the rules the commands use (AL10 for
+a team's requests; SO01/SO03 for a step: its worker and the sign-off officers)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.allocation import StepType
+from services.shared import guard
+from services.shared.rules import RuleViolation
 from services.signoff import domain, store
 
 
@@ -28,9 +34,15 @@ def _rows(rows: Any, *columns: str) -> list[dict[str, Any]]:
 
 async def incoming_requests(request: Request) -> Response:
     """SO01, SO02: the outstanding requests sent to a team, titled request name + step name."""
+    reader = await guard.signed_in(request)
     team = request.path_params["team"]
     r, s = store.requests, store.steps
     async with request.app.state.engine.connect() as conn:
+        workers = await store.workers_of(conn, reader.user_id)
+        try:
+            domain.require_reads_requests(reader.user_id, workers, team)
+        except RuleViolation as refused:
+            raise guard.HttpRefusal(403, refused.reason, refused.rule) from None
         rows = await conn.execute(
             sa.select(r, s.c.step_type, s.c.person_name)
             .join(s, s.c.step_id == r.c.step_id)
@@ -53,6 +65,7 @@ async def incoming_requests(request: Request) -> Response:
 
 async def step_summary(request: Request) -> Response:
     """SO03: the step's summary: sections with answers, next actions, requests and states."""
+    reader = await guard.signed_in(request)
     try:
         step_id = uuid.UUID(request.path_params["step_id"])
     except ValueError:
@@ -62,6 +75,19 @@ async def step_summary(request: Request) -> Response:
         step = await store.step_row(conn, step_id)
         if step is None:
             return JSONResponse({"error": "no such step under sign-off"}, status_code=404)
+        held = domain.Step(
+            step_id=step["step_id"],
+            person_id=step["person_id"],
+            step_type=StepType(step["step_type"]),
+            owner_kind=step["owner_kind"],
+            owner_id=step["owner_id"],
+            finished=step["finished"],
+        )
+        workers = await store.workers_of(conn, reader.user_id)
+        try:
+            domain.require_reads_step(reader.user_id, workers, held)
+        except RuleViolation as refused:
+            raise guard.HttpRefusal(403, refused.reason, refused.rule) from None
         actions = await conn.execute(sa.select(a).where(a.c.step_id == step_id).order_by(a.c.seq))
         requests = await conn.execute(
             sa.select(r).where(r.c.step_id == step_id).order_by(r.c.sent_at)

@@ -9,6 +9,7 @@ Team reviews it, records next actions, completes or returns the request and fini
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -236,6 +237,40 @@ def _require_open(step: Step) -> None:
     """SO09: finishing locks the step; no further input."""
     if step.finished:
         raise RuleViolation("SO09", f"step {step.step_id} is finished; no further input")
+
+
+# --- TR05: who reads what (the rules the commands use) ------------------------------------------
+
+
+def require_reads_requests(user_id: str, workers: Sequence[Worker], team: str) -> None:
+    """TR05 with AL10: a team's incoming requests are read by the Senior Officers who act on
+    them: the Management Team's (SO01's requests) by its Senior Officers, the sign-off officers
+    of `is_signoff_officer`; another team's by a Senior Officer of that team."""
+
+    def acts(worker: Worker) -> bool:
+        if team == MANAGEMENT_TEAM:
+            return is_signoff_officer(worker)
+        return worker.role == Role.SENIOR_OFFICER.value and worker.team == team
+
+    if not any(acts(w) for w in workers):
+        raise RuleViolation(
+            "AL10",
+            f"{user_id} may not read the incoming requests of {team}: only a "
+            f"{Role.SENIOR_OFFICER.value} of that team acts on them",
+        )
+
+
+def require_reads_step(user_id: str, workers: Sequence[Worker], step: Step) -> None:
+    """TR05 with SO01/SO03: a step under sign-off is read by those who act on it, as the
+    commands decide: its worker (`is_step_worker`) and the sign-off officers
+    (`is_signoff_officer`)."""
+    if not any(is_step_worker(step, w) or is_signoff_officer(w) for w in workers):
+        raise RuleViolation(
+            "SO03",
+            f"{user_id} may not read step {step.step_id}: only the step's "
+            f"{WORKER_ROLE[step.step_type].value} or a {Role.SENIOR_OFFICER.value} of the "
+            f"{MANAGEMENT_TEAM} reads it",
+        )
 
 
 # --- Decisions ---------------------------------------------------------------------------------

@@ -163,6 +163,21 @@ async def worker(conn: AsyncConnection, actor: Actor | None) -> domain.Worker | 
     )
 
 
+async def workers_of(conn: AsyncConnection, user_id: str) -> list[domain.Worker]:
+    """Every active position the user holds, as workers (TR05: the reader's positions)."""
+    out = []
+    for position in await directory.positions_of(conn, user_id):
+        unit = await directory.unit(conn, position.unit_id)
+        out.append(
+            domain.Worker(
+                position_id=position.position_id,
+                role=position.role,
+                team=unit["name"] if unit else position.unit_id,
+            )
+        )
+    return out
+
+
 async def step_row(conn: AsyncConnection, step_id: uuid.UUID) -> dict[str, Any] | None:
     row = (await conn.execute(sa.select(steps).where(steps.c.step_id == step_id))).first()
     return dict(row._mapping) if row else None

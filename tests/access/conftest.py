@@ -24,6 +24,7 @@ from contracts.access import (
     UnitSpec,
     UserSpec,
 )
+from deploy.identity import SignedInUsers
 from services.access.service import SPEC
 from services.shared.runtime import ServiceRuntime
 from services.shared.settings import Settings
@@ -35,14 +36,16 @@ T = TypeVar("T")
 
 
 class AccessService:
-    """The running access service; `stop`/`start` simulate a crash and a restart."""
+    """The running access service; `stop`/`start` simulate a crash and a restart. `get` and
+    `post` read its API as a signed-in user (TR05)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, users: SignedInUsers | None = None) -> None:
         self.settings = settings
+        self.users = users
         self.running: RunningService | None = None
 
     async def start(self) -> None:
-        self.running = await start_service(SPEC, self.settings)
+        self.running = await start_service(SPEC, self.settings, self.users)
 
     async def stop(self) -> None:
         if self.running is not None:
@@ -60,10 +63,20 @@ class AccessService:
         assert self.running is not None
         return self.running.http
 
+    async def get(self, user_id: str, path: str, **params: str) -> httpx.Response:
+        assert self.running is not None
+        return await self.running.get(user_id, path, **params)
+
+    async def post(self, user_id: str, path: str, body: object) -> httpx.Response:
+        assert self.running is not None
+        return await self.running.post(user_id, path, body)
+
 
 @pytest.fixture(scope="session")
-async def access(settings_for: Callable[..., Settings]) -> AsyncIterator[AccessService]:
-    service = AccessService(settings_for("access"))
+async def access(
+    settings_for: Callable[..., Settings], users: SignedInUsers
+) -> AsyncIterator[AccessService]:
+    service = AccessService(settings_for("access"), users)
     await service.start()
     yield service
     await service.stop()

@@ -44,12 +44,13 @@ from contracts.allocation import (
     WorkItemSnapshot,
     WorkState,
 )
+from deploy.identity import SignedInUsers
 from services.access import domain, scheduler, store
-from services.shared.auth import TokenIssuer
+from services.shared.auth import SigningKey
 from services.shared.settings import Settings
 from tests.access.conftest import AccessService, Org, eventually
 from tests.access.test_secondary_access import absence, hierarchical, positions, rejected
-from tests.support.client import CommandClient, EventLog
+from tests.support.client import CommandClient, EventLog, clients_on
 from tests.support.infra import Infra, isolated_infrastructure
 
 
@@ -61,11 +62,12 @@ def own_infra(infra: Infra) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 async def access(
-    own_infra: tuple[str, str], settings_for: Callable[..., Settings]
+    own_infra: tuple[str, str], settings_for: Callable[..., Settings], users: SignedInUsers
 ) -> AsyncIterator[AccessService]:
     bootstrap, database_url = own_infra
     service = AccessService(
-        settings_for("access", kafka_bootstrap_servers=bootstrap, database_url=database_url)
+        settings_for("access", kafka_bootstrap_servers=bootstrap, database_url=database_url),
+        users,
     )
     await service.start()
     yield service
@@ -74,14 +76,16 @@ async def access(
 
 @pytest.fixture(scope="module")
 async def own_clients(
-    own_infra: tuple[str, str], issuer: TokenIssuer
+    own_infra: tuple[str, str],
+    settings_for: Callable[..., Settings],
+    edge_key: SigningKey,
+    users: SignedInUsers,
 ) -> AsyncIterator[tuple[CommandClient, EventLog]]:
-    client, log = CommandClient(own_infra[0], issuer), EventLog(own_infra[0])
-    await client.start()
-    await log.start()
-    yield client, log
-    await log.stop()
-    await client.stop()
+    settings = settings_for(
+        "edge", kafka_bootstrap_servers=own_infra[0], assertion_signing_key=edge_key.dumps()
+    )
+    async with clients_on(own_infra[0], settings, users) as clients:
+        yield clients
 
 
 @pytest.fixture
@@ -125,7 +129,7 @@ async def test_ac16_access_goes_only_after_allocation_released_the_work(
     release = await _request_removal(org, position_id)
     view = await positions(access, org, "cw-1")
     assert view["secondary"][0]["state"] == "removal_pending"  # access stays until released
-    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    p30s = (await access.get(org.id("cw-1"), "/me/p30s")).json()["p30s"]
     assert [(p["action"], p["state"]) for p in p30s] == [
         ("set-up", "complete"),
         ("removal", "pending"),
@@ -148,9 +152,9 @@ async def test_ac16_access_goes_only_after_allocation_released_the_work(
     assert revoked.position_id == position_id
     assert revoked.p30_id == uuid.UUID(p30s[1]["p30_id"])
     assert (await positions(access, org, "cw-1"))["secondary"] == []
-    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    p30s = (await access.get(org.id("cw-1"), "/me/p30s")).json()["p30s"]
     assert p30s[1]["state"] == "complete"
-    (removal,) = (await access.http.get(f"/users/{org.id('cw-1')}/removals")).json()["removals"]
+    (removal,) = (await access.get(org.id("cw-1"), "/me/removals")).json()["removals"]
     assert removal["state"] == "released" and removal["moved"][0]["work_item_id"] == str(
         item.work_item_id
     )
@@ -173,9 +177,9 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
         lambda: _caused(org, answer.message_id, PositionRemovalFailed)
     )
     assert "successor" in failed.reason
-    (removal,) = (await access.http.get(f"/users/{org.id('cw-1')}/removals")).json()["removals"]
+    (removal,) = (await access.get(org.id("cw-1"), "/me/removals")).json()["removals"]
     assert removal["state"] == "failed" and "successor" in removal["reason"]
-    p30 = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"][1]
+    p30 = (await access.get(org.id("cw-1"), "/me/p30s")).json()["p30s"][1]
     assert p30["state"] == "pending" and "successor" in p30["failure_reason"]
     (held,) = (await positions(access, org, "cw-1"))["secondary"]
     assert (held["position_id"], held["state"]) == (position_id, "removal_pending")
@@ -204,7 +208,7 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
     )
     await org.event_log.wait_for(lambda: _caused(org, done.message_id, PositionRevoked))
     assert _caused(org, late.message_id, PositionRevoked) == []
-    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    p30s = (await access.get(org.id("cw-1"), "/me/p30s")).json()["p30s"]
     assert [(p["action"], p["state"], p["failure_reason"]) for p in p30s] == [
         ("set-up", "complete", None),
         ("removal", "complete", None),
@@ -255,7 +259,7 @@ async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(
         if e.type == PositionRevoked.TYPE and e.payload["position_id"] == position_id
     ]
     assert len(revoked) == 1
-    p30s = (await access.http.get(f"/users/{org.id('cw-1')}/p30s")).json()["p30s"]
+    p30s = (await access.get(org.id("cw-1"), "/me/p30s")).json()["p30s"]
     assert [(p["action"], p["state"]) for p in p30s] == [
         ("set-up", "complete"),
         ("removal", "complete"),
@@ -290,7 +294,7 @@ async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm
         await scheduler.scan(work)  # flagged once only
     (due,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewDue))
     assert due.responsible == [org.id("director"), org.id("sm-enf")]
-    listed = (await access.http.get("/reviews/due", params={"at": due_at.isoformat()})).json()
+    listed = (await access.get(org.id("sm-enf"), "/reviews/due", at=due_at.isoformat())).json()
     assert str(grant.grant_id) in {r["grant_id"] for r in listed["reviews"]}
 
     async with access.runtime.unit_of_work(now=due_at + timedelta(days=1)) as work:
@@ -362,7 +366,7 @@ async def test_ac11_emergency_p30_past_its_deadline_is_flagged_overdue(
         await scheduler.scan(w)
     (flag,) = await org.event_log.wait_for(overdue)
     assert flag.requested_by == org.id("sm-enf") and flag.escalate_to == org.id("director")
-    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    outstanding = (await access.get(org.id("sm-enf"), "/p30s/outstanding")).json()["outstanding"]
     (record,) = [o for o in outstanding if o["p30_id"] == str(emergency.p30_id)]
     assert record["overdue_flagged"] is True
 
@@ -398,11 +402,11 @@ async def test_ac17_ac18_views_follow_the_current_position_and_list_view_is_read
     user = org.id("cw-1")
 
     async def listed() -> set[str]:
-        items = (await access.http.get(f"/users/{user}/segment-list")).json()["items"]
+        items = (await access.get(user, "/me/segment-list")).json()["items"]
         return {i["work_item_id"] for i in items} if len(items) == 2 else set()
 
     assert await eventually(listed) == {str(at_home), str(at_appeals)}
-    mine = (await access.http.get(f"/users/{user}/my-service-requests")).json()
+    mine = (await access.get(user, "/me/my-service-requests")).json()
     assert mine["position_id"] == org.pos("cw-1")
     assert [i["work_item_id"] for i in mine["items"]] == [str(at_home)]
 
@@ -410,14 +414,14 @@ async def test_ac17_ac18_views_follow_the_current_position_and_list_view_is_read
         ChangePosition(user_id=user, position_id=appeals), "cw-1", wait_for=CurrentPositionChanged
     )
     assert switched.one(CurrentPositionChanged).previous_position_id == org.pos("cw-1")
-    mine = (await access.http.get(f"/users/{user}/my-service-requests")).json()
+    mine = (await access.get(user, "/me/my-service-requests")).json()
     assert mine["position_id"] == appeals
     assert [i["work_item_id"] for i in mine["items"]] == [str(at_appeals)]
     assert (await positions(access, org, "cw-1"))["current_position_id"] == appeals
 
-    segment_list = (await access.http.get(f"/users/{user}/segment-list")).json()
+    segment_list = (await access.get(user, "/me/segment-list")).json()
     assert segment_list["read_only"] is True
-    refused = await access.http.post(f"/users/{user}/segment-list/{at_appeals}/complete")
+    refused = await access.post(user, f"/me/segment-list/{at_appeals}/complete", {})
     assert refused.status_code == 409 and refused.json()["rule"] == "AC18"
 
 
@@ -440,7 +444,7 @@ async def test_ac05_telephony_routes_on_the_primary_position_only(
         "cw-1",
         wait_for=CurrentPositionChanged,
     )
-    routed = (await access.http.get(f"/users/{org.id('cw-1')}/telephony")).json()
+    routed = (await access.get(org.id("cw-1"), "/me/telephony")).json()
     assert routed == {
         "user_id": org.id("cw-1"),
         "position_id": org.pos("cw-1"),
@@ -464,7 +468,7 @@ async def test_ac19_absence_access_shows_the_accessed_teams_caseworkers_and_work
     )
 
     async def view() -> dict[str, Any]:
-        body = (await access.http.get(f"/users/{org.id('tl-enf-2')}/team-view")).json()
+        body = (await access.get(org.id("tl-enf-2"), "/me/team-view")).json()
         return body if body["items"] else {}
 
     body = await eventually(view)

@@ -52,7 +52,7 @@ def rejected(outcome: Outcome, rule: str) -> str:
 
 
 async def positions(access: AccessService, org: Org, user: str) -> dict[str, Any]:
-    response = await access.http.get(f"/users/{org.id(user)}/positions")
+    response = await access.get(org.id(user), "/me/positions")  # TR05: as that user
     assert response.status_code == 200
     return response.json()  # type: ignore[no-any-return]
 
@@ -90,7 +90,7 @@ async def test_ac04_ac08_absence_grant_writes_p30_with_discussion_in_same_transa
     assert (p30.action, p30.kind, p30.state) == ("set-up", AccessKind.ABSENCE, "complete")
     assert p30.requested_by == org.id("sm-enf") and p30.approved_by == org.id("sm-enf")
     assert p30.discussion_held and p30.discussed_with == org.id("tl-enf-1")
-    history = (await access.http.get(f"/users/{org.id('tl-enf-2')}/p30s")).json()["p30s"]
+    history = (await access.get(org.id("tl-enf-2"), "/me/p30s")).json()["p30s"]
     assert [h["p30_id"] for h in history] == [str(p30.p30_id)]
     view = await positions(access, org, "tl-enf-2")
     (secondary,) = view["secondary"]
@@ -156,7 +156,7 @@ async def test_ac10_one_p30_that_would_exceed_ten_positions_is_refused_whole(
     outcome = await org.send(absence(org, "tl-enf-2", *teams), "sm-enf")
     assert "11 positions" in rejected(outcome, "AC10")
     assert (await positions(access, org, "tl-enf-2"))["secondary"] == []
-    assert (await access.http.get(f"/users/{org.id('tl-enf-2')}/p30s")).json()["p30s"] == []
+    assert (await access.get(org.id("tl-enf-2"), "/me/p30s")).json()["p30s"] == []
 
 
 async def test_ac01_at_most_ten_positions_in_all(access: AccessService, org: Org) -> None:
@@ -202,7 +202,7 @@ async def test_ac11_emergency_grant_at_once_with_p30_outstanding_until_lodged(
     assert granted.emergency and granted.p30_id == p30.p30_id
     assert (p30.state, p30.emergency) == ("outstanding", True)
     assert emergency.p30_deadline == p30.deadline
-    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    outstanding = (await access.get(org.id("sm-enf"), "/p30s/outstanding")).json()["outstanding"]
     assert str(p30.p30_id) in {o["p30_id"] for o in outstanding}
     view = await positions(access, org, "tl-enf-2")
     assert view["secondary"][0]["records"][0]["p30_state"] == "outstanding"
@@ -218,7 +218,7 @@ async def test_ac11_emergency_grant_at_once_with_p30_outstanding_until_lodged(
         "sm-enf",
     )
     assert lodged.one(P30Lodged).late is False
-    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    outstanding = (await access.get(org.id("sm-enf"), "/p30s/outstanding")).json()["outstanding"]
     assert str(p30.p30_id) not in {o["p30_id"] for o in outstanding}
     view = await positions(access, org, "tl-enf-2")
     assert view["secondary"][0]["records"][0]["p30_state"] == "complete"

@@ -155,7 +155,7 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
     )
 
     async def my_requests() -> set[str]:
-        body = (await access.http.get("/users/cw-enf-1/my-service-requests")).json()
+        body = (await access.get("cw-enf-1", "/me/my-service-requests")).json()
         return {i["work_item_id"] for i in body["items"]} if len(body["items"]) == 2 else set()
 
     assert await eventually(my_requests) == {str(i) for i, _ in items}
@@ -192,12 +192,13 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
     assert {m.work_item_id for m in answer.moved} == {i for i, _ in items}
     assert {m.to_owner.id for m in answer.moved} == {"hopper-team-appeals-1"}
     for work_item_id, _ in items:
-        item = (await allocation.http.get(f"/work-items/{work_item_id}")).json()
+        # Read as the Appeals team leader, who screens the team's hopper (TR05, AL10).
+        item = (await allocation.get("tl-appeals-1", f"/work-items/{work_item_id}")).json()
         assert (item["owner_kind"], item["owner_id"]) == ("hopper", "hopper-team-appeals-1")
     assert await _held_by(allocation, appeals) == 0
-    view = (await access.http.get("/users/cw-enf-1/positions")).json()
+    view = (await access.get("cw-enf-1", "/me/positions")).json()
     assert view["secondary"] == [] and view["current_position_id"] == "pos-cw-enf-1"
-    p30s = (await access.http.get("/users/cw-enf-1/p30s")).json()["p30s"]
+    p30s = (await access.get("cw-enf-1", "/me/p30s")).json()["p30s"]
     assert [(p["action"], p["state"]) for p in p30s] == [
         ("set-up", "complete"),
         ("removal", "complete"),
@@ -214,7 +215,7 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
         EmergencyAccessGranted,
     )
     p30_id = emergency.one(EmergencyAccessGranted).p30_id
-    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    outstanding = (await access.get("sm-enf", "/p30s/outstanding")).json()["outstanding"]
     assert str(p30_id) in {o["p30_id"] for o in outstanding}
     await _allocation_knows(allocation, emergency.one(EmergencyAccessGranted).position_id)
     await _send(
@@ -226,7 +227,7 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
         me("sm-enf"),
         P30Lodged,
     )
-    outstanding = (await access.http.get("/p30s/outstanding")).json()["outstanding"]
+    outstanding = (await access.get("sm-enf", "/p30s/outstanding")).json()["outstanding"]
     assert str(p30_id) not in {o["p30_id"] for o in outstanding}
 
 
@@ -310,5 +311,5 @@ async def test_ac16_saga_with_allocation_completes_once_when_access_is_down_at_t
     assert marker.rejection is None
     assert len(revoked()) == 1
     assert await _held_by(allocation, appeals) == 0
-    item = (await allocation.http.get(f"/work-items/{work_item_id}")).json()
+    item = (await allocation.get(org.id("tl-appeals"), f"/work-items/{work_item_id}")).json()
     assert (item["owner_kind"], item["owner_id"]) == ("hopper", org.id("hopper-team-appeals"))

@@ -182,8 +182,10 @@ async def step(
     return only(events, WorkItemCreated)
 
 
-async def get(service: RunningService, path: str, **params: Any) -> Any:
-    response = await service.http.get(path, params=params)
+async def get(service: RunningService, reader: Actor | str, path: str, **params: Any) -> Any:
+    """GET a read API path as the signed-in `reader` (TR05), which must be allowed to see it."""
+    user = reader if isinstance(reader, str) else reader.user_id
+    response = await service.get(user, path, **params)
     assert response.status_code == 200, response.text
     return response.json()
 

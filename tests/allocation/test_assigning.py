@@ -6,20 +6,24 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from contracts import Topics
+from contracts import Actor, Topics
 from contracts.access import Role
 from contracts.allocation import (
     AmendWorkerRelationship,
     AssignWork,
+    BulkAssignPreviewed,
     ChangePriority,
     CreateStep,
+    PreviewBulkAssign,
     Priority,
     ReassignWork,
+    ReceiveServiceRequest,
     RecordWorkerRelationship,
     StartStep,
     StepType,
     WorkerRelationshipRecorded,
     WorkItemAssigned,
+    WorkItemCreated,
     WorkItemPriorityChanged,
     WorkItemStarted,
 )
@@ -28,6 +32,7 @@ from services.allocation import domain
 from tests.allocation.helpers import (
     GSO_NORTH,
     HUB_1,
+    HUB_2,
     SO_HUB,
     SO_MGMT,
     SO_NORTH,
@@ -47,6 +52,11 @@ from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
 GSO = GSO_NORTH.position_id or ""
+# The benefits agency, from the walkthrough directory.
+APPEALS_TEAM, APPEALS_HOPPER = "team-appeals-1", "hopper-team-appeals-1"
+TL_APPEALS = Actor(user_id="tl-appeals-1", position_id="pos-tl-appeals-1")
+CW_APPEALS = Actor(user_id="cw-appeals-1", position_id="pos-cw-appeals-1")
+OPS_DIRECTOR = Actor(user_id="ops-director", position_id="pos-ops-director")  # root segment
 
 
 def _ids(items: list[dict[str, str]]) -> set[str]:
@@ -59,7 +69,7 @@ async def test_al01_referral_lands_in_hub_team_incoming_work(
     created = await referral(commands, event_log, name="Alice Referral")
     assert (created.owner_kind, created.owner_id) == ("team", domain.HUB_TEAM)
     assert created.step_type is StepType.TRIAGE and created.state == "incoming"
-    work = await get(directory, f"/teams/{domain.HUB_TEAM}/work")
+    work = await get(directory, SO_HUB, f"/teams/{domain.HUB_TEAM}/work")
     assert str(created.work_item_id) in _ids(work["incoming_work"])
 
 
@@ -101,9 +111,9 @@ async def test_al03_case_monitoring_is_hub_incoming_then_inbox_incomplete(
     assert (started.item.owner_kind, started.item.owner_id) == ("inbox", inbox)
     assert started.item.state == "incomplete"
     assert (await refused(commands, event_log, start, HUB_1)).rule == "AL03"  # started already
-    inbox_work = await get(directory, f"/queues/inbox/{inbox}/work")
+    inbox_work = await get(directory, SO_SOUTH, f"/queues/inbox/{inbox}/work")
     assert str(monitoring.work_item_id) in _ids(inbox_work["incomplete_work"])
-    team = await get(directory, f"/teams/{domain.SOUTH_TEAM}")
+    team = await get(directory, SO_SOUTH, f"/teams/{domain.SOUTH_TEAM}")
     assert any(i["inbox"] == inbox and i["incomplete"] >= 1 for i in team["inboxes"])
 
 
@@ -122,26 +132,26 @@ async def test_al04_team_summary_workview_and_incoming_requests(
         sent_by_position_id=TA_NORTH.position_id,
     )
     await event_log.outcome((await publish(commands, sent, Topics.SIGNOFF_EVENTS)).message_id)
-    work = await get(directory, f"/teams/{domain.MANAGEMENT_TEAM}/work")
+    work = await get(directory, SO_MGMT, f"/teams/{domain.MANAGEMENT_TEAM}/work")
     (request,) = [r for r in work["incoming_requests"] if r["request_id"] == str(sent.request_id)]
     assert request["person_name"] == "Rita Request" and request["title"] == sent.title
 
-    summary = await get(directory, "/teams")
+    summary = await get(directory, SO_MGMT, "/teams")
     teams = {t["unit_id"]: t for t in summary["teams"]}
     assert set(domain.TEAMS) <= set(teams)
     assert teams[domain.MANAGEMENT_TEAM]["incoming_requests"] >= 1
     assert teams[domain.NORTH_TEAM]["incoming"] >= 1
-    north = await get(directory, f"/teams/{domain.NORTH_TEAM}")
+    north = await get(directory, SO_NORTH, f"/teams/{domain.NORTH_TEAM}")
     assert {"Nadia Byrne", "Grace Mensah", "Lucy Ward"} <= {w["name"] for w in north["workers"]}
 
     done = RequestCompleted(
         request_id=sent.request_id, step_id=assessment.work_item_id, person_id=triage.person_id
     )
     await event_log.outcome((await publish(commands, done, Topics.SIGNOFF_EVENTS)).message_id)
-    work = await get(directory, f"/teams/{domain.MANAGEMENT_TEAM}/work")
+    work = await get(directory, SO_MGMT, f"/teams/{domain.MANAGEMENT_TEAM}/work")
     assert str(sent.request_id) not in {r["request_id"] for r in work["incoming_requests"]}
 
-    record = await get(directory, f"/persons/{triage.person_id}")
+    record = await get(directory, SO_HUB, f"/persons/{triage.person_id}")
     assert {i["step_type"] for i in record["current_work"]} == {
         StepType.TRIAGE,
         StepType.TRUSTED_ASSESSMENT,
@@ -251,9 +261,9 @@ async def test_al06_pass_to_worker_moves_incoming_work_with_the_note(
         "new referral",
     )
     assert assigned.from_owner.id == domain.HUB_TEAM and not assigned.reassigned
-    item = await get(directory, f"/work-items/{triage.work_item_id}")
+    item = await get(directory, SO_HUB, f"/work-items/{triage.work_item_id}")
     assert [n["note"] for n in item["notes"]] == ["new referral"]
-    hub2 = await get(directory, "/workers/pos-hub-2/work")
+    hub2 = await get(directory, SO_HUB, "/workers/pos-hub-2/work")
     assert str(triage.work_item_id) in _ids(hub2["incoming_work"])
     # Again to the same worker, or to a position nobody holds: refused.
     assert (await refused(commands, event_log, assign, SO_HUB)).rule == "AL06"
@@ -284,7 +294,7 @@ async def test_al07_priority_changes_from_team_work_not_from_the_record(
     changed = only(await ok(commands, event_log, change, SO_HUB), WorkItemPriorityChanged)
     assert (changed.previous_priority, changed.item.priority) == ("normal", "urgent")
     assert (await refused(commands, event_log, change, SO_HUB)).rule == "AL07"  # unchanged
-    history = (await get(directory, f"/persons/{triage.person_id}/history"))["work_history"]
+    history = (await get(directory, SO_HUB, f"/persons/{triage.person_id}/history"))["work_history"]
     assert history[-1]["change"] == "priority changed"
     assert history[-1]["detail"] == {"priority_from": "normal", "priority_to": "urgent"}
 
@@ -309,7 +319,7 @@ async def test_al09_reassign_started_work_to_the_workers_incomplete_work(
     moved = only(await ok(commands, event_log, reassign, SO_HUB), WorkItemAssigned)
     assert moved.reassigned and moved.item.state == "incomplete"
     assert moved.from_owner.id == HUB_1.position_id and moved.item.owner_id == "pos-hub-2"
-    hub2 = await get(directory, "/workers/pos-hub-2/work")
+    hub2 = await get(directory, HUB_2, "/workers/pos-hub-2/work")  # their own work
     assert str(triage.work_item_id) in _ids(hub2["incomplete_work"])
 
 
@@ -337,3 +347,44 @@ async def test_al10_only_senior_officer_or_team_leader_of_owning_or_management_t
     await ok(commands, event_log, change, tl)
     assigned = only(await ok(commands, event_log, assign, SO_MGMT), WorkItemAssigned)
     assert assigned.item.acting_user_id == SO_MGMT.user_id
+
+
+async def test_al10_management_team_cannot_act_on_the_other_organisations_appeals_hopper(
+    directory: RunningService, commands: CommandClient, event_log: EventLog
+) -> None:
+    """AL10 across organisations: the council's Management Team acts on the Wellbeing teams'
+    work only; the benefits agency's Appeals hopper is another organisation's, and neither
+    side's positions give rights over the other's units."""
+    intake = ReceiveServiceRequest(
+        person_id=new_person(), person_name="Agency Appellant", unit_id=APPEALS_TEAM
+    )
+    created = only(await ok(commands, event_log, intake, TL_APPEALS), WorkItemCreated)
+    assert (created.owner_kind, created.owner_id) == ("hopper", APPEALS_HOPPER)
+    assign = AssignWork(
+        person_id=created.person_id,
+        work_item_id=created.work_item_id,
+        to_position_id=CW_APPEALS.position_id or "",
+    )
+    refusal = await refused(commands, event_log, assign, SO_MGMT)
+    assert refusal.rule == "AL10" and "another organisation" in refusal.reason
+    change = ChangePriority(
+        person_id=created.person_id, work_item_id=created.work_item_id, priority=Priority.HIGH
+    )
+    assert (await refused(commands, event_log, change, SO_MGMT)).rule == "AL10"
+    preview = PreviewBulkAssign(
+        work_item_ids=[created.work_item_id], to_position_id=CW_APPEALS.position_id or ""
+    )
+    (outcome,) = only(await ok(commands, event_log, preview, SO_MGMT), BulkAssignPreviewed).outcomes
+    assert (outcome.ok, outcome.rule) == (False, "AL10")
+    # Nor the other way round: the agency's root segment manager has no rights over the
+    # Wellbeing teams' work.
+    triage = await referral(commands, event_log)
+    to_hub = AssignWork(
+        person_id=triage.person_id,
+        work_item_id=triage.work_item_id,
+        to_position_id=HUB_1.position_id or "",
+    )
+    assert (await refused(commands, event_log, to_hub, OPS_DIRECTOR)).rule == "AL10"
+    # The Appeals team leader, inside the agency, may.
+    assigned = only(await ok(commands, event_log, assign, TL_APPEALS), WorkItemAssigned)
+    assert assigned.item.owner_id == CW_APPEALS.position_id

@@ -66,7 +66,7 @@ async def test_al08_search_by_name_and_preview_change_nothing(
 ) -> None:
     name = f"Bertha Bulk {uuid.uuid4().hex[:6]}"
     ids = await _person_with_three_steps(commands, event_log, name)
-    found = await get(directory, "/work-items", person_name=name.split()[-1].upper())
+    found = await get(directory, SO_MGMT, "/work-items", person_name=name.split()[-1].upper())
     assert {i["work_item_id"] for i in found["work_items"]} == {str(i) for i in ids}
     unknown = uuid.uuid4()
     preview = PreviewBulkAssign(
@@ -103,7 +103,7 @@ async def test_al08_bulk_assign_is_all_or_nothing_with_a_reason_per_item(
     }
     assert await _owners(directory, ids) == {("worker", HUB_2)}
     for work_item_id in ids:
-        item = await get(directory, f"/work-items/{work_item_id}")
+        item = await get(directory, SO_MGMT, f"/work-items/{work_item_id}")
         assert [n["note"] for n in item["notes"]] == ["one note for all"]
 
 
@@ -136,7 +136,7 @@ async def test_al08_bulk_assign_of_1000_items_in_one_transaction(
         return n == 1000
 
     await eventually(all_created, timeout=60)
-    found = await get(directory, "/work-items", person_name="Mass Allocation")
+    found = await get(directory, SO_HUB, "/work-items", person_name="Mass Allocation")
     every = [uuid.UUID(i["work_item_id"]) for i in found["work_items"]]
     assert len(every) == 1000
 

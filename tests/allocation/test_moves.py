@@ -73,7 +73,7 @@ async def test_ac07_team_leader_moves_absent_caseworkers_cases(
     to_hopper = MoveAbsentCaseworkerWork(from_position_id=other.position_id)
     back = only(await ok(commands, event_log, to_hopper, TL_ENF_1), AbsentCaseworkerWorkMoved)
     assert (back.to_owner.kind, back.to_owner.id) == ("hopper", HOPPER_A)
-    hopper = await get(directory, f"/queues/hopper/{HOPPER_A}/work")
+    hopper = await get(directory, TL_ENF_1, f"/queues/hopper/{HOPPER_A}/work")
     assert {str(first.work_item_id), str(second.work_item_id)} <= {
         i["work_item_id"] for i in hopper["incoming_work"]
     }
@@ -152,7 +152,7 @@ async def test_ac16_release_moves_held_work_to_the_hopper_and_confirms(
         (i.work_item_id, "hopper", HOPPER_A) for i in items
     }
     assert len([e for e in events if e.type == WorkItemMoved.TYPE]) == 2
-    held = await get(directory, f"/workers/{leaving.position_id}/work")
+    held = await get(directory, TL_ENF_1, f"/workers/{leaving.position_id}/work")
     assert held["incoming_work"] == [] and held["incomplete_work"] == []
 
 
@@ -174,7 +174,7 @@ async def test_ac16_release_to_successor_or_fail_naming_the_reason(
         PositionWorkReleaseFailed,
     )
     assert "pos-nobody" in failed.reason and failed.release_id == unknown.release_id
-    still = await get(directory, f"/workers/{leaving.position_id}/work")
+    still = await get(directory, leaving, f"/workers/{leaving.position_id}/work")
     assert [i["work_item_id"] for i in still["incoming_work"]] == [str(item.work_item_id)]
 
     to_successor = unknown.model_copy(

@@ -111,9 +111,9 @@ async def test_al11_transfer_to_support_officer_then_involved_worker_and_case_mo
         "high",
         "support plan for delivery",
     )
-    gso_work = await get(directory, f"/workers/{GSO}/work")
+    gso_work = await get(directory, GSO_NORTH, f"/workers/{GSO}/work")
     assert str(created.work_item_id) in {i["work_item_id"] for i in gso_work["incoming_work"]}
-    record = await get(directory, f"/persons/{person}")
+    record = await get(directory, SO_NORTH, f"/persons/{person}")
     assert [d["work_item_id"] for d in record["documents"]] == [str(assessment.work_item_id)]
     # A finished step is locked: it cannot be assigned.
     lock = AssignWork(
@@ -178,7 +178,7 @@ async def test_so09_duplicate_step_finished_creates_the_work_exactly_once(
 
     await eventually(applied)
     assert event_log.caused_by(replay.message_id) == []
-    record = await get(directory, f"/persons/{person}")
+    record = await get(directory, SO_NORTH, f"/persons/{person}")
     steps = sorted(i["step_type"] for i in record["current_work"])
     assert steps == sorted(
         [
@@ -229,7 +229,9 @@ async def test_so07_returned_request_sends_the_step_back_to_its_worker(
         TA_NORTH.position_id,
         "please add the carer's details",
     )
-    ta_work = await get(directory, f"/workers/{TA_NORTH.position_id}/work")
+    ta_work = await get(directory, TA_NORTH, f"/workers/{TA_NORTH.position_id}/work")
     assert str(assessment.work_item_id) in {i["work_item_id"] for i in ta_work["incomplete_work"]}
-    requests = (await get(directory, f"/teams/{domain.MANAGEMENT_TEAM}/work"))["incoming_requests"]
+    requests = (await get(directory, SO_MGMT, f"/teams/{domain.MANAGEMENT_TEAM}/work"))[
+        "incoming_requests"
+    ]
     assert str(request_id) not in {r["request_id"] for r in requests}

@@ -40,7 +40,7 @@ async def test_al12_mosaic_walkthrough_end_to_end(
     # Referral: triage in the Hub Team's incoming work (AL01).
     triage = await referral(commands, event_log, name="Walter Walkthrough")
     person = triage.person_id
-    hub_work = await get(directory, f"/teams/{domain.HUB_TEAM}/work")
+    hub_work = await get(directory, SO_HUB, f"/teams/{domain.HUB_TEAM}/work")
     assert str(triage.work_item_id) in {i["work_item_id"] for i in hub_work["incoming_work"]}
 
     # The Hub Senior Officer assigns it to a Hub worker from the team's current work, raising
@@ -60,7 +60,7 @@ async def test_al12_mosaic_walkthrough_end_to_end(
     assigned = only(events, WorkItemAssigned)
     assert (assigned.item.owner_kind, assigned.item.owner_id) == ("worker", HUB_1.position_id)
     assert assigned.item.owner_user_id == HUB_1.user_id and assigned.item.priority == "high"
-    hub_worker = await get(directory, f"/workers/{HUB_1.position_id}/work")
+    hub_worker = await get(directory, HUB_1, f"/workers/{HUB_1.position_id}/work")
     assert str(triage.work_item_id) in {i["work_item_id"] for i in hub_worker["incoming_work"]}
 
     # The Trusted Assessment step lands in the North Team (AL02); Case Monitoring is Hub Team
@@ -124,7 +124,7 @@ async def test_al12_mosaic_walkthrough_end_to_end(
         WorkItemAssigned,
     )
     assert reassigned.reassigned and reassigned.item.state == "incomplete"
-    ta_work = await get(directory, f"/workers/{TA_NORTH.position_id}/work")
+    ta_work = await get(directory, TA_NORTH, f"/workers/{TA_NORTH.position_id}/work")
     mine = {
         folder: [i["step_type"] for i in ta_work[folder] if i["person_id"] == person]
         for folder in ("incoming_work", "incomplete_work")
@@ -135,7 +135,7 @@ async def test_al12_mosaic_walkthrough_end_to_end(
     }
 
     # The person's record: every step in the work history, who, when, from whom to whom.
-    record = await get(directory, f"/persons/{person}")
+    record = await get(directory, SO_NORTH, f"/persons/{person}")
     history = [
         (h["step_type"], h["change"], h["actor_user_id"], h["from_owner"], h["to_owner"])
         for h in record["work_history"]

@@ -156,9 +156,10 @@ def test_send_prints_its_events_and_a_refusal_exits_1_with_the_rule(
     )
 
     # The read-API tables show the referral, the person's record and the directory.
-    hub = succeeded(cli("workview", HUB_TEAM))
+    # TR05: read as the Hub Team's Senior Officer, who screens the Hub Team's work.
+    hub = succeeded(cli("workview", HUB_TEAM, "--as", "so-hub"))
     assert "Clara Cli" in hub and "WB Initial Risk Assessment and Triage" in hub
-    record = succeeded(cli("person", person))
+    record = succeeded(cli("person", person, "--as", "so-hub"))
     assert "WB Trusted Assessment and Support Planning" in record and "created" in record
     assert "pos-so-hub" in succeeded(cli("positions", "--as", "so-hub"))
     # The events as they went by, from the beginning of allocation's event topic.

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from contracts import Actor, CommandRejected, Envelope, Topics
+from contracts.access import AccessKind, PositionGranted, Role
 from contracts.allocation import CreateStep, ReceiveReferral, StepType, WorkItemCreated
 from services.allocation import store
+from tests.allocation.helpers import publish_directory
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
@@ -43,8 +45,17 @@ async def test_command_produces_event_after_commit_and_state_is_readable(
     created = WorkItemCreated.model_validate(event.payload)
     assert created.owner_id == "Wellbeing Service Hub Team"
     assert event.correlation_id == sent.correlation_id
-    # The event was published after commit, so the state is already there.
-    response = await allocation.http.get(f"/work-items/{created.work_item_id}")
+    # The event was published after commit, so the state is already there. Read as the Hub
+    # Team's Senior Officer (TR05), whose position the projection must know first.
+    seat = PositionGranted(
+        user_id=OFFICER.user_id,
+        position_id=OFFICER.position_id or "",
+        unit_id=created.owner_id,
+        role=Role.SENIOR_OFFICER,
+        kind=AccessKind.PRIMARY,
+    )
+    await publish_directory(commands, allocation, [seat])
+    response = await allocation.get(OFFICER.user_id, f"/work-items/{created.work_item_id}")
     assert response.status_code == 200
     assert response.json()["person_id"] == referral.person_id
     assert response.json()["state"] == "incoming"

@@ -24,6 +24,7 @@ from contracts.signoff import (
     StepSaved,
     StepTracked,
 )
+from deploy.identity import SignedInUsers
 from services.shared.settings import Settings
 from services.signoff import store
 from tests.allocation.helpers import walkthrough_events
@@ -97,11 +98,11 @@ async def seeded_directory(commands: CommandClient) -> None:
 
 @pytest.fixture(scope="session")
 async def signoff(
-    settings_for: Callable[..., Settings], seeded_directory: None
+    settings_for: Callable[..., Settings], seeded_directory: None, users: SignedInUsers
 ) -> AsyncIterator[RunningService]:
     from services.signoff.service import SPEC
 
-    service = await start_service(SPEC, settings_for("signoff"))
+    service = await start_service(SPEC, settings_for("signoff"), users)
     await wait_until(lambda: _directory_applied(service), "sign-off's directory seeded")
     yield service
     await service.http.aclose()
@@ -173,8 +174,9 @@ class SignoffDriver:
         assert rejected.rule == rule, rejected.reason
         return rejected
 
-    async def summary(self, ref: StepRef) -> dict[str, Any]:
-        response = await self.service.http.get(f"/steps/{ref.step_id}")
+    async def summary(self, ref: StepRef, reader: Seat = SENIOR_OFFICER) -> dict[str, Any]:
+        """The step's summary as the signed-in `reader` (TR05: the sign-off officer reads it)."""
+        response = await self.service.get(reader.user_id, f"/steps/{ref.step_id}")
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body

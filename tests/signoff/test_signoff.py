@@ -68,7 +68,9 @@ def _finish(ref: StepRef) -> FinishStep:
 
 
 async def _incoming_titles(driver: SignoffDriver, step_id: uuid.UUID) -> list[str]:
-    response = await driver.service.http.get(f"/teams/{MANAGEMENT_TEAM}/incoming-requests")
+    response = await driver.service.get(
+        SENIOR_OFFICER.user_id, f"/teams/{MANAGEMENT_TEAM}/incoming-requests"
+    )
     assert response.status_code == 200
     return [
         r["title"] for r in response.json()["incoming_requests"] if r["step_id"] == str(step_id)

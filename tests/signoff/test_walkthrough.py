@@ -53,23 +53,30 @@ from tests.signoff.conftest import (
     SENIOR_OFFICER,
     SUPPORT_OFFICER,
     TRUSTED_ASSESSOR,
+    Seat,
     SignoffDriver,
     StepRef,
     wait_until,
 )
 
 
-async def _json(service: RunningService, path: str) -> Any:
-    response = await service.http.get(path)
+async def _json(service: RunningService, reader: Seat, path: str) -> Any:
+    """GET as the signed-in `reader` (TR05), who must be allowed to see it."""
+    response = await service.get(reader.user_id, path)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 async def _allocation_knows_the_seats(allocation: RunningService) -> None:
     async def seated() -> bool:
-        north = await _json(allocation, f"/teams/{NORTH_TEAM}")
-        management = await _json(allocation, f"/teams/{MANAGEMENT_TEAM}")
-        have = {w["position_id"] for w in north["workers"] + management["workers"]}
+        # Until the projection knows the Management Team's Senior Officer, the reads are
+        # refused (403): not seated yet.
+        north = await allocation.get(SENIOR_OFFICER.user_id, f"/teams/{NORTH_TEAM}")
+        management = await allocation.get(SENIOR_OFFICER.user_id, f"/teams/{MANAGEMENT_TEAM}")
+        if north.status_code != 200 or management.status_code != 200:
+            return False
+        workers = north.json()["workers"] + management.json()["workers"]
+        have = {w["position_id"] for w in workers}
         return {
             SENIOR_OFFICER.position_id,
             NORTH_SENIOR_OFFICER.position_id,
@@ -144,7 +151,9 @@ async def test_so01_so06_so09_signoff_walkthrough_across_allocation_and_signoff(
     title = f"{REQUEST_NAME} - {StepType.TRUSTED_ASSESSMENT.value}"
 
     # SO01, SO02: the request is in the Management Team's incoming requests, on both sides.
-    incoming = await _json(driver.service, f"/teams/{MANAGEMENT_TEAM}/incoming-requests")
+    incoming = await _json(
+        driver.service, SENIOR_OFFICER, f"/teams/{MANAGEMENT_TEAM}/incoming-requests"
+    )
     assert [
         r["title"] for r in incoming["incoming_requests"] if r["step_id"] == str(ref.step_id)
     ] == [title]
@@ -156,7 +165,7 @@ async def test_so01_so06_so09_signoff_walkthrough_across_allocation_and_signoff(
             and e.payload["request_id"] == str(ref.request_id)
         ]
     )
-    team_work = await _json(allocation, f"/teams/{MANAGEMENT_TEAM}/work")
+    team_work = await _json(allocation, SENIOR_OFFICER, f"/teams/{MANAGEMENT_TEAM}/work")
     assert [
         r["title"] for r in team_work["incoming_requests"] if r["step_id"] == str(ref.step_id)
     ] == [title]
@@ -197,15 +206,19 @@ async def test_so01_so06_so09_signoff_walkthrough_across_allocation_and_signoff(
     # SO06: allocation turns the next action into the officer's Support Action Plan Delivery.
     (created,) = await driver.log.wait_for(lambda: _caused(driver, finished, WorkItemCreated.TYPE))
     new_step = WorkItemCreated.model_validate(created.payload)
-    work = await _json(allocation, f"/workers/{SUPPORT_OFFICER.position_id}/work")
+    work = await _json(allocation, SUPPORT_OFFICER, f"/workers/{SUPPORT_OFFICER.position_id}/work")
     assert [
         (i["work_item_id"], i["step_type"])
         for i in work["incoming_work"]
         if i["person_id"] == ref.person_id
     ] == [(str(new_step.work_item_id), StepType.SUPPORT_PLAN_DELIVERY.value)]
     # The finished step is locked in allocation and no longer anyone's current work.
-    assert (await _json(allocation, f"/work-items/{ref.step_id}"))["state"] == "finished"
-    ta_work = await _json(allocation, f"/workers/{TRUSTED_ASSESSOR.position_id}/work")
+    assert (await _json(allocation, SENIOR_OFFICER, f"/work-items/{ref.step_id}"))[
+        "state"
+    ] == "finished"
+    ta_work = await _json(
+        allocation, TRUSTED_ASSESSOR, f"/workers/{TRUSTED_ASSESSOR.position_id}/work"
+    )
     assert str(ref.step_id) not in {
         i["work_item_id"] for i in ta_work["incoming_work"] + ta_work["incomplete_work"]
     }
@@ -249,11 +262,13 @@ async def test_so07_returned_request_goes_back_to_the_workers_incomplete_work_no
         "Please record the risks in more detail"
     )
 
-    work = await _json(allocation, f"/workers/{TRUSTED_ASSESSOR.position_id}/work")
+    work = await _json(
+        allocation, TRUSTED_ASSESSOR, f"/workers/{TRUSTED_ASSESSOR.position_id}/work"
+    )
     assert str(ref.step_id) in {i["work_item_id"] for i in work["incomplete_work"]}
-    item = await _json(allocation, f"/work-items/{ref.step_id}")
+    item = await _json(allocation, SENIOR_OFFICER, f"/work-items/{ref.step_id}")
     assert item["state"] == "incomplete"
-    management = await _json(allocation, f"/teams/{MANAGEMENT_TEAM}/work")
+    management = await _json(allocation, SENIOR_OFFICER, f"/teams/{MANAGEMENT_TEAM}/work")
     assert str(ref.step_id) not in {r["step_id"] for r in management["incoming_requests"]}
     summary = await driver.summary(ref)
     assert summary["finished"] is False

@@ -157,14 +157,23 @@ def test_al09_reassign_needs_started_work_and_keeps_it_incomplete() -> None:
     )
 
 
+# An agency hierarchy: a segment with two teams (the Wellbeing teams need no entry: they have
+# no parent and are the council's organisation).
+AGENCY = {
+    "seg": domain.Unit("seg", "segment", None, "hop-seg"),
+    "team-a": domain.Unit("team-a", "team", "seg", "hop-a"),
+    "team-b": domain.Unit("team-b", "team", "seg", "hop-b"),
+}
+
+
 def test_al10_senior_officer_or_team_leader_of_owning_or_management_team() -> None:
     owning = domain.NORTH_TEAM
-    assert domain.authorise_allocation(seat(Role.SENIOR_OFFICER, owning), owning, None, "allocate")
+    assert domain.authorise_allocation(seat(Role.SENIOR_OFFICER, owning), owning, {}, "allocate")
     assert domain.authorise_allocation(
-        seat(Role.TEAM_LEADER, owning, AccessKind.HIERARCHICAL), owning, None, "allocate"
+        seat(Role.TEAM_LEADER, owning, AccessKind.HIERARCHICAL), owning, {}, "allocate"
     )
     assert domain.authorise_allocation(
-        seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM), owning, None, "allocate"
+        seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM), owning, {}, "allocate"
     )
     for refused in (
         seat(Role.SENIOR_OFFICER, domain.SOUTH_TEAM),
@@ -172,20 +181,100 @@ def test_al10_senior_officer_or_team_leader_of_owning_or_management_team() -> No
         seat(Role.SENIOR_OFFICER, owning, active=False),
         None,
     ):
-        check = lambda s=refused: domain.authorise_allocation(s, owning, None, "x")  # noqa: E731
+        check = lambda s=refused: domain.authorise_allocation(s, owning, {}, "x")  # noqa: E731
         assert rule_of(check) == "AL10"
     # A segment manager from the parent segment; a team leader from a team in the segment.
     sm = seat(Role.SEGMENT_MANAGER, "seg")
-    assert domain.authorise_allocation(sm, "team-a", "seg", "allocate")
+    assert domain.authorise_allocation(sm, "team-a", AGENCY, "allocate")
     tl = seat(Role.TEAM_LEADER, "team-b")
-    assert domain.authorise_allocation(tl, "seg", None, "allocate", actor_parent="seg")
-    assert rule_of(lambda: domain.authorise_allocation(tl, "team-a", "seg", "x", "seg")) == "AL10"
+    assert domain.authorise_allocation(tl, "seg", AGENCY, "allocate")
+    assert rule_of(lambda: domain.authorise_allocation(tl, "team-a", AGENCY, "x")) == "AL10"
+
+
+def test_al10_authority_stays_inside_its_organisation() -> None:
+    """The Management Team acts on the Wellbeing teams' work only: never on the agency's units
+    (its Appeals hopper), and no agency position acts on the Wellbeing teams' work."""
+    units = {
+        **AGENCY,
+        "appeals": domain.Unit("appeals", "segment", "seg", "hop-appeals"),
+        "team-appeals": domain.Unit("team-appeals", "team", "appeals", "hop-team-appeals"),
+        domain.MANAGEMENT_TEAM: domain.Unit(domain.MANAGEMENT_TEAM, "team"),
+        domain.HUB_TEAM: domain.Unit(domain.HUB_TEAM, "team"),
+        "other-root": domain.Unit("other-root", "segment"),
+        "other-team": domain.Unit("other-team", "team", "other-root", "hop-other"),
+    }
+    assert {domain.organisation(units, u) for u in domain.TEAMS} == {domain.WELLBEING_SERVICE}
+    assert {domain.organisation(units, u) for u in AGENCY} | {
+        domain.organisation(units, "team-appeals")
+    } == {"seg"}
+    assert domain.organisation(units, "other-team") == "other-root"
+    assert domain.organisation(units, "nowhere") is None
+    mgmt = seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM)
+    for team in domain.TEAMS:
+        assert domain.authorise_allocation(mgmt, team, units, "allocate")
+    for agency_unit in ("team-appeals", "appeals", "seg", "other-team", "nowhere"):
+        refusal = lambda u=agency_unit: domain.authorise_allocation(mgmt, u, units, "x")  # noqa: E731
+        assert rule_of(refusal) == "AL10"
+    with pytest.raises(RuleViolation, match="another organisation"):
+        domain.authorise_allocation(mgmt, "team-appeals", units, "allocate")
+    # Nor the other way round, nor between two agencies: a segment manager at the agency's root
+    # acts on its direct children only, never on a Wellbeing team or another root's team.
+    root_sm = seat(Role.SEGMENT_MANAGER, "seg")
+    assert domain.authorise_allocation(root_sm, "appeals", units, "allocate")
+    for foreign in (domain.HUB_TEAM, domain.MANAGEMENT_TEAM, "other-team", "other-root"):
+        assert rule_of(lambda u=foreign: domain.authorise_allocation(root_sm, u, units, "x")) == (
+            "AL10"
+        )
+    # An absence-related position outside the work's organisation is refused by AL10 first.
+    absence = seat(Role.TEAM_LEADER, "team-a", AccessKind.ABSENCE)
+    assert rule_of(lambda: domain.authorise_allocation(absence, domain.HUB_TEAM, units, "x")) == (
+        "AL10"
+    )
+
+
+def test_tr05_al10_ac19_sight_is_what_the_commands_allow_plus_own_work() -> None:
+    units = {
+        **AGENCY,
+        "appeals": domain.Unit("appeals", "segment", "seg", "hop-appeals"),
+        "team-appeals": domain.Unit("team-appeals", "team", "appeals", "hop-team-appeals"),
+    }
+    mgmt = seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM).position
+    seen = domain.sight(mgmt.user_id, [mgmt], units)
+    assert seen.units == frozenset(domain.TEAMS)  # the Wellbeing teams, none of the agency's
+    queues = domain.visible_queues(seen, units)
+    assert set(domain.CASE_MONITORING_INBOXES.values()) <= queues.inboxes
+    assert "hop-team-appeals" not in queues.hoppers
+    assert not seen.sees("hopper", "hop-team-appeals", "team-appeals")
+    assert rule_of(
+        lambda: domain.require_sight(seen, "hopper", "hop-team-appeals", "team-appeals")
+    ) == ("AL10")
+    north = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM).position
+    assert domain.sight(north.user_id, [north], units).units == {domain.NORTH_TEAM}
+    # A worker sees only the work assigned to their own positions.
+    worker = seat(Role.CASEWORKER, "team-a").position
+    mine = domain.sight(worker.user_id, [worker], units)
+    assert mine.units == frozenset() and mine.positions == {worker.position_id}
+    assert mine.sees("worker", worker.position_id, "team-a")
+    assert not mine.sees("worker", "pos-colleague", "team-a")
+    assert not mine.sees("hopper", "hop-a", "team-a")
+    assert rule_of(lambda: domain.require_unit_sight(mine, "team-a")) == "AL10"
+    # A team leader with absence-related access to team-b sees team-b, not the segment.
+    leader = seat(Role.TEAM_LEADER, "team-a").position
+    absence = Position(
+        "pos-abs", leader.user_id, "team-b", Role.TEAM_LEADER, "absence-related", False
+    )
+    both = domain.sight(leader.user_id, [leader, absence], units)
+    assert both.units == {"team-a", "seg", "team-b"}
+    only_absence = domain.sight(leader.user_id, [absence], units)
+    assert only_absence.units == {"team-b"}
+    # Positions of someone else give nothing.
+    assert domain.sight("someone-else", [mgmt, north], units).units == frozenset()
 
 
 def test_ac19_absence_access_is_limited_to_that_team() -> None:
     absence = seat(Role.TEAM_LEADER, "team-a", AccessKind.ABSENCE)
-    actor = domain.authorise_allocation(absence, "team-a", "seg", "allocate")
-    assert rule_of(lambda: domain.authorise_allocation(absence, "team-b", "seg", "x")) == "AC19"
+    actor = domain.authorise_allocation(absence, "team-a", AGENCY, "allocate")
+    assert rule_of(lambda: domain.authorise_allocation(absence, "team-b", AGENCY, "x")) == "AC19"
     domain.check_absence_target(actor, seat(Role.CASEWORKER, "team-a").position)
     for target in (seat(Role.CASEWORKER, "team-b"), seat(Role.TEAM_LEADER, "team-a")):
         assert rule_of(lambda t=target: domain.check_absence_target(actor, t.position)) == "AC19"
