@@ -71,6 +71,16 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def end_process(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+    """Terminates a process this stack started; kills it if it has not ended in `grace` s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class EmbeddedBroker:
     """tansu with memory storage on a loopback port."""
 
@@ -104,12 +114,7 @@ class EmbeddedBroker:
         return self.bootstrap_servers
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        end_process(self.process)
 
 
 class DevIdentityProvider:
@@ -135,12 +140,7 @@ class DevIdentityProvider:
         return self.issuer
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        end_process(self.process)
 
 
 class EmbeddedPostgres:
