@@ -29,11 +29,10 @@ from contracts import (
     Command,
     CommandRejected,
     Envelope,
-    registered_types,
 )
 from deploy.identity import DevSignIn, SignedInUsers, SignInFailed, Tokens
 from deploy.stack import EDGE, SERVICES, Stack
-from services.edge.app import POSITION_HEADER
+from services.edge.app import POSITION_HEADER, command_types
 from services.shared.outcomes import outcome_topics
 
 STATE_FILE = "stack.json"
@@ -248,14 +247,6 @@ class EdgeClient:
 # --- Commands by name -----------------------------------------------------------------------
 
 
-def command_types() -> dict[str, type[Command]]:
-    return {
-        name: model
-        for name, model in sorted(registered_types().items())
-        if issubclass(model, Command)
-    }
-
-
 def find_command(name: str) -> type[Command]:
     """A command by its type (`allocation.assign_work.v1`), without the version
     (`allocation.assign_work`) or by its bare name when unambiguous (`assign_work`)."""
@@ -279,14 +270,6 @@ def find_command(name: str) -> type[Command]:
 def _version(model: type[Command]) -> int:
     suffix = model.TYPE.rsplit(".", 1)[-1]
     return int(suffix[1:]) if suffix[:1] == "v" and suffix[1:].isdigit() else 0
-
-
-def command_topic(model: type[Command]) -> str:
-    return f"{model.TYPE.split('.', 1)[0]}.commands"
-
-
-def event_topic(model: type[Command]) -> str:
-    return f"{model.TYPE.split('.', 1)[0]}.events"
 
 
 def parse_fields(pairs: Iterable[str]) -> dict[str, Any]:

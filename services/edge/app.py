@@ -50,7 +50,8 @@ def idempotent_message_id(user_id: str, command_type: str, key: str) -> uuid.UUI
 
 
 def command_types() -> dict[str, type[Command]]:
-    return {n: m for n, m in registered_types().items() if issubclass(m, Command)}
+    """Every command of the contracts, by type, in order of type."""
+    return {n: m for n, m in sorted(registered_types().items()) if issubclass(m, Command)}
 
 
 def command_topic(model: type[Command]) -> str:
