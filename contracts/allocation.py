@@ -8,9 +8,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from contracts.envelope import Command, Event
+from contracts.envelope import Bounded, Command, Event
+from contracts.limits import BULK_ITEMS_MAX, Text
 
 
 class StepType(StrEnum):
@@ -42,6 +43,12 @@ class Priority(StrEnum):
 INVOLVED_WORKER = "Involved Worker"
 
 
+class RelationshipType(StrEnum):
+    """AL16: a worker relationship's type is chosen from this list (the read API serves it)."""
+
+    INVOLVED_WORKER = INVOLVED_WORKER
+
+
 class ReceiveReferral(Command):
     """An external referral (AL01): creates the triage step in the Hub Team's incoming work."""
 
@@ -51,7 +58,7 @@ class ReceiveReferral(Command):
     person_id: str = Field(min_length=1)
     person_name: str = Field(min_length=1)
     area: str | None = None
-    reason: str = ""
+    reason: Text = ""
 
 
 class ReceiveServiceRequest(Command):
@@ -64,7 +71,7 @@ class ReceiveServiceRequest(Command):
     person_id: str = Field(min_length=1)
     person_name: str = Field(min_length=1)
     unit_id: str = Field(min_length=1)
-    description: str = ""
+    description: Text = ""
 
 
 class CreateStep(Command):
@@ -94,11 +101,12 @@ class WorkItemCreated(Event):
     priority: str
     created_at: datetime
     owner_user_id: str | None = None  # the user holding the position when owner_kind="worker"
-    note: str = ""
+    note: Text = ""
     acting_user_id: str | None = None
+    due_at: datetime | None = None  # DL01: set by the step type, in working days
 
 
-class Owner(BaseModel):
+class Owner(Bounded):
     """Who holds a work item: a team's queue, an inbox, a team or segment hopper, or a worker
     position (`kind="worker"`, `id` = position id)."""
 
@@ -112,7 +120,7 @@ class Owner(BaseModel):
 # one transaction and answers with one of these two events on allocation.events.
 
 
-class ReleasedItem(BaseModel):
+class ReleasedItem(Bounded):
     work_item_id: uuid.UUID
     person_id: str
     to_owner: Owner
@@ -125,7 +133,7 @@ class PositionWorkReleased(Event):
     release_id: uuid.UUID
     user_id: str
     position_id: str
-    moved: list[ReleasedItem]
+    moved: list[ReleasedItem] = Field(max_length=BULK_ITEMS_MAX)
 
 
 class PositionWorkReleaseFailed(Event):
@@ -135,7 +143,7 @@ class PositionWorkReleaseFailed(Event):
     release_id: uuid.UUID
     user_id: str
     position_id: str
-    reason: str
+    reason: Text
 
 
 # --- Work item snapshot and the events of every change ---------------------------------------
@@ -143,7 +151,7 @@ class PositionWorkReleaseFailed(Event):
 # notifications, a workview) can rebuild what it needs without calling allocation.
 
 
-class WorkItemSnapshot(BaseModel):
+class WorkItemSnapshot(Bounded):
     work_item_id: uuid.UUID
     person_id: str
     person_name: str | None = None
@@ -156,6 +164,7 @@ class WorkItemSnapshot(BaseModel):
     priority: str
     acting_user_id: str | None = None  # who made this change
     acting_position_id: str | None = None
+    due_at: datetime | None = None  # DL01 (None in records made before due dates existed)
 
 
 class _ItemEvent(Event):
@@ -173,7 +182,7 @@ class WorkItemAssigned(_ItemEvent):
     TYPE: ClassVar[str] = "allocation.work_item_assigned.v1"
 
     from_owner: Owner
-    note: str = ""
+    note: Text = ""
     reassigned: bool = False
     previous_priority: str | None = None
 
@@ -201,7 +210,7 @@ class WorkItemMoved(_ItemEvent):
 
     from_owner: Owner
     rule: str
-    note: str = ""
+    note: Text = ""
 
 
 class WorkItemFinished(_ItemEvent):
@@ -217,8 +226,25 @@ class WorkItemReturned(_ItemEvent):
     TYPE: ClassVar[str] = "allocation.work_item_returned.v1"
 
     from_owner: Owner
-    note: str = ""
+    note: Text = ""
     request_id: uuid.UUID
+
+
+class WorkItemDue(_ItemEvent):
+    """DL02: an unfinished item's due day has arrived (raised once per item)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_due.v1"
+
+    due_at: datetime
+
+
+class WorkItemOverdue(_ItemEvent):
+    """DL02: an unfinished item passed its due date (raised once per item); from now on it is
+    flagged overdue in every workview and the person's record."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_overdue.v1"
+
+    due_at: datetime
 
 
 class IncomingRequestRecorded(Event):
@@ -263,7 +289,7 @@ class AssignWork(_ItemCommand):
     TYPE: ClassVar[str] = "allocation.assign_work.v1"
 
     to_position_id: str = Field(min_length=1)
-    note: str = ""
+    note: Text = ""
     priority: Priority | None = None
     from_record: bool = False
 
@@ -274,7 +300,7 @@ class ReassignWork(_ItemCommand):
     TYPE: ClassVar[str] = "allocation.reassign_work.v1"
 
     to_position_id: str = Field(min_length=1)
-    note: str = ""
+    note: Text = ""
 
 
 class ChangePriority(_ItemCommand):
@@ -289,7 +315,7 @@ class SendToSegmentHopper(_ItemCommand):
 
     TYPE: ClassVar[str] = "allocation.send_to_segment_hopper.v1"
 
-    note: str = ""
+    note: Text = ""
 
 
 class RecordWorkerRelationship(Command):
@@ -300,7 +326,7 @@ class RecordWorkerRelationship(Command):
 
     person_id: str = Field(min_length=1)
     worker_position_id: str = Field(min_length=1)
-    relationship_type: str = INVOLVED_WORKER
+    relationship_type: RelationshipType = RelationshipType.INVOLVED_WORKER  # AL16: from a list
     from_date: date | None = None
     end_date: date | None = None
     relationship_id: uuid.UUID | None = None
@@ -342,9 +368,9 @@ class PreviewBulkAssign(Command):
     TYPE: ClassVar[str] = "allocation.preview_bulk_assign.v1"
     KEY_FIELD: ClassVar[str | None] = "to_position_id"
 
-    work_item_ids: list[uuid.UUID] = Field(min_length=1)
+    work_item_ids: list[uuid.UUID] = Field(max_length=BULK_ITEMS_MAX, min_length=1)
     to_position_id: str = Field(min_length=1)
-    note: str = ""
+    note: Text = ""
 
 
 class BulkAssign(PreviewBulkAssign):
@@ -353,12 +379,12 @@ class BulkAssign(PreviewBulkAssign):
     TYPE: ClassVar[str] = "allocation.bulk_assign.v1"
 
 
-class BulkItemOutcome(BaseModel):
+class BulkItemOutcome(Bounded):
     work_item_id: uuid.UUID
     person_id: str | None = None
     ok: bool
     rule: str | None = None
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class BulkAssignPreviewed(Event):
@@ -366,8 +392,8 @@ class BulkAssignPreviewed(Event):
     KEY_FIELD: ClassVar[str | None] = "to_position_id"
 
     to_position_id: str
-    note: str
-    outcomes: list[BulkItemOutcome]
+    note: Text
+    outcomes: list[BulkItemOutcome] = Field(max_length=BULK_ITEMS_MAX)
     would_apply: bool
 
 
@@ -379,9 +405,9 @@ class BulkAssigned(Event):
 
     to_position_id: str
     to_user_id: str
-    note: str
-    items: list[WorkItemSnapshot]
-    from_owners: list[Owner]  # in the order of `items`
+    note: Text
+    items: list[WorkItemSnapshot] = Field(max_length=BULK_ITEMS_MAX)
+    from_owners: list[Owner] = Field(max_length=BULK_ITEMS_MAX)  # in the order of `items`
 
 
 class MoveAbsentCaseworkerWork(Command):
@@ -393,7 +419,7 @@ class MoveAbsentCaseworkerWork(Command):
 
     from_position_id: str = Field(min_length=1)
     to_position_id: str | None = None
-    note: str = ""
+    note: Text = ""
 
 
 class AbsentCaseworkerWorkMoved(Event):
@@ -402,4 +428,56 @@ class AbsentCaseworkerWorkMoved(Event):
 
     from_position_id: str
     to_owner: Owner
-    moved: list[WorkItemSnapshot]
+    moved: list[WorkItemSnapshot] = Field(max_length=BULK_ITEMS_MAX)
+
+
+# --- Steps that finish, and service requests completed (AL11, AL13, SO10, AC23) ------------
+
+
+class ResumeStep(_ItemCommand):
+    """AL13, AL11: a Generic Support Officer resumes the person's `WB Case Monitoring` step
+    from the person's current work; it moves to their incomplete work."""
+
+    TYPE: ClassVar[str] = "allocation.resume_step.v1"
+
+
+class WorkItemResumed(_ItemEvent):
+    """AL13: a step resumed by a worker from the person's current work (now theirs,
+    incomplete)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_resumed.v1"
+
+    from_owner: Owner
+
+
+class CompleteServiceRequest(_ItemCommand):
+    """AC23: complete a service request from "My service requests" in the acting (current)
+    position, which must be the position it is assigned to."""
+
+    TYPE: ClassVar[str] = "allocation.complete_service_request.v1"
+
+
+class ServiceRequestCompleted(_ItemEvent):
+    """AC23: the service request is completed: the work item is finished and leaves every open
+    view."""
+
+    TYPE: ClassVar[str] = "allocation.service_request_completed.v1"
+
+    from_owner: Owner
+
+
+class InvolvedWorkerPrompted(Event):
+    """SO10, AL11: a `WB Transfer to Support Officer for Service Delivery` was sent to a Generic
+    Support Officer who has no `Involved Worker` relationship on the person yet: the Senior
+    Officer who finished the step is prompted to record it."""
+
+    TYPE: ClassVar[str] = "allocation.involved_worker_prompted.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str
+    person_name: str | None = None
+    work_item_id: uuid.UUID  # the WB Support Action Plan Delivery step the action became
+    worker_position_id: str
+    worker_user_id: str | None = None
+    senior_officer_position_id: str | None = None
+    senior_officer_user_id: str | None = None

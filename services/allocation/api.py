@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.allocation import StepType, WorkState
-from services.allocation import domain, store
+from services.allocation import deadlines, domain, store
 from services.shared import guard
 from services.shared.identity import Principal
 from services.shared.rules import RuleViolation
@@ -36,7 +36,12 @@ def _plain(value: Any) -> Any:
 
 
 def _row(row: Any) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in dict(row._mapping).items()}
+    out = {k: _plain(v) for k, v in dict(row._mapping).items()}
+    if "deadline_flag" in out:  # a work item: DL02, overdue work is flagged in every view
+        out["overdue"] = deadlines.is_overdue(
+            deadlines.DeadlineFlag(out["deadline_flag"]), WorkState(out["state"])
+        )
+    return out
 
 
 def _forbidden(violation: RuleViolation) -> guard.HttpRefusal:
@@ -186,7 +191,17 @@ async def _counts(conn: AsyncConnection, *where: Any) -> dict[str, int]:
         sa.select(t.c.state, sa.func.count()).where(*where).group_by(t.c.state)
     )
     counts = {str(state): int(n) for state, n in rows}
-    return {s.value: counts.get(s.value, 0) for s in (WorkState.INCOMING, WorkState.INCOMPLETE)}
+    overdue = await conn.scalar(  # DL02: the same flag as deadlines.is_overdue
+        sa.select(sa.func.count()).where(
+            *where,
+            t.c.deadline_flag == deadlines.DeadlineFlag.OVERDUE.value,
+            t.c.state != WorkState.FINISHED.value,
+        )
+    )
+    return {
+        **{s.value: counts.get(s.value, 0) for s in (WorkState.INCOMING, WorkState.INCOMPLETE)},
+        "overdue": int(overdue or 0),
+    }
 
 
 async def team_summary(request: Request) -> Response:

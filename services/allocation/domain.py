@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
 from contracts.access import AccessKind, Role
 from contracts.allocation import (
@@ -76,6 +76,7 @@ class WorkItem:
     owner_id: str
     priority: str
     person_name: str | None = None
+    due_at: datetime | None = None  # DL01
 
     @property
     def placement(self) -> Placement:

@@ -57,7 +57,7 @@ from contracts.allocation import (
     WorkState,
 )
 from contracts.signoff import RequestCompleted, RequestReturned, RequestSent, StepFinished
-from services.allocation import domain, store
+from services.allocation import deadlines, domain, store
 from services.shared import logs
 from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.directory import register as register_directory
@@ -194,6 +194,7 @@ async def _create_work_item(
     message (`id_from_message`) is new by construction (the inbox applies a message once), so
     its rows are staged and written with the rest of the batch; a caller-chosen id is checked."""
     notes = [{"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}] if note else []
+    due_at = deadlines.due_at_for(step_type, ctx.now)  # DL01
     row = {
         "work_item_id": work_item_id,
         "person_id": person_id,
@@ -205,6 +206,7 @@ async def _create_work_item(
         "notes": notes,
         "created_at": ctx.now,
         "updated_at": ctx.now,
+        "due_at": due_at,
     }
     history = {
         "work_item_id": work_item_id,
@@ -243,6 +245,7 @@ async def _create_work_item(
             owner_user_id=owner_seat.position.user_id if owner_seat else None,
             note=note,
             acting_user_id=_actor_user(ctx),
+            due_at=due_at,
         )
     )
     return True

@@ -1,7 +1,7 @@
 """The allocation service assembled from its parts."""
 
 from contracts import Topics
-from services.allocation import api, handlers, store
+from services.allocation import api, deadline_sweep, handlers, store
 from services.shared.runtime import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -11,4 +11,5 @@ SPEC = ServiceSpec(
     consumes=handlers.CONSUMES,
     event_topic=Topics.ALLOCATION_EVENTS,
     routes=api.routes,
+    tasks=[deadline_sweep.run],  # DL02
 )

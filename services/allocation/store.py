@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +51,15 @@ work_items = sa.Table(
     sa.Column("notes", JSONB, nullable=False, server_default="[]"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # DL01: when the item is due; DL02: how far its deadline has been flagged by the sweep.
+    sa.Column("due_at", sa.DateTime(timezone=True)),
+    sa.Column("deadline_flag", sa.Text, nullable=False, server_default="none"),
     sa.Index("ix_work_items_owner", "owner_kind", "owner_id", "state"),
+    sa.Index(
+        "ix_work_items_deadline",
+        "due_at",
+        postgresql_where=sa.text("state <> 'finished' AND deadline_flag <> 'overdue'"),
+    ),
 )
 
 # AL12: every change to a work item, who made it, when, from whom to whom.
@@ -159,6 +168,7 @@ def _item(row: Any) -> WorkItem:
         owner_id=row.owner_id,
         priority=row.priority,
         person_name=row.person_name,
+        due_at=row.due_at,
     )
 
 
@@ -199,6 +209,29 @@ async def items_held(conn: AsyncConnection, kind: str, owner_id: str) -> list[Wo
         .with_for_update()
     )
     return [_item(r) for r in rows]
+
+
+async def deadlines_reached(
+    conn: AsyncConnection, now: datetime, due_day_begun_before: datetime, limit: int
+) -> list[tuple[WorkItem, str]]:
+    """DL02: unfinished items with a deadline flag to raise as of `now` (not yet flagged and
+    their due day begun, or flagged due and past due), with their flag; locked, skipping rows
+    another sweep holds."""
+    t = work_items
+    rows = await conn.execute(
+        _items()
+        .where(
+            t.c.state != WorkState.FINISHED.value,
+            sa.or_(
+                (t.c.deadline_flag == "none") & (t.c.due_at < due_day_begun_before),
+                (t.c.deadline_flag == "due") & (t.c.due_at < now),
+            ),
+        )
+        .order_by(t.c.due_at, t.c.work_item_id)
+        .limit(limit)
+        .with_for_update(of=t, skip_locked=True)
+    )
+    return [(_item(r), r.deadline_flag) for r in rows]
 
 
 # --- the directory projection ----------------------------------------------------------------
@@ -388,4 +421,5 @@ def snapshot(
         priority=item.priority,
         acting_user_id=actor_user_id,
         acting_position_id=actor_position_id,
+        due_at=item.due_at,
     )

@@ -52,6 +52,8 @@ class Kind:
     REVIEW_OVERDUE = "review_overdue"  # NT05
     ACCESS_GRANTED = "secondary_access_granted"  # NT06
     ACCESS_REMOVED = "secondary_access_removed"  # NT06
+    WORK_DUE = "work_due"  # DL02
+    WORK_OVERDUE = "work_overdue"  # DL02
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,44 @@ def access_changed(
 
 def is_secondary(access_kind: str) -> bool:
     return access_kind != "primary"
+
+
+# DL02: who answers for work owned by a team or segment besides its assignee: the Senior
+# Officers of a Wellbeing team, the team leaders of an agency team, the segment's managers.
+DEADLINE_LEADER_ROLES = (SENIOR_OFFICER, *sorted(MANAGER_ROLES))
+
+
+def deadline_source(work_item_id: uuid.UUID, kind: str) -> uuid.UUID:
+    """DL02: the identity of an item's due or overdue notice. It derives from the item, not
+    from the event, so each is planned once per recipient and channel whatever reaches us
+    (NT07)."""
+    return uuid.uuid5(work_item_id, f"DL02|{kind}")
+
+
+def deadline_recipients(assignee: Sequence[str], leaders: Sequence[str]) -> list[str]:
+    """DL02: the assignee (if the work is assigned) and their Senior Officer or team leader,
+    each once."""
+    return list(dict.fromkeys([*assignee, *leaders]))
+
+
+def deadline_notice(
+    *, overdue: bool, work_item_id: uuid.UUID, person_id: str, what: str, due_at: datetime
+) -> Notice:
+    """DL02: work falls due today, or is overdue."""
+    when = due_at.date().isoformat()
+    if overdue:
+        kind, subject = Kind.WORK_OVERDUE, f"Overdue: {what}"
+        body = f"{what} for person {person_id} is overdue: it was due on {when}."
+    else:
+        kind, subject = Kind.WORK_DUE, f"Due today: {what}"
+        body = f"{what} for person {person_id} is due today ({when})."
+    return Notice(
+        kind,
+        "DL02",
+        subject,
+        body,
+        {"work_item_id": str(work_item_id), "person_id": person_id, "due_at": due_at.isoformat()},
+    )
 
 
 # --- reminders (NT04, NT05) --------------------------------------------------------------------

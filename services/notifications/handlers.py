@@ -31,7 +31,9 @@ from contracts.allocation import (
     BulkAssigned,
     WorkItemAssigned,
     WorkItemCreated,
+    WorkItemDue,
     WorkItemMoved,
+    WorkItemOverdue,
     WorkItemSnapshot,
 )
 from contracts.notifications import (
@@ -200,6 +202,50 @@ async def bulk_assigned(ctx: HandlerContext[BulkAssigned]) -> None:
         note=m.note,
     )
     await _notify(ctx, notice, await _worker_user(ctx, m.to_position_id, m.to_user_id))
+
+
+async def _deadline(ctx: HandlerContext[Any], item: WorkItemSnapshot, *, overdue: bool) -> None:
+    """DL02: the assignee and their Senior Officer or team leader (of the team or segment that
+    owns the work) are told, once per item and flag."""
+    assignee = (
+        await _worker_user(ctx, item.owner_id, item.owner_user_id)
+        if item.owner_kind == "worker"
+        else []
+    )
+    leaders = (
+        await store.members_with_roles(ctx.conn, [item.owner_unit_id], domain.DEADLINE_LEADER_ROLES)
+        if item.owner_unit_id
+        else []
+    )
+    due_at = ctx.message.due_at
+    notice = domain.deadline_notice(
+        overdue=overdue,
+        work_item_id=item.work_item_id,
+        person_id=item.person_id,
+        what=item.step_type.value,
+        due_at=due_at,
+    )
+    await notify(
+        ctx.conn,
+        ctx.emit,
+        source_id=domain.deadline_source(item.work_item_id, notice.kind),
+        correlation_id=ctx.envelope.correlation_id,
+        now=ctx.now,
+        notice=notice,
+        user_ids=domain.deadline_recipients(assignee, leaders),
+    )
+
+
+@dispatcher.on(WorkItemDue)
+async def work_item_due(ctx: HandlerContext[WorkItemDue]) -> None:
+    """DL02: the work falls due today."""
+    await _deadline(ctx, ctx.message.item, overdue=False)
+
+
+@dispatcher.on(WorkItemOverdue)
+async def work_item_overdue(ctx: HandlerContext[WorkItemOverdue]) -> None:
+    """DL02: the work is overdue."""
+    await _deadline(ctx, ctx.message.item, overdue=True)
 
 
 # --- signoff.events (NT02, NT03) -----------------------------------------------------------
