@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.limits import STRING_MAX, Text, find_nul
 
 _REGISTRY: dict[str, type[Message]] = {}
 
@@ -15,7 +17,22 @@ _REGISTRY: dict[str, type[Message]] = {}
 OUTCOME_SIZE_HEADER = "outcome-size"
 
 
-class Actor(BaseModel):
+class Bounded(BaseModel):
+    """TR08: every string is bounded (STRING_MAX unless a field names its own limit) and holds
+    no NUL character, so what validates here can be stored and published."""
+
+    model_config = ConfigDict(str_max_length=STRING_MAX)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        found = find_nul(data)
+        if found:
+            raise ValueError(f"{found}: text must not contain NUL characters (U+0000)")
+        return data
+
+
+class Actor(Bounded):
     """Who acts: a user and the position they currently act in."""
 
     model_config = ConfigDict(frozen=True)
@@ -24,7 +41,7 @@ class Actor(BaseModel):
     position_id: str | None = None
 
 
-class Message(BaseModel):
+class Message(Bounded):
     """A payload. Subclasses set TYPE (`<service>.<name>.v<version>`) and KEY_FIELD, the payload
     field whose value keys the Kafka record so that related messages keep their order."""
 
@@ -63,13 +80,13 @@ class CommandRejected(Event):
     command_id: uuid.UUID
     command_type: str
     rule: str
-    reason: str
+    reason: Text
 
 
 class Envelope(BaseModel):
     """What goes on the wire. `payload` is validated against the model its `type` names."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_max_length=STRING_MAX)
 
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
