@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from contracts import Actor, Command, Envelope, Event, registered_types
+from contracts import (
+    OUTCOME_SIZE_HEADER,
+    Actor,
+    Command,
+    CommandRejected,
+    Envelope,
+    Event,
+    Topics,
+    registered_types,
+)
+from contracts.access import DirectoryLoaded, LoadDirectory
 from contracts.allocation import ReceiveReferral
-from contracts.schemas import asyncapi_document, message_schema, write
+from contracts.schemas import PARTITIONS, asyncapi_document, message_schema, write
 
 
 def test_every_message_type_is_versioned_and_named_after_its_service() -> None:
@@ -42,6 +53,35 @@ def test_unknown_type_and_bad_payload_are_refused() -> None:
         Envelope(type=ReceiveReferral.TYPE, payload={"person_id": "P1"}).open()
 
 
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _pointer(document: dict[str, Any], ref: str) -> Any:
+    node: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def test_every_json_schema_is_self_contained_with_dialect_and_versioned_id() -> None:
+    for type_name in registered_types():
+        schema = message_schema(type_name)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        service, name, version = type_name.split(".")
+        assert schema["$id"] == f"urn:casework:message:{service}.{name}:{version}"
+        assert schema["x-version"] == int(version[1:])
+        jsonschema.Draft202012Validator.check_schema(schema)
+        for ref in _refs(schema):
+            assert ref.startswith("#/"), (type_name, ref)
+            _pointer(schema, ref)  # KeyError: a reference to nowhere
+
+
 def test_generated_json_schema_validates_real_messages_and_rejects_bad_ones() -> None:
     schema = message_schema(ReceiveReferral.TYPE)
     good = json.loads(
@@ -51,14 +91,85 @@ def test_generated_json_schema_validates_real_messages_and_rejects_bad_ones() ->
     bad = {**good, "payload": {"person_id": "P1"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**good, "type": "allocation.work_created.v1"}, schema)
     assert schema["x-topic"] == "allocation.commands"
 
 
-def test_asyncapi_document_lists_every_message_on_its_topic(tmp_path: Path) -> None:
+def test_nested_definitions_resolve_in_a_real_message() -> None:
+    """A payload with nested models and enums (units, users, positions) validates: the nested
+    `$ref`s resolve inside the file."""
+    directory = Path(__file__).resolve().parents[2] / "services/access/walkthrough_directory.json"
+    command = LoadDirectory.model_validate(json.loads(directory.read_text()))
+    record = json.loads(Envelope.wrap(command).model_dump_json())
+    jsonschema.validate(record, message_schema(LoadDirectory.TYPE))
+    record["payload"]["units"][0]["kind"] = "not-a-kind"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, message_schema(LoadDirectory.TYPE))
+
+
+def test_event_schemas_tolerate_fields_added_later_and_command_schemas_do_not() -> None:
+    event = json.loads(
+        Envelope.wrap(
+            DirectoryLoaded(directory_id="d", units=1, users=1, positions=1)
+        ).model_dump_json()
+    )
+    jsonschema.validate(
+        {**event, "payload": {**event["payload"], "later": 1}}, message_schema(DirectoryLoaded.TYPE)
+    )
+    command = json.loads(
+        Envelope.wrap(ReceiveReferral(person_id="P1", person_name="Ada")).model_dump_json()
+    )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**command, "payload": {**command["payload"], "later": 1}},
+            message_schema(ReceiveReferral.TYPE),
+        )
+
+
+def test_asyncapi_document_describes_the_wire(tmp_path: Path) -> None:
     document = asyncapi_document()
-    assert document["asyncapi"].startswith("3.")
-    channels = set(document["channels"])
-    assert f"allocation.commands:{ReceiveReferral.TYPE}" in channels
+    assert document["asyncapi"] == "3.0.0"
+    channels, operations = document["channels"], document["operations"]
+    for topic in Topics.all():
+        channel = channels.get(topic.replace(".", "_"))
+        if topic == Topics.dead_letter(Topics.NOTIFICATIONS_EVENTS):
+            assert channel is None  # no service reads notifications' events: none dead-letters
+            continue
+        assert channel is not None, topic
+        assert channel["address"] == topic
+        assert channel["bindings"]["kafka"]["partitions"] == PARTITIONS
+    # Every channel has both sides: who sends and who receives.
+    for channel_id in channels:
+        actions = {
+            op["action"]
+            for op in operations.values()
+            if op["channel"]["$ref"].endswith(f"/{channel_id}")
+        }
+        assert actions == {"send", "receive"}, channel_id
+    messages = document["components"]["messages"]
+    rejected = messages[CommandRejected.TYPE]
+    assert rejected["payload"] == {"$ref": f"#/components/schemas/{CommandRejected.TYPE}"}
+    assert set(rejected["headers"]["properties"]) == {"type", OUTCOME_SIZE_HEADER}
+    assert rejected["correlationId"] == {"$ref": "#/components/correlationIds/envelope"}
+    location = document["components"]["correlationIds"]["envelope"]["location"]
+    assert location == "$message.payload#/correlation_id"
+    assert "correlation_id" in Envelope.model_fields
+    referral = messages[ReceiveReferral.TYPE]
+    assert set(referral["headers"]["properties"]) == {"actor-assertion"}
+    assert "payload.person_id" in referral["bindings"]["kafka"]["key"]["description"]
+    dlq = messages["dead_letter"]
+    assert set(dlq["headers"]["properties"]) == {
+        "dlq-reason",
+        "dlq-topic",
+        "dlq-partition",
+        "dlq-offset",
+    }
+    assert "allocation_events_dlq" in channels
+    assert set(document["servers"]) == {"embedded", "compose", "kubernetes"}
+    # Every reference in the document points at something in it.
+    for ref in _refs(document):
+        _pointer(document, ref)
     files = write(tmp_path)
     assert len(files) == len(registered_types()) + 1
     assert all(f.exists() for f in files)
@@ -71,4 +182,4 @@ def test_committed_contract_documents_are_current(tmp_path: Path) -> None:
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json"))
     assert sorted(p.relative_to(committed) for p in committed.rglob("*.json")) == fresh
     stale = [str(p) for p in fresh if (committed / p).read_text() != (tmp_path / p).read_text()]
-    assert stale == [], "run `bin/casework docs` and commit docs/generated"
+    assert stale == [], "run `python -m contracts.schemas` and commit docs/generated"
