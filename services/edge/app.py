@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from contracts import Actor, Command, CommandRejected, Envelope, registered_types
 from services.edge.openapi import openapi_document
 from services.shared import auth, guard, kafka_auth, logs
+from services.shared.metrics import HttpMetrics
 from services.shared.outcomes import OutcomeWatcher
 from services.shared.runtime import signin_verifier
 from services.shared.settings import Settings
@@ -203,6 +205,7 @@ class Edge:
                 Route("/readyz", readyz),
                 Route("/metrics", metrics),
             ],
+            middleware=[Middleware(HttpMetrics, service=self.settings.service_name)],
             lifespan=lifespan,
             exception_handlers={guard.HttpRefusal: guard.http_refusal},
         )

@@ -1,17 +1,23 @@
 """Batch consumption: a fetched batch of records is applied in one database transaction.
 
-For each record: parse the envelope and payload (failure: dead-letter topic with the reason),
-skip it if the inbox has its id (redelivery), verify the actor assertion of a command (TR02;
-failure: rejection), run the handler, and write the events it emits to the outbox. The inbox
-rows and outbox rows go in the same transaction as the state; Kafka offsets are committed by
-the caller only after that transaction commits.
+For each record: parse the envelope and payload (failure, or a record over the size limit:
+dead-letter topic with the reason, TR08), verify the actor assertion of a command (TR02;
+failure: rejection), claim its id in the inbox (a record already claimed is a redelivery: a
+command's recorded outcome is announced again, anything else is skipped), run the handler, and
+write the events it emits to the outbox and a command's outcome beside it. Claims, outbox rows
+and outcomes go in the same transaction as the state; Kafka offsets are committed by the caller
+only after that transaction commits. Claiming first means two instances that briefly hold the
+same partition cannot both apply a record: the second waits on the first's claim and skips.
 
-If the batch transaction fails for any reason but an unreachable database, the batch is applied
-again one record per transaction, so that one poison record is dead-lettered alone and the
-rest still apply. An unreachable database propagates: the caller backs off and re-reads."""
+If the batch transaction fails, the batch is applied again one record per transaction, so that
+one poison record is dead-lettered alone and the rest still apply. Errors that are really
+transient (serialization failures, deadlocks, exhausted resources) are retried a few times
+first; a lost database connection propagates: the caller backs off and re-reads."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import signal
 import time
@@ -39,6 +45,7 @@ from contracts import (
     Message,
     Topics,
 )
+from contracts.limits import MAX_RECORD_BYTES
 from services.shared import auth, db, logs, metrics, outbox
 from services.shared.rules import RuleViolation
 
@@ -49,6 +56,15 @@ RULE_ASSERTION = "TR02"
 RULE_BUS = "TR04"
 RULE_SCHEMA = "schema"
 RULE_INTERNAL = "internal-error"
+RULE_SIZE = "TR08"
+
+# Headers of a consumed record that are credentials: never copied to a dead letter (TR07).
+CREDENTIAL_HEADERS = frozenset({auth.HEADER})
+# A dead-letter reason is for people: long enough to say what failed, never the whole input.
+REASON_MAX = 2_000
+# How often a batch that failed for a transient reason is tried again before its records are
+# tried one by one (and, failing still, dead-lettered).
+TRANSIENT_ATTEMPTS = 4
 
 Clock = Callable[[], datetime]
 M = TypeVar("M", bound=Message)
@@ -179,11 +195,19 @@ class Dispatcher:
 @dataclass
 class _Item:
     record: ConsumerRecord[Any, Any]
-    inbox_id: uuid.UUID
+    inbox_id: uuid.UUID  # the id claimed in the inbox
     envelope: Envelope | None = None
     message: Message | None = None
     dead_reason: str | None = None
     ignored: bool = False
+    # Commands: the verified actor and roles, or why the assertion was refused (TR02).
+    actor: Actor | None = None
+    roles: frozenset[str] = frozenset()
+    refusal: str | None = None
+
+    @property
+    def is_command(self) -> bool:
+        return isinstance(self.message, Command)
 
     @property
     def key(self) -> str | None:
@@ -198,19 +222,43 @@ class _Item:
 
 
 def _record_id(record: ConsumerRecord[Any, Any]) -> uuid.UUID:
-    return uuid.uuid5(
-        uuid.NAMESPACE_URL, f"kafka:{record.topic}:{record.partition}:{record.offset}"
-    )
+    """The inbox id of a record without a message id of its own: its place and its content, so
+    a record at the same offset of a recreated topic is not taken for an earlier one."""
+    digest = hashlib.sha256(record.value or b"").hexdigest()
+    place = f"{record.topic}:{record.partition}:{record.offset}:{record.timestamp}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{place}:{digest}")
+
+
+def _refusal_id(message_id: uuid.UUID, assertion: bytes | None) -> uuid.UUID:
+    """The inbox id of a command refused for its assertion (TR02): bound to that assertion, so
+    the refusal does not use up the command's id and the same command with a valid assertion
+    is still applied, while a redelivery of the refused record is not refused twice."""
+    return uuid.uuid5(message_id, "refused:" + hashlib.sha256(assertion or b"").hexdigest())
+
+
+# SQLSTATEs after which the same statement may well succeed: serialization failure, deadlock,
+# insufficient resources. Connection loss (class 08, server shutting down 57P01-57P03) is
+# handled apart: nothing can be written until the database is back.
+_TRANSIENT_STATES = ("40001", "40P01", "53")
+_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """The database is out of reach: the caller backs off and reads the batch again."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or _sqlstate(exc).startswith(_CONNECTION_STATES)
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors that say the database is out of reach or busy, not that the message is bad."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-        return exc.connection_invalidated or code[:2] in {"08", "40", "53", "57"}
-    return False
+    """A failure that says the database was busy, not that the message is bad: worth a retry.
+    Anything else (a statement the database refuses, a driver limit, a bug) is not: the record
+    is dead-lettered rather than re-read forever (TR08)."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc).startswith(_TRANSIENT_STATES)
 
 
 class BatchProcessor:
@@ -252,6 +300,7 @@ class BatchProcessor:
             for item in items:
                 await self._process_alone(item)
         self._hit("after_commit_before_publish")
+        metrics.commands_committed(i.envelope for i in items if _is_command_topic(i.record))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._on_commit()
 

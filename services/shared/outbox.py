@@ -82,6 +82,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 await self.publish_pending()
+                metrics.relay_passed(str(self._table.schema))  # /livez: the relay moves
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -1,5 +1,5 @@
 """Runs one service: migrations, the Kafka consumer, the outbox relay and the HTTP endpoints
-(/healthz, /readyz, /metrics and the service's read API) in one process."""
+(/healthz, /readyz, /livez, /metrics and the service's read API) in one process."""
 
 from __future__ import annotations
 
@@ -13,17 +13,29 @@ from typing import Any
 
 import sqlalchemy as sa
 import uvicorn
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from contracts import Envelope, Event
-from services.shared import auth, db, guard, identity, kafka_auth, logs, outbox
+from services.shared import (
+    auth,
+    db,
+    guard,
+    identity,
+    kafka_auth,
+    logs,
+    metrics,
+    outbox,
+    plumbing_tables,
+)
 from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
 from services.shared.outbox import OutboxRecord, OutboxRelay
 from services.shared.settings import Settings
@@ -54,6 +66,21 @@ class ServiceSpec:
     @property
     def inbox(self) -> sa.Table:
         return self.metadata.tables[f"{self.name}.inbox"]
+
+    @property
+    def parked(self) -> sa.Table:
+        return _plumbing(self.metadata, f"{self.name}.outbox_parked", plumbing_tables.parked_table)
+
+    @property
+    def outcomes(self) -> sa.Table:
+        return _plumbing(self.metadata, f"{self.name}.outcomes", plumbing_tables.outcome_table)
+
+
+def _plumbing(
+    metadata: sa.MetaData, name: str, define: Callable[[sa.MetaData], sa.Table]
+) -> sa.Table:
+    """A plumbing table of the service's schema (defined once, on first use)."""
+    return metadata.tables.get(name) or define(metadata)
 
 
 async def _raw_records(message: Any) -> Any:
@@ -116,12 +143,13 @@ class ServiceRuntime:
             on_commit=self.relay.wake,
             failpoint=settings.failpoint,
         )
+        self.liveness = metrics.Liveness(spec.name, settings.liveness_stall_seconds)
         self._register_consumer()
 
     def _register_consumer(self) -> None:
         backoff = _Backoff(self.settings.retry_backoff_max_seconds)
 
-        @self.broker.subscriber(
+        self._subscriber = self.broker.subscriber(
             *self.spec.consumes,
             group_id=self.settings.group_id,
             batch=True,
@@ -137,6 +165,8 @@ class ServiceRuntime:
             decoder=_raw_records,
             include_in_schema=False,
         )
+
+        @self._subscriber
         async def consume(body: Any, message: KafkaMessage) -> None:
             try:
                 await self.processor.process(message.raw_message)  # type: ignore[arg-type]
@@ -147,6 +177,7 @@ class ServiceRuntime:
                 return
             backoff.reset()
             await message.ack()  # offsets only after the transaction committed
+            self.liveness.batch_done()
 
     async def start(self) -> None:
         await db.migrate(self.settings)
@@ -154,7 +185,8 @@ class ServiceRuntime:
         self.relay.start()
         self.relay.wake()  # publish whatever a previous crash left in the outbox
         self._tasks: list[asyncio.Task[None]] = [
-            asyncio.create_task(task(self)) for task in (*self.spec.tasks, _prune_inbox_forever)
+            asyncio.create_task(task(self))
+            for task in (*self.spec.tasks, _prune_inbox_forever, _watch_operations)
         ]
         log.info("service started", service=self.spec.name)
 
@@ -183,6 +215,11 @@ class ServiceRuntime:
             await outbox.write(conn, self.spec.outbox, work.emitted)
         self.relay.wake()
 
+    def assigned_partitions(self) -> set[TopicPartition]:
+        """The partitions the group has given this instance's consumer (empty before it joins)."""
+        consumer = getattr(self._subscriber, "consumer", None)
+        return set(consumer.assignment()) if consumer is not None else set()
+
     async def ready(self) -> dict[str, bool]:
         database = False
         with contextlib.suppress(Exception):
@@ -205,6 +242,15 @@ class ServiceRuntime:
                 status_code=200 if all(checks.values()) else 503,
             )
 
+        async def livez(_: Request) -> Response:
+            # Fails only on a stall (work waiting, no progress): a restart would help; an
+            # unreachable database or broker is /readyz's business.
+            stalled = self.liveness.stalled()
+            return JSONResponse(
+                {"live": not stalled, "stalled": stalled, "service": self.spec.name},
+                status_code=503 if stalled else 200,
+            )
+
         async def metrics_endpoint(_: Request) -> Response:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -220,9 +266,11 @@ class ServiceRuntime:
             routes=[
                 Route("/healthz", healthz),
                 Route("/readyz", readyz),
+                Route("/livez", livez),
                 Route("/metrics", metrics_endpoint),
                 *self.spec.routes,
             ],
+            middleware=[Middleware(metrics.HttpMetrics, service=self.spec.name)],
             lifespan=lifespan,
             exception_handlers={guard.HttpRefusal: guard.http_refusal},
         )
@@ -253,6 +301,24 @@ async def _prune_inbox_forever(runtime: ServiceRuntime) -> None:
             log.info("inbox pruned", forgotten=pruned)
         except Exception:
             log.exception("inbox pruning failed; trying again later")
+
+
+async def _watch_operations(runtime: ServiceRuntime) -> None:
+    settings = runtime.settings
+    await metrics.OperationsWatch(
+        service=runtime.spec.name,
+        group=settings.group_id,
+        topics=runtime.spec.consumes,
+        engine=runtime.engine,
+        outbox_table=runtime.spec.outbox,
+        kafka={
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            **kafka_auth.kafka_client_kwargs(settings),
+        },
+        assigned=runtime.assigned_partitions,
+        liveness=runtime.liveness,
+        interval_seconds=settings.metrics_interval_seconds,
+    ).run()
 
 
 class _Backoff:

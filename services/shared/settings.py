@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     inbox_retention_days: float = 14.0
     inbox_prune_interval_seconds: float = 3600.0
 
+    # Operations: how often each instance counts the outbox and reads its group's lag, and how
+    # long the consumer or the relay may have work without progress before /livez fails.
+    metrics_interval_seconds: float = 5.0
+    liveness_stall_seconds: float = 120.0
+
     log_level: str = "INFO"
     log_json: bool = True
 
