@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import json
 import logging
 import os
@@ -46,7 +47,7 @@ from deploy.client import (
 from deploy.stack import DEV_ROLE_HOLDERS, EDGE, Stack
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Run and drive the casework platform."
+    no_args_is_help=True, add_completion=True, help="Run and drive the casework platform."
 )
 directory_app = typer.Typer(no_args_is_help=True, help="The directory of teams, users, positions.")
 events_app = typer.Typer(no_args_is_help=True, help="Follow the event topics.")
@@ -61,11 +62,37 @@ POSITIONS_PATH = "/me/positions"  # TR05: who asks comes from the token
 INBOX_PATH = "/me/inbox"
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("casework")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"casework {version()}")
+        raise typer.Exit()
+
+
+def json_option() -> Any:
+    """`--json` of a read command: the service's answer as JSON on stdout, for scripts."""
+    return typer.Option(False, "--json", help="Print JSON (machine-readable) instead of tables.")
+
+
+def print_json(value: Any) -> None:
+    # Plain stdout, not Rich: no markup, colour or wrapping may touch machine-readable output.
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
 @app.callback()
 def main(
     state_dir: Path = typer.Option(
         Path(os.environ.get("CASEWORK_STATE_DIR", ".casework")),
         help="Where the embedded stack keeps its data and `stack.json` (env CASEWORK_STATE_DIR).",
+    ),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     STATE["dir"] = state_dir
@@ -160,8 +187,22 @@ def docs(output: Path = typer.Option(Path("docs/generated"), help="Output direct
 
 
 @app.command("commands")
-def list_commands() -> None:
+def list_commands(as_json: bool = json_option()) -> None:
     """List every command type `casework send` accepts, with its fields."""
+    if as_json:
+        print_json(
+            [
+                {
+                    "command": name,
+                    "fields": [
+                        {"name": n, "required": f.is_required()}
+                        for n, f in model.model_fields.items()
+                    ],
+                }
+                for name, model in command_types().items()
+            ]
+        )
+        return
     table = Table(title="commands")
     table.add_column("command")
     table.add_column("fields (* required)")
@@ -348,6 +389,7 @@ WORK_COLUMNS = ["person_name", "person_id", "step_type", "owner_id", "priority",
 def workview(
     team: str = typer.Argument(..., help="The team, e.g. 'Wellbeing Service Hub Team'."),
     user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
+    as_json: bool = json_option(),
 ) -> None:
     """A team's current work: incoming work, incomplete work and incoming requests (AL04)."""
     STATE["as"] = user
@@ -356,6 +398,9 @@ def workview(
     if team not in known:
         raise ClientError(f"unknown team {team!r}; known teams: {', '.join(known)}")
     body = _read("allocation", f"/teams/{team}/work", f"unknown team {team!r}")
+    if as_json:
+        print_json(body)
+        return
     console.print(_table(f"{team}: incoming work", body["incoming_work"], WORK_COLUMNS))
     console.print(_table(f"{team}: incomplete work", body["incomplete_work"], WORK_COLUMNS))
     console.print(
@@ -372,10 +417,14 @@ def workview(
 def person(
     person_id: str = typer.Argument(..., help="The person's id."),
     user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
+    as_json: bool = json_option(),
 ) -> None:
     """A person's record: current work, documents, workflow map, history, relationships."""
     STATE["as"] = user
     body = _read("allocation", f"/persons/{person_id}", f"no such person {person_id!r}")
+    if as_json:
+        print_json(body)
+        return
     console.print(f"[bold]{body['person'].get('name', person_id)}[/] ({person_id})")
     console.print(_table("current work", body["current_work"], WORK_COLUMNS))
     console.print(_table("documents (finished steps)", body["documents"], WORK_COLUMNS))
@@ -401,10 +450,14 @@ def person(
 @friendly
 def positions(
     user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
+    as_json: bool = json_option(),
 ) -> None:
     """Your positions: primary and secondary, with the records backing each (P30s)."""
     STATE["as"] = user
     body = _read("access", POSITIONS_PATH, "you are not in the directory")
+    if as_json:
+        print_json(body)
+        return
     user = body.get("user_id", user)
     rows = [body["primary"], *body["secondary"]]
     for row in rows:
@@ -428,11 +481,15 @@ def positions(
 def inbox(
     user: str | None = typer.Option(None, "--as", help="A signed-in user (default: the last)."),
     unread: bool = typer.Option(False, help="Only unread notifications."),
+    as_json: bool = json_option(),
 ) -> None:
     """Your in-app notifications, newest first (TR05: only your own)."""
     STATE["as"] = user
     params = {"unread": "true"} if unread else {}
     body = _read("notifications", INBOX_PATH, "no inbox", **params)
+    if as_json:
+        print_json(body)
+        return
     console.print(_table("your inbox", body["items"], ["created_at", "rule", "subject", "read_at"]))
 
 
@@ -467,8 +524,21 @@ def _more(bus: Bus, shown: int) -> bool:
     return len(bus.received) > shown
 
 
+def _json_line(received: Received) -> str:
+    """One record of `events tail --json`: a JSON object on one line (JSON Lines)."""
+    if received.envelope is None:
+        record: dict[str, Any] = {"topic": received.topic, "unparsable": repr(received.raw[:120])}
+    else:
+        record = {"topic": received.topic, "envelope": received.envelope.model_dump(mode="json")}
+    return json.dumps(record, sort_keys=True)
+
+
 async def _tail(
-    topics: list[str], from_beginning: bool, limit: int | None, idle: float | None
+    topics: list[str],
+    from_beginning: bool,
+    limit: int | None,
+    idle: float | None,
+    as_json: bool = False,
 ) -> None:
     target = Target.resolve(STATE["dir"])
     bus = Bus(target.broker())
@@ -484,15 +554,17 @@ async def _tail(
                 continue
             for r in sorted(bus.received[shown:], key=_when):
                 shown += 1
-                if r.envelope is None:
+                if as_json:
+                    print(_json_line(r), flush=True)
+                elif r.envelope is None:
                     console.print(f"[red]{r.topic}[/] unparsable record {r.raw[:120]!r}")
-                    continue
-                e = r.envelope
-                style = "red" if r.topic.endswith(".dlq") or "rejected" in e.type else "cyan"
-                console.print(
-                    f"[dim]{e.occurred_at:%H:%M:%S.%f}[/] [{style}]{e.type}[/] "
-                    f"[dim]{r.topic}[/] {_summary(e)}"
-                )
+                else:
+                    e = r.envelope
+                    style = "red" if r.topic.endswith(".dlq") or "rejected" in e.type else "cyan"
+                    console.print(
+                        f"[dim]{e.occurred_at:%H:%M:%S.%f}[/] [{style}]{e.type}[/] "
+                        f"[dim]{r.topic}[/] {_summary(e)}"
+                    )
                 if limit is not None and shown >= limit:
                     break
     finally:
@@ -506,12 +578,15 @@ def events_tail(
     from_beginning: bool = typer.Option(False, help="Start from the oldest event."),
     limit: int | None = typer.Option(None, help="Stop after this many events."),
     idle: float | None = typer.Option(None, help="Stop after this many seconds without events."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per record and line (JSON Lines)."
+    ),
 ) -> None:
     """Follow the event topics (and the command dead letters), pretty-printed."""
     topics = event_topics()
     if topic is not None and topic not in topics:
         raise ClientError(f"unknown topic {topic!r}; event topics: {', '.join(topics)}")
-    asyncio.run(_tail([topic] if topic else topics, from_beginning, limit, idle))
+    asyncio.run(_tail([topic] if topic else topics, from_beginning, limit, idle, as_json))
 
 
 # --- walkthrough ----------------------------------------------------------------------------
