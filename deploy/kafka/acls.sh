@@ -11,7 +11,9 @@
 #   KAFKA_ADMIN_BOOTSTRAP   the admin listener, e.g. kafka:9094
 #   KAFKA_ADMIN_PASSWORD    the admin's password (the broker's JAAS entry user_admin)
 #   KAFKA_PASSWORD_<NAME>   one per principal: ALLOCATION, SIGNOFF, ACCESS, NOTIFICATIONS, EDGE
-#   KAFKA_BIN               default /opt/kafka/bin;  PARTITIONS  default 4
+#   KAFKA_BIN               default /opt/kafka/bin;  PARTITIONS  default 6 (acls.json, the
+#                           services' maximum replicas in deploy/k8s/base/scaling.yaml)
+# Retention as deploy/k8s/base/kafka-topics.yaml: commands 7 days, events 14, dead letters 30.
 #
 # Idempotent: topics are created if missing, SCRAM users are upserted, ACLs are added. An ACL
 # removed from the table must also be removed from the cluster by hand (kafka-acls.sh --remove).
@@ -21,7 +23,7 @@ set -euo pipefail
 BIN=${KAFKA_BIN:-/opt/kafka/bin}
 BOOTSTRAP=${KAFKA_ADMIN_BOOTSTRAP:?KAFKA_ADMIN_BOOTSTRAP is not set}
 : "${KAFKA_ADMIN_PASSWORD:?KAFKA_ADMIN_PASSWORD is not set}"
-PARTITIONS=${PARTITIONS:-4}
+PARTITIONS=${PARTITIONS:-6}
 
 umask 077
 work=$(mktemp -d)
@@ -46,9 +48,15 @@ for attempt in $(seq 1 60); do
 done
 
 topic() {
+  local days=14
+  case $1 in
+    *.dlq) days=30 ;;
+    *.commands) days=7 ;;
+  esac
   "$BIN/kafka-topics.sh" "${admin[@]}" --create --if-not-exists --topic "$1" \
-    --partitions "$PARTITIONS" --replication-factor 1 >/dev/null
-  echo "topic $1"
+    --partitions "$PARTITIONS" --replication-factor 1 \
+    --config "retention.ms=$((days * 86400000))" --config cleanup.policy=delete >/dev/null
+  echo "topic $1 (retention $days days)"
 }
 
 user() {

@@ -51,7 +51,7 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def k8s() -> list[dict[str, Any]]:
-    return [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    return [d for f in sorted(K8S.glob("*/*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
 
 
 def _env(service: dict[str, Any]) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """TR07: no private key or secret in an image or in a mount shared by services. Checked on the
-deployment files themselves: docker-compose.yml, deploy/k8s/*.yaml, deploy/Dockerfile and
+deployment files themselves: docker-compose.yml, deploy/k8s/{base,external}/*.yaml, deploy/Dockerfile and
 .dockerignore. Only the edge gets the assertion signing key; services get public keys only;
 each principal gets only its own broker password; Secrets are templates."""
 
@@ -144,7 +144,7 @@ def test_tr07_secrets_in_compose_come_from_the_environment(compose: dict[str, An
 
 @pytest.fixture(scope="module")
 def k8s() -> list[dict[str, Any]]:
-    return [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    return [d for f in sorted(K8S.glob("*/*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
 
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
