@@ -1,0 +1,124 @@
+"""Every record a full walkthrough puts on every topic is described by the published documents:
+its value validates against the JSON Schema of its type, its headers against its AsyncAPI
+message, its key is the one the document names, and its type is one the channel carries. Only
+the files in docs/generated are used: what a downstream team would have.
+
+The walkthrough (deploy/walkthrough.py, both seed procedures) runs against the platform the
+pytest plugin starts (casework_testing), on a broker of its own; then every topic is read from
+the beginning to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from rich.console import Console
+
+from casework_testing.plugin import Platform
+from deploy.walkthrough import walk
+
+GENERATED = Path(__file__).resolve().parents[2] / "docs" / "generated"
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with undeclared properties refused: published event schemas tolerate fields
+    added later, but what the platform writes today must all be declared."""
+    strict = copy.deepcopy(schema)
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(strict)
+    return strict
+
+
+async def _every_record(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[Any, Any]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        on_broker = await consumer.topics()
+        assert on_broker - set(topics) == set(), "topics the AsyncAPI document does not name"
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[Any, Any]] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def test_every_record_of_a_walkthrough_validates_against_the_published_documents(
+    casework_platform: Platform,
+) -> None:
+    console = Console(file=io.StringIO(), width=200)
+    ok, _ = walk(casework_platform.target, console, timeout=60)
+    assert ok, console.file.getvalue()  # type: ignore[attr-defined]
+
+    asyncapi = json.loads((GENERATED / "asyncapi.json").read_text())
+    schemas = {p.stem: json.loads(p.read_text()) for p in (GENERATED / "schemas").glob("*.json")}
+    channels = {c["address"]: c for c in asyncapi["channels"].values()}
+    messages = asyncapi["components"]["messages"]
+    validators = {t: jsonschema.Draft202012Validator(_closed(s)) for t, s in schemas.items()}
+    records = asyncio.run(_every_record(casework_platform.bootstrap_servers, sorted(channels)))
+
+    failures: list[str] = []
+    unknown: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for record in records:
+        where = f"{record.topic}@{record.partition}:{record.offset}"
+        headers = {k: bytes(v).decode() for k, v in record.headers or ()}
+        key = record.key.decode() if record.key is not None else None
+        carried = channels[record.topic]["messages"]
+        if record.topic.endswith(".dlq"):
+            name = "dead_letter"
+        else:
+            value = json.loads(record.value)
+            name = str(value.get("type"))
+            if name not in schemas:
+                unknown[name] += 1
+                continue
+            failures += [
+                f"{where} {name}: {e.message}" for e in validators[name].iter_errors(value)
+            ]
+            field = schemas[name]["x-key"]
+            if (
+                field
+                and name != "platform.command_rejected.v1"
+                and key != str(value["payload"][field])
+            ):
+                failures.append(f"{where} {name}: key {key!r} is not payload.{field}")
+        if name not in carried:
+            failures.append(f"{where}: {name} is not a message of this channel")
+        header_schema = messages[name]["headers"]
+        failures += [
+            f"{where} {name} headers: {e.message}"
+            for e in jsonschema.Draft202012Validator(header_schema).iter_errors(headers)
+        ]
+        seen[name] += 1
+
+    summary = f"{len(records)} records, {len(seen)} types: {dict(sorted(seen.items()))}"
+    assert dict(unknown) == {}, f"types without a schema; {summary}"
+    assert failures == [], summary
+    assert len(seen) >= 40, summary  # a full walkthrough touches most of the vocabulary
+    assert all(not t.endswith(".dlq") for t in {r.topic for r in records}), summary
