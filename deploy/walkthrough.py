@@ -85,6 +85,7 @@ from contracts.signoff import (
 from deploy.client import Bus, ClientError, EdgeClient, StoredUsers, Target, rejection
 from deploy.identity import DevSignIn, SignedInUsers
 from deploy.stack import EDGE, SERVICES_DIR, Stack
+from services.allocation import deadlines
 
 DIRECTORY_FILE = SERVICES_DIR / "access" / "walkthrough_directory.json"
 
@@ -287,14 +288,23 @@ async def referral(w: Walk) -> str:
     expect(created.step_type == StepType.TRIAGE, f"created {created.step_type}")
     expect((created.owner_kind, created.owner_id) == ("team", HUB_TEAM), "not the Hub Team's")
     w.facts["triage"] = created.work_item_id
+    # DL01: due two working days on (weekends and bank holidays do not count).
+    due = deadlines.due_at_for(StepType.TRIAGE, created.created_at)
+    expect(created.due_at == due, f"triage due {created.due_at}, not {due}")
     await w.read(
         SO_HUB,
         "allocation",
         f"/teams/{HUB_TEAM}/work",
-        lambda b: str(created.work_item_id) in _items(b, "incoming_work"),
-        "triage in the Hub Team's incoming work",
+        lambda b: any(
+            i["work_item_id"] == str(created.work_item_id) and i["overdue"] is False
+            for i in b["incoming_work"]
+        ),
+        "triage in the Hub Team's incoming work, not overdue",
     )
-    return f"triage {created.work_item_id} in the Hub Team's incoming work (AL01)"
+    return (
+        f"triage {created.work_item_id} in the Hub Team's incoming work (AL01), "
+        f"due {due.date().isoformat()} (DL01)"
+    )
 
 
 async def triage_assigned(w: Walk) -> str:
