@@ -7,10 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from contracts.allocation import StepType
-from contracts.envelope import Command, Event
+from contracts.envelope import Bounded, Command, Event
+from contracts.limits import LIST_MAX, Text
 
 REQUEST_NAME = "WB Transfer to Senior Officer to review information and add additional next actions"
 MANAGEMENT_TEAM = "Wellbeing Service Management Team"
@@ -20,19 +21,22 @@ MANAGEMENT_TEAM = "Wellbeing Service Management Team"
 TRANSFER_TO_SUPPORT_OFFICER = "WB Transfer to Support Officer for Service Delivery"
 CASE_MONITORING_ACTION = "WB Case Monitoring"
 CLOSE_CASE_ACTION = "WB Close Case"
+# AL13: triage's next actions send the Trusted Assessment step (routed by area, AL02).
+TRUSTED_ASSESSMENT_ACTION = "WB Trusted Assessment and Support Planning"
 NEXT_ACTION_STEPS: dict[str, StepType | None] = {
     TRANSFER_TO_SUPPORT_OFFICER: StepType.SUPPORT_PLAN_DELIVERY,
+    TRUSTED_ASSESSMENT_ACTION: StepType.TRUSTED_ASSESSMENT,
     CASE_MONITORING_ACTION: StepType.CASE_MONITORING,
     CLOSE_CASE_ACTION: None,
 }
 
 
-class NextAction(BaseModel):
+class NextAction(Bounded):
     action_id: uuid.UUID
     action_type: str  # e.g. "WB Transfer to Support Officer for Service Delivery"
     assignee_kind: str  # "worker" (a position id) or "team"
     assignee_id: str
-    note: str = ""
+    note: Text = ""
     priority: str = "normal"
 
 
@@ -64,8 +68,23 @@ class RequestReturned(Event):
     request_id: uuid.UUID
     step_id: uuid.UUID
     person_id: str
-    note: str
+    note: Text
     return_to_position_id: str | None  # the worker who completed the step
+
+
+class DocumentAnswer(Bounded):
+    """One question of a finished step's form and its answer (AL15)."""
+
+    name: str
+    label: str
+    answer: Text | None = None  # as long as the answer saved (SaveStep)
+
+
+class DocumentSection(Bounded):
+    """A section of a finished step's form with its answers (AL15)."""
+
+    name: str
+    answers: list[DocumentAnswer] = Field(max_length=LIST_MAX)
 
 
 class StepFinished(Event):
@@ -76,7 +95,9 @@ class StepFinished(Event):
     person_id: str
     step_type: str
     finished_by_position_id: str | None = None
-    next_actions: list[NextAction]
+    next_actions: list[NextAction] = Field(max_length=LIST_MAX)
+    # AL15: the locked form's content, for the person's Documents (empty from older senders).
+    sections: list[DocumentSection] = Field(default_factory=list, max_length=LIST_MAX)
 
 
 # --- Commands on `signoff.commands` (keyed by person id, like the allocation events) ----------
@@ -102,10 +123,10 @@ class SaveStep(Command):
 
     step_id: uuid.UUID
     person_id: str = Field(min_length=1)
-    answers: dict[str, str] = Field(min_length=1)
+    answers: dict[str, Text] = Field(max_length=LIST_MAX, min_length=1)
 
 
-class NextActionInput(BaseModel):
+class NextActionInput(Bounded):
     """A next action as recorded (SO04): assignee is a worker (position id) or a team."""
 
     model_config = ConfigDict(extra="forbid")
@@ -113,7 +134,7 @@ class NextActionInput(BaseModel):
     action_type: str = Field(min_length=1)
     assignee_kind: str  # "worker" | "team"
     assignee_id: str = Field(min_length=1)
-    note: str = ""
+    note: Text = ""
     priority: str = "normal"
 
 
@@ -125,7 +146,30 @@ class AddNextActions(Command):
 
     step_id: uuid.UUID
     person_id: str = Field(min_length=1)
-    actions: list[NextActionInput] = Field(min_length=1)
+    actions: list[NextActionInput] = Field(max_length=LIST_MAX, min_length=1)
+
+
+class ChangeNextAction(Command):
+    """SO10: change a next action recorded on a step that is not yet finished."""
+
+    TYPE: ClassVar[str] = "signoff.change_next_action.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+    action_id: uuid.UUID
+    action: NextActionInput
+
+
+class RemoveNextAction(Command):
+    """SO10: remove a next action from a step that is not yet finished."""
+
+    TYPE: ClassVar[str] = "signoff.remove_next_action.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str = Field(min_length=1)
+    action_id: uuid.UUID
 
 
 class CompleteRequest(Command):
@@ -149,7 +193,7 @@ class ReturnRequest(Command):
     request_id: uuid.UUID
     step_id: uuid.UUID
     person_id: str = Field(min_length=1)
-    note: str = ""
+    note: Text = ""
 
 
 class FinishStep(Command):
@@ -186,9 +230,9 @@ class StepSaved(Event):
 
     step_id: uuid.UUID
     person_id: str
-    answers: dict[str, str]
-    incomplete_mandatory: list[str]
-    prompted_actions: list[str] = []
+    answers: dict[str, Text] = Field(max_length=LIST_MAX)
+    incomplete_mandatory: list[str] = Field(max_length=LIST_MAX)
+    prompted_actions: list[str] = Field(default_factory=list, max_length=LIST_MAX)
 
 
 class NextActionsAdded(Event):
@@ -199,4 +243,26 @@ class NextActionsAdded(Event):
 
     step_id: uuid.UUID
     person_id: str
-    next_actions: list[NextAction]
+    next_actions: list[NextAction] = Field(max_length=LIST_MAX)
+
+
+class NextActionChanged(Event):
+    """SO10: a next action of an open step as it now stands."""
+
+    TYPE: ClassVar[str] = "signoff.next_action_changed.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str
+    next_action: NextAction
+
+
+class NextActionRemoved(Event):
+    """SO10: a next action taken off an open step (it will not be sent)."""
+
+    TYPE: ClassVar[str] = "signoff.next_action_removed.v1"
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    step_id: uuid.UUID
+    person_id: str
+    action_id: uuid.UUID

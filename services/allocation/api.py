@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts.allocation import StepType, WorkState
+from contracts.allocation import RelationshipType, StepType, WorkState
 from services.allocation import deadlines, domain, store
 from services.shared import guard
 from services.shared.identity import Principal
@@ -42,6 +42,12 @@ def _row(row: Any) -> dict[str, Any]:
             deadlines.DeadlineFlag(out["deadline_flag"]), WorkState(out["state"])
         )
     return out
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (lower case) for names containing `text`, its wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"
 
 
 def _forbidden(violation: RuleViolation) -> guard.HttpRefusal:
@@ -318,6 +324,15 @@ async def _history(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]
     return [_row(r) for r in rows]
 
 
+async def _documents(conn: AsyncConnection, person_id: str) -> dict[str, Any]:
+    """AL15: the content of the person's finished steps, by work item id."""
+    d = store.documents
+    rows = await conn.execute(
+        sa.select(d.c.work_item_id, d.c.sections).where(d.c.person_id == person_id)
+    )
+    return {str(r.work_item_id): r.sections for r in rows}
+
+
 async def person_record(request: Request) -> Response:
     """AL04: the person's record, for those who may see some of the person's work (TR05)."""
     reader = await guard.signed_in(request)
@@ -343,6 +358,7 @@ async def person_record(request: Request) -> Response:
             )
         ]
         history = _of_items(await _history(conn, person_id), items)
+        contents = await _documents(conn, person_id)
     states: dict[StepType, list[WorkState]] = {}
     for i in items:
         states.setdefault(StepType(i["step_type"]), []).append(WorkState(i["state"]))
@@ -350,7 +366,11 @@ async def person_record(request: Request) -> Response:
         {
             "person": person,
             "current_work": [i for i in items if i["state"] != WorkState.FINISHED],
-            "documents": [i for i in items if i["state"] == WorkState.FINISHED],
+            "documents": [  # AL15: each finished step with its sections and answers
+                {**i, "sections": contents.get(i["work_item_id"], [])}
+                for i in items
+                if i["state"] == WorkState.FINISHED
+            ],
             "workflow_map": domain.workflow_map(states),
             "work_history": history,
             "professional_relationships": relationships,
@@ -383,7 +403,6 @@ async def search_work(request: Request) -> Response:
     if not name:
         return JSONResponse({"error": "person_name is required"}, status_code=400)
     t, p = store.work_items, store.persons
-    pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     async with request.app.state.engine.connect() as conn:
         visible = _visible(*(await _sight(conn, reader)))
         items = [
@@ -391,7 +410,7 @@ async def search_work(request: Request) -> Response:
             for r in await conn.execute(
                 _items_query()
                 .where(
-                    sa.func.lower(p.c.name).like(pattern.lower()),
+                    sa.func.lower(p.c.name).like(_contains(name)),
                     t.c.state != "finished",
                     visible,
                 )
@@ -417,13 +436,50 @@ async def get_work_item(request: Request) -> Response:
     return JSONResponse({k: _plain(v) for k, v in row.items()})
 
 
+async def find_workers(request: Request) -> Response:
+    """AL16: "Find" a worker by name (pass to worker, worker relationships): the active
+    positions whose holder's name contains the text, in the teams where the reader may allocate
+    (TR05 with AL10)."""
+    reader = await guard.signed_in(request)
+    name = request.query_params.get("name", "").strip()
+    if not name:
+        return JSONResponse({"error": "name is required"}, status_code=400)
+    pos, users = store.directory_t.positions, store.directory_t.users
+    async with request.app.state.engine.connect() as conn:
+        try:
+            teams = domain.require_finds_workers((await _sight(conn, reader))[0])
+        except RuleViolation as refused:
+            raise _forbidden(refused) from None
+        rows = await conn.execute(
+            sa.select(pos.c.position_id, pos.c.user_id, users.c.name, pos.c.role, pos.c.unit_id)
+            .select_from(pos.join(users, users.c.user_id == pos.c.user_id))
+            .where(
+                pos.c.active.is_(True),
+                pos.c.unit_id.in_(sorted(teams)),
+                sa.func.lower(users.c.name).like(_contains(name)),
+            )
+            .order_by(users.c.name, pos.c.position_id)
+            .limit(SEARCH_LIMIT)
+        )
+        workers = [_row(r) for r in rows]
+    return JSONResponse({"name": name, "workers": workers})
+
+
+async def relationship_types(request: Request) -> Response:
+    """AL16: the relationship types a worker relationship is chosen from."""
+    await guard.signed_in(request)
+    return JSONResponse({"relationship_types": [t.value for t in RelationshipType]})
+
+
 routes = [
     Route("/work-items", search_work),
     Route("/work-items/{work_item_id}", get_work_item),
     Route("/teams", team_summary),
     Route("/teams/{team}", team),
     Route("/teams/{team}/work", team_work),
+    Route("/workers", find_workers),
     Route("/workers/{position_id}/work", worker_work),
+    Route("/relationship-types", relationship_types),
     Route("/me/work", my_work),
     Route("/queues/{kind}/{owner_id}/work", owner_work),
     Route("/persons/{person_id}", person_record),

@@ -21,7 +21,7 @@ from contracts.allocation import (
     StepType,
     WorkState,
 )
-from contracts.signoff import NEXT_ACTION_STEPS
+from contracts.signoff import NEXT_ACTION_STEPS, TRANSFER_TO_SUPPORT_OFFICER
 from services.shared.directory import Position
 from services.shared.rules import RuleViolation
 
@@ -624,3 +624,136 @@ def workflow_map(states: dict[StepType, list[WorkState]]) -> list[dict[str, str]
             status = WorkState.FINISHED.value
         out.append({"step_type": step.value, "status": status})
     return out
+
+
+# --- AL13, AL14, AL11, AL16, AC23: steps that finish and the rest of the procedure ----------
+
+
+def case_monitoring_area_team(
+    item: WorkItem, owning_unit: str | None, area: str | None
+) -> str | None:
+    """AL14: a `WB Case Monitoring` step that a Hub Team worker has started is also the work of
+    the North or South Team of the person's area, whose Senior Officer may reassign it (to the
+    Trusted Assessor) although the Hub Team still owns it."""
+    if (
+        item.step_type is not StepType.CASE_MONITORING
+        or item.state is not WorkState.INCOMPLETE
+        or item.owner_kind != "worker"
+        or owning_unit != HUB_TEAM
+    ):
+        return None
+    try:
+        return AREA_TEAMS[Area(area or "")]
+    except ValueError:
+        return None
+
+
+def authorise_on_work(
+    actor: Seat | None,
+    item: WorkItem,
+    owning_unit: str | None,
+    area: str | None,
+    units: Units,
+    what: str,
+) -> Position:
+    """AL10 for the team that owns the work; failing that, AL14 for the area team of a started
+    Case Monitoring step a Hub Team worker holds. The refusal is the owning team's (AL10)."""
+    try:
+        return authorise_allocation(actor, owning_unit, units, what)
+    except RuleViolation:
+        area_team_id = case_monitoring_area_team(item, owning_unit, area)
+        if area_team_id is None or actor is None or actor.position.unit_id != area_team_id:
+            raise
+        return authorise_allocation(actor, area_team_id, units, what)
+
+
+def placement_for_next_action(
+    step_type: StepType, assignee_kind: str, area: str | None
+) -> Placement | None:
+    """AL13 with AL02: a Trusted Assessment sent to a team by triage's next actions goes to the
+    North or South Team of the person's area; None: placed by its assignee (SO09)."""
+    if step_type is StepType.TRUSTED_ASSESSMENT and assignee_kind != "worker" and area:
+        return placement_for_new_step(step_type, area)
+    return None
+
+
+def resume(item: WorkItem, actor: Seat | None, *, involved: bool) -> Placement:
+    """AL13, AL11: a Generic Support Officer may resume the person's `WB Case Monitoring` step
+    from the person's current work (from the Trusted Assessor, the inbox or the Hub Team's
+    incoming work), once recorded as the person's `Involved Worker`; it becomes their
+    incomplete work."""
+    if item.step_type is not StepType.CASE_MONITORING:
+        raise RuleViolation(
+            "AL13", f"only a {StepType.CASE_MONITORING.value} step is resumed from current work"
+        )
+    if item.state is WorkState.FINISHED:
+        raise RuleViolation("AL13", f"the {item.step_type.value} step is finished (locked)")
+    if actor is None or not actor.active:
+        raise RuleViolation("AL13", "the acting position is not an active position")
+    pos = actor.position
+    if pos.role != Role.GENERIC_SUPPORT_OFFICER:
+        raise RuleViolation(
+            "AL13",
+            f"a {Role.GENERIC_SUPPORT_OFFICER.value} resumes Case Monitoring; a {pos.role} "
+            f"is allocated it instead",
+        )
+    if item.owner_kind == "worker" and item.owner_id == pos.position_id:
+        raise RuleViolation("AL13", "the step is already in your work")
+    if not involved:
+        raise RuleViolation(
+            "AL11",
+            f"only the person's '{INVOLVED_WORKER}' {Role.GENERIC_SUPPORT_OFFICER.value} resumes "
+            f"their {StepType.CASE_MONITORING.value} step; {pos.user_id} is not recorded as one",
+        )
+    return Placement(WorkState.INCOMPLETE, "worker", pos.position_id)
+
+
+def involved_worker_prompt(
+    action_type: str,
+    assignee: Seat | None,
+    relationships: Iterable[Relationship],
+    today: date,
+) -> Position | None:
+    """SO10, AL11: once `WB Transfer to Support Officer for Service Delivery` is sent to a
+    Generic Support Officer, the Senior Officer is prompted to record them as `Involved Worker`
+    (unless that is already recorded). Returns the officer to record."""
+    if action_type != TRANSFER_TO_SUPPORT_OFFICER or assignee is None or not assignee.active:
+        return None
+    if has_involved_worker(relationships, assignee.position.user_id, today):
+        return None
+    return assignee.position
+
+
+def complete_service_request(item: WorkItem, actor: Seat | None) -> Placement:
+    """AC23 (with AC18): a service request is completed only from "My service requests" in its
+    current position: the acting position must be the one it is assigned to (never another
+    position of the same user, as the personal segment list view would). Completing finishes
+    the work item."""
+    if item.step_type is not StepType.SERVICE_REQUEST:
+        raise RuleViolation(
+            "AC23", f"a {item.step_type.value} step is finished, not completed as a service request"
+        )
+    if item.state is WorkState.FINISHED:
+        raise RuleViolation("AC23", "the service request is already completed")
+    if actor is None or not actor.active:
+        raise RuleViolation("AC23", "the acting position is not an active position")
+    if item.owner_kind != "worker" or item.owner_id != actor.position.position_id:
+        raise RuleViolation(
+            "AC23",
+            f"a service request is completed from My service requests of the position it is "
+            f"assigned to; it is not assigned to {actor.position.position_id} (change position "
+            f"to the item's position to complete it)",
+        )
+    return Placement(WorkState.FINISHED, item.owner_kind, item.owner_id)
+
+
+def require_finds_workers(seen: Sight) -> frozenset[str]:
+    """AL16 with TR05 and AL10: "Find" searches workers by name in the teams where the reader
+    may allocate; the teams searched."""
+    if not seen.units:
+        raise RuleViolation(
+            "AL10",
+            f"{seen.user_id} may not find workers: you find the workers of the teams where you "
+            f"may screen and allocate",
+        )
+    return seen.units

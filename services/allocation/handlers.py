@@ -30,8 +30,10 @@ from contracts.allocation import (
     BulkAssignPreviewed,
     BulkItemOutcome,
     ChangePriority,
+    CompleteServiceRequest,
     CreateStep,
     IncomingRequestRecorded,
+    InvolvedWorkerPrompted,
     MoveAbsentCaseworkerWork,
     PositionWorkReleased,
     PositionWorkReleaseFailed,
@@ -42,7 +44,9 @@ from contracts.allocation import (
     ReceiveServiceRequest,
     RecordWorkerRelationship,
     ReleasedItem,
+    ResumeStep,
     SendToSegmentHopper,
+    ServiceRequestCompleted,
     StartStep,
     StepType,
     WorkerRelationshipRecorded,
@@ -51,6 +55,7 @@ from contracts.allocation import (
     WorkItemFinished,
     WorkItemMoved,
     WorkItemPriorityChanged,
+    WorkItemResumed,
     WorkItemReturned,
     WorkItemSnapshot,
     WorkItemStarted,
@@ -354,6 +359,49 @@ async def start_step(ctx: HandlerContext[StartStep]) -> None:
     )
 
 
+@dispatcher.on(ResumeStep)
+async def resume_step(ctx: HandlerContext[ResumeStep]) -> None:
+    """AL13, AL11: a Generic Support Officer resumes Case Monitoring from the person's current
+    work, as the person's Involved Worker."""
+    cmd = ctx.message
+    item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AL13")
+    actor = await _actor_seat(ctx)
+    rels = await store.person_relationships(ctx.conn, [item.person_id])
+    to = domain.resume(
+        item,
+        actor,
+        involved=actor is not None
+        and domain.has_involved_worker(
+            rels.get(item.person_id, []), actor.position.user_id, ctx.now.date()
+        ),
+    )
+    after = await _move(ctx, item, to, "resumed")
+    ctx.emit(
+        WorkItemResumed(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            from_owner=item.placement.owner,
+        )
+    )
+
+
+@dispatcher.on(CompleteServiceRequest)
+async def complete_service_request(ctx: HandlerContext[CompleteServiceRequest]) -> None:
+    """AC23 (AC18): completed from My service requests in the position it is assigned to; the
+    work item is finished."""
+    cmd = ctx.message
+    item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AC23")
+    to = domain.complete_service_request(item, await _actor_seat(ctx))
+    after = await _move(ctx, item, to, "completed")
+    ctx.emit(
+        ServiceRequestCompleted(
+            person_id=item.person_id,
+            item=await _snapshot(ctx, after),
+            from_owner=item.placement.owner,
+        )
+    )
+
+
 # --- assigning (AL05-AL10, AC19) ------------------------------------------------------------
 
 
@@ -369,9 +417,13 @@ async def _assign(
     started_only: bool,
 ) -> None:
     item = await _load(ctx, work_item_id, person_id, "AL06")
-    actor = await _authorise(
-        ctx,
+    person = await store.person(ctx.conn, item.person_id)
+    actor = domain.authorise_on_work(  # AL10, AL14
+        await _actor_seat(ctx),
+        item,
         await store.owning_unit(ctx.conn, item.owner_kind, item.owner_id),
+        (person or {}).get("area"),
+        await store.hierarchy(ctx.conn),
         "reassign" if started_only else "allocate",
     )
     target = domain.require_active_target(
@@ -906,7 +958,10 @@ async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
 @dispatcher.on(StepFinished)
 async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
     """SO09: the step is locked and each next action becomes new incoming work for its
-    assignee (SO06). Ids derive from the step and the action, so a replay creates nothing."""
+    assignee (SO06); AL13: triage's Trusted Assessment goes to the area's team (AL02). AL15: the
+    form's content is kept for the person's Documents. SO10/AL11: a transfer to a Generic
+    Support Officer prompts the Senior Officer to record them as Involved Worker. Ids derive
+    from the step and the action, so a replay creates nothing."""
     m = ctx.message
     item = await store.load_item(ctx.conn, m.step_id)
     if item is not None and item.state is not WorkState.FINISHED:
@@ -915,8 +970,22 @@ async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
             ctx, item, to, "finished", detail={"by_position_id": m.finished_by_position_id}
         )
         ctx.emit(WorkItemFinished(person_id=item.person_id, item=await _snapshot(ctx, after)))
+        await ctx.execute(
+            pg_insert(store.documents)
+            .values(
+                work_item_id=m.step_id,
+                person_id=m.person_id,
+                step_type=m.step_type,
+                sections=[s.model_dump(mode="json") for s in m.sections],
+                finished_by_position_id=m.finished_by_position_id,
+                finished_at=ctx.now,
+            )
+            .on_conflict_do_nothing()
+        )
     await store.upsert_person(ctx.conn, m.person_id, None, None)
     names = await store.person_names(ctx.conn, [m.person_id])
+    person = await store.person(ctx.conn, m.person_id)
+    finisher = await store.seat(ctx.conn, m.finished_by_position_id)
     for action in m.next_actions:
         step_type = domain.next_action_step(action.action_type)
         if step_type is None:
@@ -933,15 +1002,18 @@ async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
             ctx.conn, assignee.position.unit_id if assignee else action.assignee_id
         )
         try:
-            placement = domain.next_action_placement(
+            placement = domain.placement_for_next_action(
+                step_type, action.assignee_kind, (person or {}).get("area")
+            ) or domain.next_action_placement(
                 action.assignee_kind, action.assignee_id, assignee, (unit or {}).get("hopper_id")
             )
         except RuleViolation as violation:
             log.warning("next action not allocated", reason=violation.reason)
             continue
-        await _create_work_item(
+        work_item_id = uuid.uuid5(m.step_id, f"next-action:{action.action_id}")
+        created = await _create_work_item(
             ctx,
-            work_item_id=uuid.uuid5(m.step_id, f"next-action:{action.action_id}"),
+            work_item_id=work_item_id,
             person_id=m.person_id,
             person_name=names.get(m.person_id),
             step_type=step_type,
@@ -949,3 +1021,19 @@ async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
             priority=action.priority,
             note=action.note,
         )
+        rels = await store.person_relationships(ctx.conn, [m.person_id])
+        officer = domain.involved_worker_prompt(
+            action.action_type, assignee, rels.get(m.person_id, []), ctx.now.date()
+        )
+        if created and officer is not None:
+            ctx.emit(
+                InvolvedWorkerPrompted(
+                    person_id=m.person_id,
+                    person_name=names.get(m.person_id),
+                    work_item_id=work_item_id,
+                    worker_position_id=officer.position_id,
+                    worker_user_id=officer.user_id,
+                    senior_officer_position_id=m.finished_by_position_id,
+                    senior_officer_user_id=finisher.position.user_id if finisher else None,
+                )
+            )

@@ -107,6 +107,19 @@ requests = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# AL15: a finished step's content (its form's sections and answers) for the person's Documents,
+# from sign-off's step_finished.
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("work_item_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("person_id", sa.Text, nullable=False, index=True),
+    sa.Column("step_type", sa.Text, nullable=False),
+    sa.Column("sections", JSONB, nullable=False),
+    sa.Column("finished_by_position_id", sa.Text),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def owner_text(kind: str, owner_id: str) -> str:
     return f"{kind}:{owner_id}"

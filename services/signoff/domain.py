@@ -1,15 +1,17 @@
 """Sign-off rules as pure functions: no I/O, no clock reads. Each cites the rule it enforces.
 
-A step under sign-off (`WB Trusted Assessment and Support Planning` or `WB Support Action Plan
-Delivery`) has a form (named sections of fields, some mandatory), next actions, and requests. Its
-worker fills the form and sends the mandatory request (SO01); a Senior Officer of the Management
-Team reviews it, records next actions, completes or returns the request and finishes the step.
+Every Wellbeing step has a form (named sections of fields, some mandatory) and next actions, and
+is saved and finished like any other (AL13). Two steps also go through sign-off (SO01): a
+`WB Trusted Assessment and Support Planning` or `WB Support Action Plan Delivery` step's worker
+fills the form and sends the mandatory request; a Senior Officer of the Management Team reviews
+it, records next actions, completes or returns the request and finishes the step. Triage and
+Case Monitoring are finished by the worker who holds them.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,6 +24,9 @@ from contracts.signoff import (
     NEXT_ACTION_STEPS,
     REQUEST_NAME,
     TRANSFER_TO_SUPPORT_OFFICER,
+    TRUSTED_ASSESSMENT_ACTION,
+    DocumentAnswer,
+    DocumentSection,
     NextAction,
     NextActionInput,
 )
@@ -57,6 +62,64 @@ YES_NO = ("Yes", "No")
 # The form of each step type under sign-off. The "Next actions" section is always the last
 # section of a form; it holds the next actions rather than fields.
 FORMS: dict[StepType, tuple[Section, ...]] = {
+    # AL13: triage and Case Monitoring have forms and are saved and finished like the others.
+    StepType.TRIAGE: (
+        Section(
+            "Initial risk assessment",
+            (
+                FormField("reason_for_referral", "Reason for referral", mandatory=True),
+                FormField("risks_identified", "Risks identified", mandatory=True),
+                FormField(
+                    "risk_level",
+                    "Level of risk",
+                    mandatory=True,
+                    choices=("Low", "Medium", "High"),
+                ),
+            ),
+        ),
+        Section(
+            "Triage",
+            (
+                FormField(
+                    "trusted_assessment_needed",
+                    "Does the person need a Trusted Assessment and support planning?",
+                    mandatory=True,
+                    choices=YES_NO,
+                    prompts=(("Yes", TRUSTED_ASSESSMENT_ACTION), ("No", CLOSE_CASE_ACTION)),
+                ),
+                FormField(
+                    "monitoring_needed",
+                    "Should the case be monitored meanwhile?",
+                    mandatory=True,
+                    choices=YES_NO,
+                    prompts=(("Yes", CASE_MONITORING_ACTION),),
+                ),
+                FormField("triage_notes", "Triage notes", mandatory=False),
+            ),
+        ),
+    ),
+    StepType.CASE_MONITORING: (
+        Section(
+            "Monitoring",
+            (
+                FormField("contact_made", "Contact made with the person", mandatory=True),
+                FormField("wellbeing_update", "How the person is doing", mandatory=True),
+            ),
+        ),
+        Section(
+            "Outcome",
+            (
+                FormField(
+                    "case_can_close",
+                    "Can the case be closed?",
+                    mandatory=True,
+                    choices=YES_NO,
+                    prompts=(("Yes", CLOSE_CASE_ACTION), ("No", CASE_MONITORING_ACTION)),
+                ),
+                FormField("comments", "Comments", mandatory=False),
+            ),
+        ),
+    ),
     StepType.TRUSTED_ASSESSMENT: (
         Section(
             "Assessment",
@@ -104,16 +167,38 @@ FORMS: dict[StepType, tuple[Section, ...]] = {
     ),
 }
 
-# SO01: who sends the mandatory request from each step type.
-WORKER_ROLE: dict[StepType, Role] = {
-    StepType.TRUSTED_ASSESSMENT: Role.TRUSTED_ASSESSOR,
-    StepType.SUPPORT_PLAN_DELIVERY: Role.GENERIC_SUPPORT_OFFICER,
+# Who works each step: SO01 for the steps under sign-off; AL13 for triage (the Hub Team worker
+# it is allocated to) and Case Monitoring (whoever holds it: a Hub Team worker, the Trusted
+# Assessor, or the Generic Support Officer, who may also resume it from the person's record).
+WORKER_ROLES: dict[StepType, frozenset[Role]] = {
+    StepType.TRIAGE: frozenset({Role.HUB_TEAM_WORKER}),
+    StepType.CASE_MONITORING: frozenset(
+        {Role.HUB_TEAM_WORKER, Role.TRUSTED_ASSESSOR, Role.GENERIC_SUPPORT_OFFICER}
+    ),
+    StepType.TRUSTED_ASSESSMENT: frozenset({Role.TRUSTED_ASSESSOR}),
+    StepType.SUPPORT_PLAN_DELIVERY: frozenset({Role.GENERIC_SUPPORT_OFFICER}),
 }
-SIGNOFF_STEP_TYPES = frozenset(FORMS)
+# SO01: the steps whose mandatory request goes to the Management Team before they finish.
+SIGNOFF_STEP_TYPES = frozenset({StepType.TRUSTED_ASSESSMENT, StepType.SUPPORT_PLAN_DELIVERY})
+FORM_STEP_TYPES = frozenset(FORMS)
+# SO10: this next action must go to a Generic Support Officer (SO06).
+ACTION_ASSIGNEE_ROLES: dict[str, Role] = {
+    TRANSFER_TO_SUPPORT_OFFICER: Role.GENERIC_SUPPORT_OFFICER,
+}
 
 
-def goes_through_signoff(step_type: str) -> bool:
-    return step_type in {t.value for t in SIGNOFF_STEP_TYPES}
+def has_form(step_type: str) -> bool:
+    """AL13: every Wellbeing step has a form that sign-off keeps; service requests do not."""
+    return step_type in {t.value for t in FORM_STEP_TYPES}
+
+
+def under_signoff(step_type: StepType) -> bool:
+    """SO01: the step needs the mandatory request completed before it finishes."""
+    return step_type in SIGNOFF_STEP_TYPES
+
+
+def roles_text(step_type: StepType) -> str:
+    return " or ".join(sorted(r.value for r in WORKER_ROLES[step_type]))
 
 
 def form_fields(step_type: StepType) -> dict[str, tuple[Section, FormField]]:
@@ -201,9 +286,13 @@ def is_signoff_officer(worker: Worker | None) -> bool:
 
 def is_step_worker(step: Step, worker: Worker | None) -> bool:
     """SO01: the step type's worker role (Trusted Assessor, Generic Support Officer); when the
-    step is assigned to a worker, that worker."""
-    if worker is None or worker.role != WORKER_ROLE[step.step_type].value:
+    step is assigned to a worker, that worker. AL13: triage and Case Monitoring are worked only
+    by the worker holding them (a Generic Support Officer resumes Case Monitoring into their own
+    work first, through allocation)."""
+    if worker is None or worker.role not in {r.value for r in WORKER_ROLES[step.step_type]}:
         return False
+    if not under_signoff(step.step_type):
+        return step.owner_kind == "worker" and step.owner_id == worker.position_id
     return step.owner_kind != "worker" or step.owner_id == worker.position_id
 
 
@@ -224,13 +313,22 @@ def _require_signoff_officer(worker: Worker | None, rule: str, doing: str) -> No
 
 def _require_worker_or_officer(step: Step, worker: Worker | None, rule: str, doing: str) -> None:
     """The form is filled in by the step's worker and reviewed by the sign-off officer (SO03)."""
-    if not (is_step_worker(step, worker) or is_signoff_officer(worker)):
+    if is_step_worker(step, worker):
+        return
+    if under_signoff(step.step_type) and is_signoff_officer(worker):
+        return
+    if not under_signoff(step.step_type):
         raise RuleViolation(
-            rule,
-            f"only the step's {WORKER_ROLE[step.step_type].value} or a "
-            f"{Role.SENIOR_OFFICER.value} of the {MANAGEMENT_TEAM} may {doing}; "
-            f"{_who(worker)} may not",
+            "AL13",
+            f"only the {roles_text(step.step_type)} holding this {step.step_type.value} step "
+            f"may {doing}; {_who(worker)} may not",
         )
+    raise RuleViolation(
+        rule,
+        f"only the step's {roles_text(step.step_type)} or a "
+        f"{Role.SENIOR_OFFICER.value} of the {MANAGEMENT_TEAM} may {doing}; "
+        f"{_who(worker)} may not",
+    )
 
 
 def _require_open(step: Step) -> None:
@@ -268,7 +366,7 @@ def require_reads_step(user_id: str, workers: Sequence[Worker], step: Step) -> N
         raise RuleViolation(
             "SO03",
             f"{user_id} may not read step {step.step_id}: only the step's "
-            f"{WORKER_ROLE[step.step_type].value} or a {Role.SENIOR_OFFICER.value} of the "
+            f"{roles_text(step.step_type)} or a {Role.SENIOR_OFFICER.value} of the "
             f"{MANAGEMENT_TEAM} reads it",
         )
 
@@ -280,11 +378,17 @@ def send_request(step: Step, worker: Worker | None) -> str:
     """SO01: the mandatory request is sent by the step's worker to the Management Team; at most
     one is outstanding at a time, and none once one is completed. Returns its title (SO02)."""
     _require_open(step)
+    if not under_signoff(step.step_type):
+        raise RuleViolation(
+            "SO01",
+            f"the mandatory request is sent from {[t.value for t in sorted(SIGNOFF_STEP_TYPES)]}"
+            f", not from a {step.step_type.value} step",
+        )
     if not is_step_worker(step, worker):
         raise RuleViolation(
             "SO01",
             f"the request is sent from a {step.step_type.value} step by its "
-            f"{WORKER_ROLE[step.step_type].value}; {_who(worker)} may not",
+            f"{roles_text(step.step_type)}; {_who(worker)} may not",
         )
     states = {r.state for r in step.requests}
     if RequestState.OUTSTANDING in states:
@@ -314,50 +418,100 @@ def save(step: Step, worker: Worker | None, answers: dict[str, str]) -> dict[str
     return {**step.answers, **answers}
 
 
+def _next_action(
+    step: Step,
+    worker: Worker | None,
+    action: NextActionInput,
+    action_id: uuid.UUID,
+    known_workers: Mapping[str, str],
+) -> NextAction:
+    """SO04: a known action type, an assignee (a team, or a worker position the directory knows:
+    `known_workers`, position id -> role), a priority, and a note when it passes the work to
+    another worker or team. SO10: `WB Transfer to Support Officer for Service Delivery` goes to
+    a Generic Support Officer."""
+    if action.action_type not in NEXT_ACTION_STEPS:
+        raise RuleViolation(
+            "SO04",
+            f"unknown action type {action.action_type!r}; one of {list(NEXT_ACTION_STEPS)}",
+        )
+    if action.assignee_kind not in ASSIGNEE_KINDS:
+        raise RuleViolation(
+            "SO04",
+            f"assignee must be one of {list(ASSIGNEE_KINDS)}, not {action.assignee_kind!r}",
+        )
+    if action.assignee_kind == "worker" and action.assignee_id not in known_workers:
+        raise RuleViolation("SO04", f"no active worker position {action.assignee_id}")
+    required = ACTION_ASSIGNEE_ROLES.get(action.action_type)
+    if required is not None and (
+        action.assignee_kind != "worker" or known_workers.get(action.assignee_id) != required
+    ):
+        raise RuleViolation(
+            "SO10",
+            f"{action.action_type!r} must be assigned to a {required.value} (pass to worker), "
+            f"not to {action.assignee_kind} {action.assignee_id}",
+        )
+    if action.priority not in PRIORITIES:
+        raise RuleViolation(
+            "SO04", f"priority must be one of {list(PRIORITIES)}, not {action.priority!r}"
+        )
+    to_self = (
+        worker is not None
+        and action.assignee_kind == "worker"
+        and action.assignee_id == worker.position_id
+    )
+    if not to_self and not action.note.strip():
+        raise RuleViolation(
+            "SO04",
+            f"a note is expected when passing {action.action_type!r} to another "
+            f"{action.assignee_kind} ({action.assignee_id})",
+        )
+    return NextAction(action_id=action_id, **action.model_dump())
+
+
 def add_next_actions(
     step: Step,
     worker: Worker | None,
     actions: list[NextActionInput],
     action_ids: list[uuid.UUID],
-    known_workers: set[str],
+    known_workers: Mapping[str, str],
 ) -> list[NextAction]:
-    """SO04: each next action has a known action type, an assignee (a team, or a worker
-    position the directory knows: `known_workers`), a priority,
-    and a note when it passes the work to another worker or team; several at once. Recorded by
-    the step's worker (prompted by the answers) or the sign-off officer (SO03)."""
+    """SO04: one or several next actions at once, recorded by the step's worker (prompted by
+    the answers) or the sign-off officer (SO03)."""
     _require_open(step)
     _require_worker_or_officer(step, worker, "SO04", "add next actions")
-    added = []
-    for action, action_id in zip(actions, action_ids, strict=True):
-        if action.action_type not in NEXT_ACTION_STEPS:
-            raise RuleViolation(
-                "SO04",
-                f"unknown action type {action.action_type!r}; one of {list(NEXT_ACTION_STEPS)}",
-            )
-        if action.assignee_kind not in ASSIGNEE_KINDS:
-            raise RuleViolation(
-                "SO04",
-                f"assignee must be one of {list(ASSIGNEE_KINDS)}, not {action.assignee_kind!r}",
-            )
-        if action.assignee_kind == "worker" and action.assignee_id not in known_workers:
-            raise RuleViolation("SO04", f"no active worker position {action.assignee_id}")
-        if action.priority not in PRIORITIES:
-            raise RuleViolation(
-                "SO04", f"priority must be one of {list(PRIORITIES)}, not {action.priority!r}"
-            )
-        to_self = (
-            worker is not None
-            and action.assignee_kind == "worker"
-            and action.assignee_id == worker.position_id
-        )
-        if not to_self and not action.note.strip():
-            raise RuleViolation(
-                "SO04",
-                f"a note is expected when passing {action.action_type!r} to another "
-                f"{action.assignee_kind} ({action.assignee_id})",
-            )
-        added.append(NextAction(action_id=action_id, **action.model_dump()))
-    return added
+    return [
+        _next_action(step, worker, action, action_id, known_workers)
+        for action, action_id in zip(actions, action_ids, strict=True)
+    ]
+
+
+def _recorded_action(step: Step, action_id: uuid.UUID) -> NextAction:
+    found = next((a for a in step.next_actions if a.action_id == action_id), None)
+    if found is None:
+        raise RuleViolation("SO10", f"no next action {action_id} on step {step.step_id}")
+    return found
+
+
+def change_next_action(
+    step: Step,
+    worker: Worker | None,
+    action_id: uuid.UUID,
+    action: NextActionInput,
+    known_workers: Mapping[str, str],
+) -> NextAction:
+    """SO10: until the step is finished a next action can be changed, by those who may add
+    one, under the rules of adding (SO04)."""
+    _require_open(step)
+    _require_worker_or_officer(step, worker, "SO10", "change next actions")
+    _recorded_action(step, action_id)
+    return _next_action(step, worker, action, action_id, known_workers)
+
+
+def remove_next_action(step: Step, worker: Worker | None, action_id: uuid.UUID) -> NextAction:
+    """SO10: until the step is finished a next action can be removed."""
+    _require_open(step)
+    _require_worker_or_officer(step, worker, "SO10", "remove next actions")
+    return _recorded_action(step, action_id)
 
 
 def _outstanding_request(step: Step, request_id: uuid.UUID) -> Request:
@@ -394,9 +548,18 @@ def return_request(
 def finish(step: Step, worker: Worker | None) -> list[NextAction]:
     """SO09: finishing locks the step and sends each next action. SO05: not without a next
     action. SO08: not while a mandatory field is incomplete or a request is outstanding. SO01:
-    not before the mandatory request has been completed. Returns the next actions to send."""
+    a step under sign-off is finished by the sign-off officer once the mandatory request has
+    been completed; AL13: triage and Case Monitoring by the worker holding them. Returns the next
+    actions to send."""
     _require_open(step)
-    _require_signoff_officer(worker, "SO09", "finish a step under sign-off")
+    if under_signoff(step.step_type):
+        _require_signoff_officer(worker, "SO09", "finish a step under sign-off")
+    elif not is_step_worker(step, worker):
+        raise RuleViolation(
+            "AL13",
+            f"only the {roles_text(step.step_type)} holding this {step.step_type.value} step "
+            f"may finish it; {_who(worker)} may not",
+        )
     if not step.next_actions:
         raise RuleViolation("SO05", "a step cannot be finished without at least one next action")
     missing = incomplete_mandatory(step.step_type, step.answers)
@@ -404,7 +567,9 @@ def finish(step: Step, worker: Worker | None) -> list[NextAction]:
         raise RuleViolation("SO08", f"mandatory fields incomplete: {', '.join(missing)}")
     if step.outstanding():
         raise RuleViolation("SO08", "a request on this step is still outstanding")
-    if not any(r.state is RequestState.COMPLETED for r in step.requests):
+    if under_signoff(step.step_type) and not any(
+        r.state is RequestState.COMPLETED for r in step.requests
+    ):
         raise RuleViolation(
             "SO01", f"the mandatory request {REQUEST_NAME!r} has not been sent and completed"
         )
@@ -431,3 +596,18 @@ def sections_view(step_type: StepType, answers: dict[str, str]) -> list[dict[str
         for s in FORMS[step_type]
     ]
     return [*sections, {"name": NEXT_ACTIONS_SECTION, "fields": []}]
+
+
+def document(step_type: StepType, answers: Mapping[str, str]) -> list[DocumentSection]:
+    """AL15: a finished step's content for the person's Documents: each section of its form
+    with the questions and the answers given."""
+    return [
+        DocumentSection(
+            name=s.name,
+            answers=[
+                DocumentAnswer(name=f.name, label=f.label, answer=answers.get(f.name))
+                for f in s.fields
+            ],
+        )
+        for s in FORMS[step_type]
+    ]

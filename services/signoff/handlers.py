@@ -14,6 +14,7 @@ from contracts.allocation import (
     WorkItemFinished,
     WorkItemMoved,
     WorkItemPriorityChanged,
+    WorkItemResumed,
     WorkItemReturned,
     WorkItemSnapshot,
     WorkItemStarted,
@@ -21,9 +22,14 @@ from contracts.allocation import (
 from contracts.signoff import (
     MANAGEMENT_TEAM,
     AddNextActions,
+    ChangeNextAction,
     CompleteRequest,
     FinishStep,
+    NextActionChanged,
+    NextActionInput,
+    NextActionRemoved,
     NextActionsAdded,
+    RemoveNextAction,
     RequestCompleted,
     RequestReturned,
     RequestSent,
@@ -51,9 +57,9 @@ UNKNOWN_STEP = "unknown-step"
 
 
 async def _track(ctx: HandlerContext[Any], item: WorkItemCreated | WorkItemSnapshot) -> None:
-    """Keep a step that goes through sign-off (SO01's step types) and who holds it; a step seen
-    for the first time gets its form opened (StepTracked)."""
-    if not domain.goes_through_signoff(item.step_type):
+    """Keep a Wellbeing step (each has a form, AL13) and who holds it; a step seen for the first
+    time gets its form opened (StepTracked)."""
+    if not domain.has_form(item.step_type):
         return
     tracked = await ctx.execute(
         store.track_step(
@@ -90,6 +96,7 @@ for _event in (
     WorkItemMoved,
     WorkItemFinished,
     WorkItemReturned,
+    WorkItemResumed,  # AL13: a Generic Support Officer now holds Case Monitoring
 ):
     dispatcher.on(_event)(_item_changed)
 
@@ -165,18 +172,27 @@ async def save_step(ctx: HandlerContext[SaveStep]) -> None:
     )
 
 
+async def _assignee_roles(
+    ctx: HandlerContext[Any], actions: list[NextActionInput]
+) -> dict[str, str]:
+    """The active worker positions the actions name, with their roles (SO04, SO10)."""
+    roles = {}
+    for a in actions:
+        if a.assignee_kind != "worker":
+            continue
+        position = await store.directory.position(ctx.conn, a.assignee_id)
+        if position is not None:
+            roles[a.assignee_id] = position.role
+    return roles
+
+
 @dispatcher.on(AddNextActions)
 async def add_next_actions(ctx: HandlerContext[AddNextActions]) -> None:
     """SO03, SO04."""
     step, worker = await _step_and_worker(ctx)
     actions = ctx.message.actions
     ids = [uuid.uuid5(ctx.envelope.message_id, f"action-{i}") for i in range(len(actions))]
-    known_workers = {
-        a.assignee_id
-        for a in actions
-        if a.assignee_kind == "worker"
-        and await store.directory.position(ctx.conn, a.assignee_id) is not None
-    }
+    known_workers = await _assignee_roles(ctx, actions)
     added = domain.add_next_actions(step, worker, actions, ids, known_workers)
     await ctx.execute(
         store.next_actions.insert(),
@@ -191,6 +207,39 @@ async def add_next_actions(ctx: HandlerContext[AddNextActions]) -> None:
         ],
     )
     ctx.emit(NextActionsAdded(step_id=step.step_id, person_id=step.person_id, next_actions=added))
+
+
+@dispatcher.on(ChangeNextAction)
+async def change_next_action(ctx: HandlerContext[ChangeNextAction]) -> None:
+    """SO10: change a next action before the step is finished."""
+    step, worker = await _step_and_worker(ctx)
+    cmd = ctx.message
+    changed = domain.change_next_action(
+        step, worker, cmd.action_id, cmd.action, await _assignee_roles(ctx, [cmd.action])
+    )
+    a = store.next_actions
+    await ctx.execute(
+        a.update()
+        .where(a.c.action_id == cmd.action_id, a.c.step_id == step.step_id)
+        .values(**changed.model_dump(exclude={"action_id"}))
+    )
+    ctx.emit(NextActionChanged(step_id=step.step_id, person_id=step.person_id, next_action=changed))
+
+
+@dispatcher.on(RemoveNextAction)
+async def remove_next_action(ctx: HandlerContext[RemoveNextAction]) -> None:
+    """SO10: remove a next action before the step is finished; it will not be sent."""
+    step, worker = await _step_and_worker(ctx)
+    removed = domain.remove_next_action(step, worker, ctx.message.action_id)
+    a = store.next_actions
+    await ctx.execute(
+        a.delete().where(a.c.action_id == removed.action_id, a.c.step_id == step.step_id)
+    )
+    ctx.emit(
+        NextActionRemoved(
+            step_id=step.step_id, person_id=step.person_id, action_id=removed.action_id
+        )
+    )
 
 
 async def _resolve_request(
@@ -246,8 +295,9 @@ async def return_request(ctx: HandlerContext[ReturnRequest]) -> None:
 
 @dispatcher.on(FinishStep)
 async def finish_step(ctx: HandlerContext[FinishStep]) -> None:
-    """SO05, SO08, SO09: lock the step and send its next actions (allocation turns each into new
-    work, SO06). A second finish is refused by the lock, so StepFinished is emitted once."""
+    """SO05, SO08, SO09, AL13: lock the step and send its next actions (allocation turns each
+    into new work, SO06) with the form's content for the person's Documents (AL15). A second
+    finish is refused by the lock, so StepFinished is emitted once."""
     step, worker = await _step_and_worker(ctx)
     actions = domain.finish(step, worker)
     assert worker is not None  # finish refuses an unknown position
@@ -269,5 +319,6 @@ async def finish_step(ctx: HandlerContext[FinishStep]) -> None:
             step_type=step.step_type.value,
             finished_by_position_id=worker.position_id,
             next_actions=actions,
+            sections=domain.document(step.step_type, step.answers),
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -373,3 +374,119 @@ def test_al02_al03_a_step_is_created_once() -> None:
         rule_of(lambda: domain.require_new_step(StepType.CASE_MONITORING, uuid.uuid4(), existing))
         == "AL03"
     )
+
+
+# --- AL13, AL14, AL11/SO10, AL16, AC23 -------------------------------------------------------
+
+WELLBEING = {team: domain.Unit(team, "team") for team in domain.TEAMS}
+
+
+def test_al14_area_senior_officer_reassigns_case_monitoring_a_hub_worker_started() -> None:
+    hub_worker = seat(Role.HUB_TEAM_WORKER)
+    started = item(
+        StepType.CASE_MONITORING,
+        WorkState.INCOMPLETE,
+        owner=("worker", hub_worker.position.position_id),
+    )
+    north_so = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM)
+    assert domain.authorise_on_work(
+        north_so, started, domain.HUB_TEAM, "North", WELLBEING, "reassign"
+    )
+    # Not the other area's Senior Officer, nor a Trusted Assessor of the area.
+    for refused in (
+        seat(Role.SENIOR_OFFICER, domain.SOUTH_TEAM),
+        seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM),
+        None,
+    ):
+        check = lambda s=refused: domain.authorise_on_work(  # noqa: E731
+            s, started, domain.HUB_TEAM, "North", WELLBEING, "reassign"
+        )
+        assert rule_of(check) == "AL10"
+    # Only a started Case Monitoring step held by a worker: not triage, not incoming work.
+    for other in (
+        item(StepType.TRIAGE, WorkState.INCOMPLETE, ("worker", "pos-hub")),
+        item(StepType.CASE_MONITORING, WorkState.INCOMING, ("worker", "pos-hub")),
+        item(StepType.CASE_MONITORING, WorkState.INCOMING),
+    ):
+        check = lambda i=other: domain.authorise_on_work(  # noqa: E731
+            north_so, i, domain.HUB_TEAM, "North", WELLBEING, "reassign"
+        )
+        assert rule_of(check) == "AL10"
+    # The Hub Team's own Senior Officer keeps AL10's authority.
+    hub_so = seat(Role.SENIOR_OFFICER, domain.HUB_TEAM)
+    assert domain.authorise_on_work(hub_so, started, domain.HUB_TEAM, "North", WELLBEING, "x")
+
+
+def test_al13_triage_next_action_sends_trusted_assessment_to_the_area_team() -> None:
+    placed = domain.placement_for_next_action(StepType.TRUSTED_ASSESSMENT, "team", "South")
+    assert placed == Placement(WorkState.INCOMING, "team", domain.SOUTH_TEAM)
+    assert domain.next_action_step("WB Trusted Assessment and Support Planning") is (
+        StepType.TRUSTED_ASSESSMENT
+    )
+    # To a named worker, or Case Monitoring: placed by the assignee (SO09).
+    assert domain.placement_for_next_action(StepType.TRUSTED_ASSESSMENT, "worker", "South") is None
+    assert domain.placement_for_next_action(StepType.CASE_MONITORING, "team", "South") is None
+
+
+def test_al13_al11_generic_support_officer_resumes_case_monitoring() -> None:
+    gso = seat(Role.GENERIC_SUPPORT_OFFICER, domain.NORTH_TEAM)
+    inbox = domain.CASE_MONITORING_INBOXES[domain.Area.NORTH]
+    for where in (
+        item(StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("inbox", inbox)),
+        item(StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("worker", "pos-ta")),
+        item(StepType.CASE_MONITORING),
+    ):
+        assert domain.resume(where, gso, involved=True) == Placement(
+            WorkState.INCOMPLETE, "worker", gso.position.position_id
+        )
+    monitoring = item(StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("inbox", inbox))
+    assert rule_of(lambda: domain.resume(monitoring, gso, involved=False)) == "AL11"
+    ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
+    assert rule_of(lambda: domain.resume(monitoring, ta, involved=True)) == "AL13"
+    triage = item(StepType.TRIAGE, WorkState.INCOMPLETE, ("worker", "pos-hub"))
+    assert rule_of(lambda: domain.resume(triage, gso, involved=True)) == "AL13"
+    done = item(StepType.CASE_MONITORING, WorkState.FINISHED, ("inbox", inbox))
+    assert rule_of(lambda: domain.resume(done, gso, involved=True)) == "AL13"
+    mine = item(
+        StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("worker", gso.position.position_id)
+    )
+    assert rule_of(lambda: domain.resume(mine, gso, involved=True)) == "AL13"
+
+
+def test_so10_al11_transfer_prompts_involved_worker_unless_recorded() -> None:
+    gso = seat(Role.GENERIC_SUPPORT_OFFICER, domain.NORTH_TEAM)
+    transfer = "WB Transfer to Support Officer for Service Delivery"
+    assert domain.involved_worker_prompt(transfer, gso, [], TODAY) == gso.position
+    recorded = Relationship(gso.position.user_id, "Involved Worker", TODAY, None)
+    assert domain.involved_worker_prompt(transfer, gso, [recorded], TODAY) is None
+    assert domain.involved_worker_prompt("WB Case Monitoring", gso, [], TODAY) is None
+    assert domain.involved_worker_prompt(transfer, None, [], TODAY) is None
+
+
+def test_ac23_service_request_completed_only_in_the_position_it_is_assigned_to() -> None:
+    cw = seat(Role.CASEWORKER, "team-a")
+    held = item(StepType.SERVICE_REQUEST, owner=("worker", cw.position.position_id))
+    assert domain.complete_service_request(held, cw) == Placement(
+        WorkState.FINISHED, "worker", cw.position.position_id
+    )
+    # The same user in another position (as from the personal segment list view): refused.
+    other = Seat(replace(cw.position, position_id="pos-other-of-same-user"), True)
+    assert rule_of(lambda: domain.complete_service_request(held, other)) == "AC23"
+    assert rule_of(lambda: domain.complete_service_request(held, None)) == "AC23"
+    removed = Seat(cw.position, False)
+    assert rule_of(lambda: domain.complete_service_request(held, removed)) == "AC23"
+    in_hopper = item(StepType.SERVICE_REQUEST, owner=("hopper", "hop-a"))
+    assert rule_of(lambda: domain.complete_service_request(in_hopper, cw)) == "AC23"
+    done = item(StepType.SERVICE_REQUEST, WorkState.FINISHED, ("worker", cw.position.position_id))
+    assert rule_of(lambda: domain.complete_service_request(done, cw)) == "AC23"
+    step = item(StepType.TRIAGE, owner=("worker", cw.position.position_id))
+    assert rule_of(lambda: domain.complete_service_request(step, cw)) == "AC23"
+
+
+def test_al16_workers_are_found_in_the_teams_the_reader_allocates_for() -> None:
+    so = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM)
+    seen = domain.sight(so.position.user_id, [so.position], WELLBEING)
+    assert domain.require_finds_workers(seen) == frozenset({domain.NORTH_TEAM})
+    ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
+    worker_sight = domain.sight(ta.position.user_id, [ta.position], WELLBEING)
+    assert rule_of(lambda: domain.require_finds_workers(worker_sight)) == "AL10"
