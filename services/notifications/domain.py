@@ -54,6 +54,7 @@ class Kind:
     ACCESS_REMOVED = "secondary_access_removed"  # NT06
     WORK_DUE = "work_due"  # DL02
     WORK_OVERDUE = "work_overdue"  # DL02
+    RECORD_INVOLVED_WORKER = "record_involved_worker"  # SO10, AL11
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,30 @@ def deadline_notice(
         subject,
         body,
         {"work_item_id": str(work_item_id), "person_id": person_id, "due_at": due_at.isoformat()},
+    )
+
+
+def record_involved_worker(
+    *,
+    work_item_id: uuid.UUID,
+    person_id: str,
+    worker_user_id: str | None,
+    worker_position_id: str,
+) -> Notice:
+    """SO10, AL11: the Senior Officer who sent the transfer is prompted to record the Generic
+    Support Officer as the person's Involved Worker."""
+    worker = worker_user_id or worker_position_id
+    return Notice(
+        Kind.RECORD_INVOLVED_WORKER,
+        "SO10",
+        "Record the Involved Worker relationship",
+        f"{worker} now delivers the support for person {person_id}: record them as the "
+        "person's Involved Worker.",
+        {
+            "work_item_id": str(work_item_id),
+            "person_id": person_id,
+            "worker_position_id": worker_position_id,
+        },
     )
 
 

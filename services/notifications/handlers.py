@@ -29,6 +29,7 @@ from contracts.access import (
 from contracts.allocation import (
     AbsentCaseworkerWorkMoved,
     BulkAssigned,
+    InvolvedWorkerPrompted,
     WorkItemAssigned,
     WorkItemCreated,
     WorkItemDue,
@@ -249,6 +250,21 @@ async def work_item_overdue(ctx: HandlerContext[WorkItemOverdue]) -> None:
 
 
 # --- signoff.events (NT02, NT03) -----------------------------------------------------------
+
+
+@dispatcher.on(InvolvedWorkerPrompted)
+async def involved_worker_prompted(ctx: HandlerContext[InvolvedWorkerPrompted]) -> None:
+    """SO10, AL11: prompt the Senior Officer who sent the transfer to record Involved Worker."""
+    m = ctx.message
+    notice = domain.record_involved_worker(
+        work_item_id=m.work_item_id,
+        person_id=m.person_id,
+        worker_user_id=m.worker_user_id,
+        worker_position_id=m.worker_position_id,
+    )
+    await _notify(
+        ctx, notice, await _worker_user(ctx, m.senior_officer_position_id, m.senior_officer_user_id)
+    )
 
 
 @dispatcher.on(RequestSent)
