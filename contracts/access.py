@@ -10,9 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from contracts.envelope import Command, Event
+from contracts.envelope import Bounded, Command, Event
+from contracts.limits import DIRECTORY_ITEMS_MAX, LIST_MAX, Text
 
 
 class Role(StrEnum):
@@ -23,6 +24,7 @@ class Role(StrEnum):
     TRUSTED_ASSESSOR = "Trusted Assessor"
     GENERIC_SUPPORT_OFFICER = "Generic Support Officer"
     HUB_TEAM_WORKER = "Hub Team worker"
+    ACCESS_ADMINISTRATOR = "access administrator"  # AC20: a member of the access team (FLLS)
 
 
 class AccessKind(StrEnum):
@@ -34,6 +36,9 @@ class AccessKind(StrEnum):
 class UnitKind(StrEnum):
     TEAM = "team"
     SEGMENT = "segment"
+    # AC20: the access administration team (the procedure's FLLS team): whoever holds a position
+    # in such a unit actions or refuses P30s.
+    ACCESS_TEAM = "access team"
 
 
 class UnitDefined(Event):
@@ -98,7 +103,7 @@ class PositionReleaseRequested(Event):
     successor_position_id: str | None = None  # None: back to the unit's hopper
 
 
-class PositionRef(BaseModel):
+class PositionRef(Bounded):
     user_id: str
     position_id: str
 
@@ -106,7 +111,7 @@ class PositionRef(BaseModel):
 # --- Directory loading -------------------------------------------------------------------------
 
 
-class UnitSpec(BaseModel):
+class UnitSpec(Bounded):
     unit_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     kind: UnitKind
@@ -116,7 +121,7 @@ class UnitSpec(BaseModel):
     functionally_unique: bool = False  # AC13: hierarchical access into it is warned
 
 
-class UserSpec(BaseModel):
+class UserSpec(Bounded):
     user_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     email: str | None = None
@@ -124,7 +129,7 @@ class UserSpec(BaseModel):
     security_clearance: bool = False
 
 
-class PrimaryPositionSpec(BaseModel):
+class PrimaryPositionSpec(Bounded):
     position_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
     unit_id: str = Field(min_length=1)
@@ -141,9 +146,11 @@ class LoadDirectory(Command):
     KEY_FIELD: ClassVar[str | None] = "directory_id"
 
     directory_id: str = "directory"
-    units: list[UnitSpec] = Field(default_factory=list)
-    users: list[UserSpec] = Field(default_factory=list)
-    positions: list[PrimaryPositionSpec] = Field(default_factory=list)
+    units: list[UnitSpec] = Field(max_length=DIRECTORY_ITEMS_MAX, default_factory=list)
+    users: list[UserSpec] = Field(max_length=DIRECTORY_ITEMS_MAX, default_factory=list)
+    positions: list[PrimaryPositionSpec] = Field(
+        max_length=DIRECTORY_ITEMS_MAX, default_factory=list
+    )
 
 
 class DirectoryLoaded(Event):
@@ -160,27 +167,68 @@ class DirectoryLoaded(Event):
 
 
 class RequestAbsenceAccess(Command):
-    """AC06-AC10: one P30 carrying one or more absence-related positions (units) for a TL/SM."""
+    """AC06-AC10: one P30 carrying one or more absence-related positions (units) for a TL/SM.
+    AC20: submitted by the TL/SM, approved by the case-owning TL it was discussed with
+    (`discussed_with`), actioned later by the access team (ActionP30)."""
 
     TYPE: ClassVar[str] = "access.request_absence_access.v1"
     KEY_FIELD: ClassVar[str | None] = "user_id"
 
     user_id: str = Field(min_length=1)
-    unit_ids: list[str] = Field(min_length=1)
-    reason: str = ""
+    unit_ids: list[str] = Field(max_length=LIST_MAX, min_length=1)
+    reason: Text = ""
     discussion_held: bool = False  # AC08: the discussion with the case-owning TL took place
     discussed_with: str | None = None
 
 
 class RequestEmergencyAbsenceAccess(Command):
-    """AC11: granted at once; the P30 stays outstanding until lodged with LodgeP30."""
+    """AC11/AC21: the business-critical emergency request (the call to the access team),
+    accepted only when nobody but the absent TL/SM holds their position's unit; the access team
+    answers it (AnswerEmergencyRequest). The P30 stays outstanding until lodged (LodgeP30)."""
 
     TYPE: ClassVar[str] = "access.request_emergency_absence_access.v1"
     KEY_FIELD: ClassVar[str | None] = "user_id"
 
     user_id: str = Field(min_length=1)
     unit_id: str = Field(min_length=1)
-    reason: str = ""
+    absent_user_id: str = Field(min_length=1)  # AC21: the TL/SM whose absence leaves no access
+    reason: Text = ""
+
+
+class AnswerEmergencyRequest(Command):
+    """AC21: the access team grants the emergency request at once (`grant_at` empty or not
+    later than now: one command, one transaction) or, lacking capacity, answers with the time
+    it will be done; the access scheduler grants it then."""
+
+    TYPE: ClassVar[str] = "access.answer_emergency_request.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    p30_id: uuid.UUID
+    grant_at: datetime | None = None
+
+
+class ActionP30(Command):
+    """AC20: the access team actions a submitted P30: the grant or removal it asks for happens
+    now. Never by the person who asked for it or approved it."""
+
+    TYPE: ClassVar[str] = "access.action_p30.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    p30_id: uuid.UUID
+
+
+class RefuseP30(Command):
+    """AC20: the access team refuses a submitted P30 (or an emergency request), with the
+    reason; nothing is granted or removed."""
+
+    TYPE: ClassVar[str] = "access.refuse_p30.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    user_id: str = Field(min_length=1)
+    p30_id: uuid.UUID
+    reason: Text = Field(min_length=1)
 
 
 class LodgeP30(Command):
@@ -191,7 +239,7 @@ class LodgeP30(Command):
 
     user_id: str = Field(min_length=1)
     p30_id: uuid.UUID  # the outstanding emergency P30
-    reason: str = ""
+    reason: Text = ""
     discussion_held: bool = False
     discussed_with: str | None = None
 
@@ -203,9 +251,9 @@ class RequestHierarchicalAccess(Command):
     KEY_FIELD: ClassVar[str | None] = "user_id"
 
     user_id: str = Field(min_length=1)
-    unit_ids: list[str] = Field(min_length=1)  # AC14: exactly one
+    unit_ids: list[str] = Field(max_length=LIST_MAX, min_length=1)  # AC14: exactly one
     agreed_with: str = Field(min_length=1)  # user id of the higher segment's TL/SM
-    reason: str = ""
+    reason: Text = ""
 
 
 class RequestAccessRemoval(Command):
@@ -218,8 +266,9 @@ class RequestAccessRemoval(Command):
     user_id: str = Field(min_length=1)
     position_id: str = Field(min_length=1)
     kind: AccessKind
-    reason: str = ""
+    reason: Text = ""
     discussion_held: bool = False  # AC08, for absence-related access
+    discussed_with: str | None = None  # AC20: who approved the removal, when someone did
     successor_position_id: str | None = None
 
 
@@ -232,7 +281,7 @@ class ReviewAbsenceAccess(Command):
     user_id: str = Field(min_length=1)
     grant_id: uuid.UUID
     confirm: bool
-    reason: str = ""
+    reason: Text = ""
     successor_position_id: str | None = None
 
 
@@ -251,8 +300,9 @@ class ChangePosition(Command):
 
 class P30Recorded(Event):
     """AC04: a CSUA P30 record, written in the transaction of the grant or removal it covers.
-    `state`: complete, outstanding (emergency, awaiting the form), pending (removal awaiting the
-    release of work)."""
+    `state`: submitted (awaiting the access team, AC20), refused, complete, pending (removal
+    actioned, awaiting the release of work, AC16); for an emergency request (AC21): requested,
+    scheduled (the access team's time scale), outstanding (granted, awaiting the form)."""
 
     TYPE: ClassVar[str] = "access.p30_recorded.v1"
     KEY_FIELD: ClassVar[str | None] = "user_id"
@@ -261,16 +311,17 @@ class P30Recorded(Event):
     user_id: str
     action: str  # "set-up" | "removal"
     kind: AccessKind
-    unit_ids: list[str]
+    unit_ids: list[str] = Field(max_length=LIST_MAX)
     requested_by: str
     approved_by: str | None = None
-    reason: str = ""
+    actioned_by: str | None = None  # AC20: the access team member, never the requester
+    reason: Text = ""
     discussion_held: bool = False
     discussed_with: str | None = None
     state: str
     emergency: bool = False
     deadline: datetime | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(max_length=LIST_MAX, default_factory=list)
     recorded_at: datetime
 
 
@@ -289,7 +340,7 @@ class AccessGrantRecorded(Event):
     p30_id: uuid.UUID
     emergency: bool = False
     review_due_at: datetime | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(max_length=LIST_MAX, default_factory=list)
 
 
 class AccessGrantEnded(Event):
@@ -316,6 +367,80 @@ class EmergencyAccessGranted(Event):
     position_id: str
     requested_by: str
     p30_deadline: datetime
+    actioned_by: str | None = None  # AC21: the access team member (or its scheduler)
+
+
+class EmergencyAccessRequested(Event):
+    """AC21: an emergency request accepted, awaiting the access team's answer."""
+
+    TYPE: ClassVar[str] = "access.emergency_access_requested.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    unit_id: str
+    absent_user_id: str
+    requested_by: str
+
+
+class EmergencyAccessScheduled(Event):
+    """AC21: the access team lacks capacity now; the grant is made at `grant_at` (the requester
+    is told, NT04)."""
+
+    TYPE: ClassVar[str] = "access.emergency_access_scheduled.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    unit_id: str
+    requested_by: str
+    answered_by: str
+    grant_at: datetime
+
+
+class P30Actioned(Event):
+    """AC20: the access team actioned a P30; the grant or removal follows in this transaction
+    (a removal's release of work, AC16, after it)."""
+
+    TYPE: ClassVar[str] = "access.p30_actioned.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    action: str  # "set-up" | "removal"
+    kind: AccessKind
+    unit_ids: list[str] = Field(max_length=LIST_MAX)
+    requested_by: str
+    approved_by: str | None = None
+    actioned_by: str
+    actioned_at: datetime
+
+
+class P30Refused(Event):
+    """AC20: the access team refused the P30; nothing was granted or removed."""
+
+    TYPE: ClassVar[str] = "access.p30_refused.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    p30_id: uuid.UUID
+    user_id: str
+    requested_by: str
+    refused_by: str
+    reason: Text
+
+
+class AbsenceReviewLapsed(Event):
+    """AC22: an overdue review still unanswered after the grace period, under the `remove`
+    policy: the access is removed through the AC16 release (P30 `p30_id`), never renewed."""
+
+    TYPE: ClassVar[str] = "access.absence_review_lapsed.v1"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    grant_id: uuid.UUID
+    user_id: str
+    position_id: str
+    review_due_at: datetime
+    p30_id: uuid.UUID
 
 
 class P30Lodged(Event):
@@ -354,7 +479,7 @@ class AbsenceReviewDue(Event):
     user_id: str
     position_id: str
     review_due_at: datetime
-    responsible: list[str]
+    responsible: list[str] = Field(max_length=LIST_MAX)
 
 
 class AbsenceReviewOverdue(Event):
@@ -367,8 +492,8 @@ class AbsenceReviewOverdue(Event):
     user_id: str
     position_id: str
     review_due_at: datetime
-    responsible: list[str]
-    escalate_to: list[str] = Field(default_factory=list)
+    responsible: list[str] = Field(max_length=LIST_MAX)
+    escalate_to: list[str] = Field(max_length=LIST_MAX, default_factory=list)
 
 
 class AbsenceAccessReviewed(Event):
@@ -392,7 +517,7 @@ class PositionRemovalFailed(Event):
     release_id: uuid.UUID
     user_id: str
     position_id: str
-    reason: str
+    reason: Text
 
 
 class CurrentPositionChanged(Event):

@@ -46,15 +46,18 @@ def _forbidden(violation: RuleViolation) -> guard.HttpRefusal:
     return guard.HttpRefusal(403, violation.reason, violation.rule)
 
 
-def _access_team(reader: Principal) -> bool:
-    """AC20: the access administration team (the directory administrators) reads everyone's
-    access records."""
-    return reader.has(AppRole.DIRECTORY_ADMIN)
+async def _access_team(conn: AsyncConnection, reader: Principal) -> bool:
+    """AC20: the access administration team (positions in the directory's access-team units)
+    and the directory administrators read everyone's access records."""
+    if reader.has(AppRole.DIRECTORY_ADMIN):
+        return True
+    holdings = await store.holdings(conn, reader.user_id)
+    return domain.is_access_team(holdings, await store.all_units(conn))
 
 
 async def _readable(conn: AsyncConnection, reader: Principal, user_ids: set[str]) -> set[str]:
     """Of these users, those whose access records the reader may read (TR05)."""
-    if _access_team(reader):
+    if await _access_team(conn, reader):
         return set(user_ids)
     found = {reader.user_id} & user_ids
     others = user_ids - found
@@ -77,7 +80,7 @@ async def _readable(conn: AsyncConnection, reader: Principal, user_ids: set[str]
 async def _require_reads(conn: AsyncConnection, reader: Principal, user_id: str) -> None:
     """TR05: refused (403) unless the reader may read this user's access records; a user the
     directory does not know is refused the same way, except to the access team (then 404)."""
-    if reader.user_id == user_id or _access_team(reader):
+    if reader.user_id == user_id or await _access_team(conn, reader):
         return
     user = await store.holdings(conn, user_id)
     if user is None:
@@ -226,6 +229,27 @@ async def outstanding_p30s(request: Request) -> Response:
         )
         readable = await _readable(conn, reader, {r["user_id"] for r in rows})
     return JSONResponse({"outstanding": [r for r in rows if r["user_id"] in readable]})
+
+
+ACTION_QUEUE_STATES = ("submitted", "requested", "scheduled")
+
+
+async def p30s_to_action(request: Request) -> Response:
+    """AC20, AC21: the access team's queue: P30s submitted and emergency requests awaiting an
+    answer or scheduled. Only the access team reads it (TR05)."""
+    reader = await guard.signed_in(request)
+    p = store.p30s
+    async with request.app.state.engine.connect() as conn:
+        if not await _access_team(conn, reader):
+            raise guard.HttpRefusal(
+                403, f"{reader.user_id} is not in the access administration team", "AC20"
+            )
+        rows = await conn.execute(
+            sa.select(p)
+            .where(p.c.state.in_(ACTION_QUEUE_STATES))
+            .order_by(p.c.emergency.desc(), p.c.recorded_at, p.c.p30_id)
+        )
+        return JSONResponse({"p30s": _rows(rows)})
 
 
 async def _telephony(request: Request, reader: Principal, user_id: str) -> Response:
@@ -377,4 +401,5 @@ routes = [
     Route("/users/{user_id}/telephony", _theirs(_telephony)),
     Route("/reviews/due", reviews_due),
     Route("/p30s/outstanding", outstanding_p30s),
+    Route("/p30s/to-action", p30s_to_action),
 ]

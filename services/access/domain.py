@@ -1,4 +1,4 @@
-"""Secondary-access rules (AC01-AC19) and the directory's (TR03) as pure functions: no I/O, no
+"""Secondary-access rules (AC01-AC22, DL03) and the directory's (TR03) as pure functions: no I/O, no
 clock reads; time comes in as an argument. Each function cites the rules it enforces and raises
 RuleViolation naming it."""
 
@@ -8,16 +8,20 @@ import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from contracts.access import AccessKind, LoadDirectory, Role
+from contracts.access import AccessKind, LoadDirectory, Role, UnitKind
+from services.shared import working_days
 from services.shared.identity import AppRole
 from services.shared.rules import RuleViolation
 
 MAX_POSITIONS = 10  # AC01
 UNCLEARED_MAX_POSITIONS = 2  # AC02
 REVIEW_MONTHS = 6  # AC09
-REVIEW_NOTICE = timedelta(days=14)  # AC09: flagged this long before it falls due
-EMERGENCY_P30_DEADLINE = timedelta(days=2)  # AC11: the completed P30 is due within this
+REVIEW_NOTICE_WORKING_DAYS = 10  # AC09, DL03: flagged this many working days before it is due
+# The scan's look-ahead: covers REVIEW_NOTICE_WORKING_DAYS whatever the holidays in between.
+REVIEW_NOTICE = timedelta(days=28)
+EMERGENCY_P30_WORKING_DAYS = 2  # AC11, DL03: the completed P30 is due within this
 MANAGERS = frozenset({Role.TEAM_LEADER, Role.SEGMENT_MANAGER})
 # TR03: the application roles (from the sign-in) that may create or change users and positions.
 DIRECTORY_ROLES = frozenset({AppRole.DIRECTORY_ADMIN.value, AppRole.HR_FEED.value})
@@ -39,6 +43,7 @@ class Unit:
     parent_id: str | None = None
     code: str | None = None
     functionally_unique: bool = False
+    kind: str = UnitKind.TEAM.value
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,25 @@ def secondary_position(user: Holdings, position_id: str) -> Held:
     return held
 
 
+def recheck_grant(user: Holdings, units: Mapping[str, Unit], unit_ids: Sequence[str]) -> None:
+    """AC20: when the access team actions a set-up P30, what it asks for must still be
+    possible: AC03/AC16 targets and the AC01/AC02/AC10 limits, against what the user holds now."""
+    _check_targets(user, units, unit_ids)
+    check_limits(user, unit_ids, rule="AC10" if len(unit_ids) > 1 else "AC01")
+
+
+def removal_on_action(user: Holdings, position_id: str) -> bool:
+    """AC20/AC16: when the access team actions a removal P30 the position must still be held
+    and not already being removed. Returns whether its work must be released first (no other
+    record backs it)."""
+    held = secondary_position(user, position_id)
+    if held.removal_pending:
+        raise RuleViolation(
+            "AC16", f"{position_id} is already being removed; waiting for its work to be released"
+        )
+    return held.backing <= 1
+
+
 @dataclass(frozen=True)
 class RemovalPlan:
     """`release` is True when no other record backs the position: its work must be released by
@@ -340,17 +364,151 @@ def review_flag(
     due_at: datetime, now: datetime, *, due_flagged: bool, overdue_flagged: bool
 ) -> str | None:
     """AC09: a review is flagged before it falls due, and escalated once it is overdue; an
-    unanswered review is never renewed silently."""
+    unanswered review is never renewed silently. DL03: "before" counts working days."""
     if now >= due_at and not overdue_flagged:
         return "overdue"
-    if now >= due_at - REVIEW_NOTICE and now < due_at and not due_flagged:
+    ahead = working_days.working_days_between(now.date(), due_at.date())
+    if now < due_at and ahead <= REVIEW_NOTICE_WORKING_DAYS and not due_flagged:
         return "due"
     return None
 
 
 def p30_deadline(granted_at: datetime) -> datetime:
-    """AC11: when the completed P30 of an emergency grant is due."""
-    return granted_at + EMERGENCY_P30_DEADLINE
+    """AC11, DL03: the completed P30 of an emergency grant is due at the close of the second
+    working day after the grant."""
+    return working_days.due_at(granted_at, EMERGENCY_P30_WORKING_DAYS)
+
+
+# --- The access team (AC20, AC21) and overdue reviews (AC22) -------------------------------
+
+
+def is_access_team(holder: Holdings | None, units: Mapping[str, Unit]) -> bool:
+    """AC20: the access administration team is whoever holds a position (not being removed) in
+    a unit the directory marks as the access team."""
+    if holder is None:
+        return False
+    return any(
+        not p.removal_pending
+        and p.unit_id in units
+        and units[p.unit_id].kind == UnitKind.ACCESS_TEAM.value
+        for p in holder.positions
+    )
+
+
+def check_approver(
+    approver: Holdings | None, *, approver_id: str | None, requester_id: str, user_id: str
+) -> None:
+    """AC20 (with AC08, AC12): the P30's approver is a team leader or segment manager (the
+    case-owning TL it was discussed with, or the higher segment's TL/SM), someone other than
+    the requester and the user the access is for."""
+    primary = approver.primary if approver else None
+    if not approver_id or primary is None or primary.role not in MANAGERS:
+        raise RuleViolation(
+            "AC20",
+            f"the P30 must name its approver, a team leader or segment manager; "
+            f"{approver_id or 'nobody'} is not one",
+        )
+    if approver_id in (requester_id, user_id):
+        raise RuleViolation(
+            "AC20",
+            f"{approver_id} cannot approve a P30 they asked for or that gives them access: who "
+            "asked, who approved and who actions are different people",
+        )
+
+
+def check_actioner(
+    actor: Holdings | None,
+    units: Mapping[str, Unit],
+    *,
+    actor_id: str,
+    requested_by: str,
+    approved_by: str | None,
+    user_id: str,
+    rule: str = "AC20",
+) -> None:
+    """AC20: a P30 is actioned (or refused) only by the access administration team, and never
+    by whoever asked for it or approved it, nor for their own access."""
+    if not is_access_team(actor, units):
+        raise RuleViolation(
+            rule,
+            f"{actor_id or 'the actor'} is not in the access administration team; only the "
+            "access team actions or refuses a P30",
+        )
+    if actor_id == requested_by:
+        raise RuleViolation(rule, f"{actor_id} asked for this P30 and cannot action it too")
+    if actor_id == approved_by:
+        raise RuleViolation(rule, f"{actor_id} approved this P30 and cannot action it too")
+    if actor_id == user_id:
+        raise RuleViolation(rule, f"{actor_id} cannot action a P30 for their own access")
+
+
+# What the access team may do with a P30 in each state (AC20, AC21).
+ACTIONABLE_STATES = frozenset({"submitted"})
+ANSWERABLE_STATES = frozenset({"requested"})
+REFUSABLE_STATES = frozenset({"submitted", "requested", "scheduled"})
+
+
+def check_p30_state(state: str, allowed: frozenset[str], rule: str) -> None:
+    """AC20/AC21: a P30 is actioned, answered or refused once, in the state that allows it."""
+    if state not in allowed:
+        raise RuleViolation(
+            rule, f"this P30 is {state}; only a P30 that is {' or '.join(sorted(allowed))} can be"
+        )
+
+
+def check_emergency_need(
+    user_id: str,
+    absent: Holdings | None,
+    unit_id: str,
+    holders: Sequence[tuple[str, Role]],
+) -> None:
+    """AC21: an emergency request is accepted only when the absence leaves nobody with access to
+    the work: the absent user is a TL/SM holding a position in the unit, and nobody else holds
+    an active team leader or segment manager position there (primary or secondary)."""
+    held = absent.held(unit_id) if absent else None
+    absent_id = absent.user_id if absent else "the absent user"
+    if absent is None or held is None or held.role not in MANAGERS:
+        raise RuleViolation(
+            "AC21",
+            f"{absent_id} holds no team leader or segment manager position in {unit_id}: an "
+            "emergency request covers the work of an absent TL/SM",
+        )
+    if absent.user_id == user_id:
+        raise RuleViolation("AC21", f"{user_id} is the absent user; the access is for someone else")
+    others = sorted({u for u, role in holders if role in MANAGERS and u != absent.user_id})
+    if others:
+        raise RuleViolation(
+            "AC21",
+            f"{', '.join(others)} already hold access to {unit_id}'s work: an emergency request "
+            "is only for when nobody does (use that access, or a standing P30)",
+        )
+
+
+def grant_now(grant_at: datetime | None, now: datetime) -> bool:
+    """AC21: the access team grants at once unless it answers with a later time."""
+    return grant_at is None or grant_at <= now
+
+
+class OverdueReviewPolicy(StrEnum):
+    """AC22: what happens to a review nobody answers (a setting)."""
+
+    ESCALATE = "escalate"  # escalated only (AC09), the access stays until someone acts
+    REMOVE = "remove"  # escalated, then removed after the grace period (AC16 release)
+
+
+def lapse_due(
+    policy: OverdueReviewPolicy,
+    review_due_at: datetime,
+    now: datetime,
+    *,
+    grace_working_days: int,
+    overdue_flagged: bool,
+) -> bool:
+    """AC22: under the `remove` policy an escalated review still unanswered at the close of the
+    grace period (working days after it fell due, DL03) is removed; it is never renewed."""
+    if policy is not OverdueReviewPolicy.REMOVE or not overdue_flagged:
+        return False
+    return now >= working_days.due_at(review_due_at, grace_working_days)
 
 
 def p30_overdue(deadline: datetime, now: datetime, *, flagged: bool) -> bool:

@@ -13,32 +13,33 @@ from sqlalchemy.dialects.postgresql import insert
 from contracts import Event, Topics, registered_types
 from contracts.access import (
     AbsenceAccessReviewed,
-    AccessGrantEnded,
-    AccessGrantRecorded,
     AccessKind,
+    ActionP30,
+    AnswerEmergencyRequest,
     ChangePosition,
     CurrentPositionChanged,
     DirectoryLoaded,
-    EmergencyAccessGranted,
+    EmergencyAccessRequested,
+    EmergencyAccessScheduled,
     LoadDirectory,
     LodgeP30,
+    P30Actioned,
     P30Lodged,
-    P30Recorded,
+    P30Refused,
     PositionGranted,
-    PositionReleaseRequested,
     PositionRemovalFailed,
     PositionRevoked,
+    RefuseP30,
     RequestAbsenceAccess,
     RequestAccessRemoval,
     RequestEmergencyAbsenceAccess,
     RequestHierarchicalAccess,
     ReviewAbsenceAccess,
-    Role,
     UnitDefined,
     UserRegistered,
 )
 from contracts.allocation import PositionWorkReleased, PositionWorkReleaseFailed
-from services.access import domain, store
+from services.access import actions, domain, store
 from services.access.domain import Held, Holdings
 from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.rules import RuleViolation
@@ -166,121 +167,54 @@ def _actor_id(ctx: Ctx) -> str:
     return ctx.actor.user_id if ctx.actor else ""
 
 
-def _record_p30(ctx: Ctx, **values: Any) -> uuid.UUID:
-    """AC04: the P30 record, written in the transaction of what it covers."""
-    row = store.p30_values(now=ctx.now, **values)
-    ctx.stage(store.INSERT_P30, row)
-    ctx.emit(
-        P30Recorded(
-            p30_id=row["p30_id"],
-            user_id=row["user_id"],
-            action=row["action"],
-            kind=values["kind"],
-            unit_ids=row["unit_ids"],
-            requested_by=row["requested_by"],
-            approved_by=row["approved_by"],
-            reason=row["reason"],
-            discussion_held=row["discussion_held"],
-            discussed_with=row["discussed_with"],
-            state=row["state"],
-            emergency=row["emergency"],
-            deadline=row["deadline"],
-            warnings=row["warnings"],
-            recorded_at=ctx.now,
-        )
-    )
-    return uuid.UUID(str(row["p30_id"]))
-
-
-async def _grant(
-    ctx: Ctx,
-    user: Holdings,
-    unit_id: str,
-    kind: AccessKind,
-    p30_id: uuid.UUID,
-    *,
-    emergency: bool = False,
-    warnings: tuple[str, ...] = (),
-) -> str:
-    """Adds a record backing the user's position in the unit; the position is granted (and
-    published) only if the user did not already hold it."""
-    position_id = domain.secondary_position_id(user.user_id, unit_id)
-    primary = user.primary
-    assert primary is not None
-    role: Role = primary.role
-    if user.held(unit_id) is None:
-        ctx.stage(
-            store.UPSERT_POSITION,
-            {
-                "position_id": position_id,
-                "user_id": user.user_id,
-                "unit_id": unit_id,
-                "role": role.value,
-                "kind": kind.value,
-                "state": "active",
-                "release_failed": False,
-                "granted_at": ctx.now,
-                "removed_at": None,
-            },
-            dedupe_on=("position_id",),
-        )
-        ctx.emit(
-            PositionGranted(
-                user_id=user.user_id,
-                position_id=position_id,
-                unit_id=unit_id,
-                role=role,
-                kind=kind,
-                p30_id=p30_id,
-                emergency=emergency,
-            )
-        )
-    grant_id = uuid.uuid5(ctx.envelope.message_id, f"grant:{unit_id}")
-    due = domain.review_due(ctx.now) if kind is AccessKind.ABSENCE else None
-    ctx.stage(
-        store.INSERT_GRANT,
-        {
-            "grant_id": grant_id,
-            "user_id": user.user_id,
-            "position_id": position_id,
-            "kind": kind.value,
-            "p30_id": p30_id,
-            "emergency": emergency,
-            "state": "active",
-            "granted_at": ctx.now,
-            "review_due_at": due,
-        },
-    )
-    ctx.emit(
-        AccessGrantRecorded(
-            grant_id=grant_id,
-            user_id=user.user_id,
-            position_id=position_id,
-            unit_id=unit_id,
-            kind=kind,
-            p30_id=p30_id,
-            emergency=emergency,
-            review_due_at=due,
-            warnings=list(warnings),
-        )
-    )
-    return position_id
-
-
-async def _end_grant(ctx: Ctx, grant_id: uuid.UUID, p30_id: uuid.UUID) -> None:
-    g = store.grants
-    await ctx.execute(
-        g.update()
-        .where(g.c.grant_id == grant_id)
-        .values(state="ended", ended_at=ctx.now, ended_by_p30_id=p30_id)
+def _writer(ctx: Ctx) -> actions.Writer:
+    return actions.Writer(
+        conn=ctx.conn,
+        now=ctx.now,
+        seed=ctx.envelope.message_id,
+        emit=ctx.emit,
+        actor_id=_actor_id(ctx),
+        staged=ctx.stage,
     )
 
 
-# --- Absence-related access (AC06-AC11) -----------------------------------------------------------
+async def _approver(ctx: Ctx, approver_id: str | None, user: Holdings) -> None:
+    """AC20: the approver named on the P30 is a TL/SM other than the requester and the user."""
+    domain.check_approver(
+        await store.holdings(ctx.conn, approver_id),
+        approver_id=approver_id,
+        requester_id=_actor_id(ctx),
+        user_id=user.user_id,
+    )
+
+
+async def _p30_for_team(
+    ctx: Ctx, user: Holdings, p30_id: uuid.UUID, allowed: frozenset[str], rule: str
+) -> Any:
+    """The P30 the access team acts on, locked: only by the access team, never by its requester
+    or approver, and only in a state that allows it (AC20, AC21)."""
+    record = await store.p30(ctx.conn, p30_id, lock=True)
+    if record is None or record.user_id != user.user_id:
+        raise RuleViolation(rule, f"no P30 {p30_id} for {user.user_id}")
+    domain.check_actioner(
+        await _actor(ctx),
+        await store.all_units(ctx.conn),
+        actor_id=_actor_id(ctx),
+        requested_by=record.requested_by,
+        approved_by=record.approved_by,
+        user_id=user.user_id,
+        rule=rule,
+    )
+    domain.check_p30_state(record.state, allowed, rule)
+    return record
+
+
+# --- Absence-related access (AC06-AC11, AC20, AC21) ---------------------------------------------
 
 
 @dispatcher.on(RequestAbsenceAccess)
 async def request_absence_access(ctx: HandlerContext[RequestAbsenceAccess]) -> None:
+    """AC20: the TL/SM submits the P30; the access team actions it (ActionP30)."""
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
     units = await store.all_units(ctx.conn)
@@ -292,41 +226,47 @@ async def request_absence_access(ctx: HandlerContext[RequestAbsenceAccess]) -> N
         discussion_held=cmd.discussion_held,
         emergency=False,
     )
-    p30_id = _record_p30(
-        ctx,
+    await _approver(ctx, cmd.discussed_with, user)
+    await actions.record_p30(
+        _writer(ctx),
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
         action="set-up",
         kind=AccessKind.ABSENCE,
         unit_ids=list(cmd.unit_ids),
         requested_by=_actor_id(ctx),
-        approved_by=_actor_id(ctx),
+        approved_by=cmd.discussed_with,
         reason=cmd.reason,
         discussion_held=cmd.discussion_held,
         discussed_with=cmd.discussed_with,
-        state="complete",
+        state="submitted",
         emergency=False,
         deadline=None,
         warnings=[],
     )
-    for unit_id in cmd.unit_ids:
-        await _grant(ctx, user, unit_id, AccessKind.ABSENCE, p30_id)
 
 
 @dispatcher.on(RequestEmergencyAbsenceAccess)
 async def request_emergency_absence_access(
     ctx: HandlerContext[RequestEmergencyAbsenceAccess],
 ) -> None:
-    """AC11: one command, one transaction: the grant and its outstanding P30 with a deadline."""
+    """AC11/AC21: accepted only when nobody but the absent TL/SM holds their unit; the access
+    team answers it (AnswerEmergencyRequest)."""
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
     units = await store.all_units(ctx.conn)
     domain.plan_absence_grant(
         await _actor(ctx), user, units, [cmd.unit_id], discussion_held=False, emergency=True
     )
-    deadline = domain.p30_deadline(ctx.now)
-    p30_id = _record_p30(
-        ctx,
+    domain.check_emergency_need(
+        user.user_id,
+        await store.holdings(ctx.conn, cmd.absent_user_id),
+        cmd.unit_id,
+        await store.unit_holders(ctx.conn, cmd.unit_id),
+    )
+    w = _writer(ctx)
+    p30_id = await actions.record_p30(
+        w,
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
         action="set-up",
@@ -337,26 +277,67 @@ async def request_emergency_absence_access(
         reason=cmd.reason,
         discussion_held=False,
         discussed_with=None,
-        state="outstanding",
+        state="requested",
         emergency=True,
-        deadline=deadline,
+        deadline=None,
         warnings=[],
+        absent_user_id=cmd.absent_user_id,
     )
-    position_id = await _grant(ctx, user, cmd.unit_id, AccessKind.ABSENCE, p30_id, emergency=True)
     ctx.emit(
-        EmergencyAccessGranted(
+        EmergencyAccessRequested(
             p30_id=p30_id,
             user_id=user.user_id,
-            position_id=position_id,
+            unit_id=cmd.unit_id,
+            absent_user_id=cmd.absent_user_id,
             requested_by=_actor_id(ctx),
-            p30_deadline=deadline,
         )
     )
 
 
+@dispatcher.on(AnswerEmergencyRequest)
+async def answer_emergency_request(ctx: HandlerContext[AnswerEmergencyRequest]) -> None:
+    """AC21: the access team grants at once (this command, this transaction) or answers with
+    its time scale; the access scheduler grants it then. Either way the requester is told."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    record = await _p30_for_team(ctx, user, cmd.p30_id, domain.ANSWERABLE_STATES, "AC21")
+    (unit_id,) = record.unit_ids
+    w = _writer(ctx)
+    if not domain.grant_now(cmd.grant_at, ctx.now):
+        await actions.update_p30(
+            w,
+            record.p30_id,
+            state="scheduled",
+            scheduled_for=cmd.grant_at,
+            actioned_by=_actor_id(ctx),
+        )
+        assert cmd.grant_at is not None
+        ctx.emit(
+            EmergencyAccessScheduled(
+                p30_id=record.p30_id,
+                user_id=user.user_id,
+                unit_id=unit_id,
+                requested_by=record.requested_by,
+                answered_by=_actor_id(ctx),
+                grant_at=cmd.grant_at,
+            )
+        )
+        return
+    # Still nobody with access, and still within the limits, now that it is granted.
+    domain.check_emergency_need(
+        user.user_id,
+        await store.holdings(ctx.conn, record.absent_user_id),
+        unit_id,
+        await store.unit_holders(ctx.conn, unit_id),
+    )
+    domain.recheck_grant(user, await store.all_units(ctx.conn), [unit_id])
+    await actions.grant_emergency(w, user, record, actioned_by=_actor_id(ctx))
+
+
 @dispatcher.on(LodgeP30)
 async def lodge_p30(ctx: HandlerContext[LodgeP30]) -> None:
-    """AC11: the completed P30 closes the outstanding emergency record."""
+    """AC11: the completed P30 closes the outstanding emergency record; it names its approver
+    (the case-owning TL it was discussed with, AC20)."""
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
     record = await store.p30(ctx.conn, cmd.p30_id, lock=True)
@@ -364,13 +345,14 @@ async def lodge_p30(ctx: HandlerContext[LodgeP30]) -> None:
         raise RuleViolation("AC11", f"no emergency P30 {cmd.p30_id} for {user.user_id}")
     domain.check_primary_manager(await _actor(ctx), user, await store.all_units(ctx.conn), "AC08")
     domain.check_lodge(record.state, record.emergency, cmd.discussion_held)
+    await _approver(ctx, cmd.discussed_with, user)
     p = store.p30s
     await ctx.execute(
         p.update()
         .where(p.c.p30_id == cmd.p30_id)
         .values(
             state="complete",
-            approved_by=_actor_id(ctx),
+            approved_by=cmd.discussed_with,
             discussion_held=True,
             discussed_with=cmd.discussed_with,
             reason=cmd.reason or record.reason,
@@ -394,6 +376,8 @@ async def lodge_p30(ctx: HandlerContext[LodgeP30]) -> None:
 
 @dispatcher.on(RequestHierarchicalAccess)
 async def request_hierarchical_access(ctx: HandlerContext[RequestHierarchicalAccess]) -> None:
+    """AC20: the lower segment's TL/SM submits the P30, approved by the higher segment's TL/SM
+    it was agreed with; the access team actions it."""
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
     units = await store.all_units(ctx.conn)
@@ -404,8 +388,9 @@ async def request_hierarchical_access(ctx: HandlerContext[RequestHierarchicalAcc
         units,
         cmd.unit_ids,
     )
-    p30_id = _record_p30(
-        ctx,
+    await _approver(ctx, cmd.agreed_with, user)
+    await actions.record_p30(
+        _writer(ctx),
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
         action="set-up",
@@ -416,18 +401,104 @@ async def request_hierarchical_access(ctx: HandlerContext[RequestHierarchicalAcc
         reason=cmd.reason,
         discussion_held=True,
         discussed_with=cmd.agreed_with,
-        state="complete",
+        state="submitted",
         emergency=False,
         deadline=None,
         warnings=list(plan.warnings),
     )
-    await _grant(ctx, user, plan.unit_id, AccessKind.HIERARCHICAL, p30_id, warnings=plan.warnings)
+
+
+# --- The access team actions or refuses a P30 (AC20) ---------------------------------------------
+
+
+@dispatcher.on(ActionP30)
+async def action_p30(ctx: HandlerContext[ActionP30]) -> None:
+    """AC20: the grant or removal the P30 asks for happens now, by the access team; a removal
+    goes through the release of work (AC16) when no other record backs the position."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    record = await _p30_for_team(ctx, user, cmd.p30_id, domain.ACTIONABLE_STATES, "AC20")
+    kind = AccessKind(record.kind)
+    w = _writer(ctx)
+    if record.action == "set-up":
+        domain.recheck_grant(user, await store.all_units(ctx.conn), record.unit_ids)
+        state = "complete"
+    else:
+        grant = await store.grant(ctx.conn, record.grant_id)
+        if grant is None or grant["state"] != "active":
+            raise RuleViolation("AC04", f"the record this P30 removes ({record.grant_id}) ended")
+        release = domain.removal_on_action(user, record.position_id)
+        state = "pending" if release else "complete"
+    await actions.update_p30(
+        w,
+        record.p30_id,
+        state=state,
+        actioned_by=_actor_id(ctx),
+        actioned_at=ctx.now,
+        closed_at=ctx.now if state == "complete" else None,
+    )
+    ctx.emit(
+        P30Actioned(
+            p30_id=record.p30_id,
+            user_id=user.user_id,
+            action=record.action,
+            kind=kind,
+            unit_ids=record.unit_ids,
+            requested_by=record.requested_by,
+            approved_by=record.approved_by,
+            actioned_by=_actor_id(ctx),
+            actioned_at=ctx.now,
+        )
+    )
+    if record.action == "set-up":
+        for unit_id in record.unit_ids:
+            await actions.grant(
+                w, user, unit_id, kind, record.p30_id, warnings=tuple(record.warnings)
+            )
+        return
+    held = user.position(record.position_id)
+    assert held is not None  # removal_on_action checked it
+    await actions.carry_out_removal(
+        w,
+        user.user_id,
+        held,
+        record.grant_id,
+        record.p30_id,
+        record.successor_position_id,
+        release=state == "pending",
+    )
+
+
+@dispatcher.on(RefuseP30)
+async def refuse_p30(ctx: HandlerContext[RefuseP30]) -> None:
+    """AC20: refused by the access team with its reason; nothing is granted or removed."""
+    cmd = ctx.message
+    user = await _subject(ctx, cmd.user_id)
+    record = await _p30_for_team(ctx, user, cmd.p30_id, domain.REFUSABLE_STATES, "AC20")
+    await actions.update_p30(
+        _writer(ctx),
+        record.p30_id,
+        state="refused",
+        refused_reason=cmd.reason,
+        actioned_by=_actor_id(ctx),
+        actioned_at=ctx.now,
+        closed_at=ctx.now,
+    )
+    ctx.emit(
+        P30Refused(
+            p30_id=record.p30_id,
+            user_id=user.user_id,
+            requested_by=record.requested_by,
+            refused_by=_actor_id(ctx),
+            reason=cmd.reason,
+        )
+    )
 
 
 # --- Removal (AC16 saga), reviews (AC09) ---------------------------------------------------------
 
 
-async def _remove(
+async def _submit_removal(
     ctx: Ctx,
     user: Holdings,
     held: Held,
@@ -435,9 +506,12 @@ async def _remove(
     *,
     reason: str,
     discussion_held: bool,
+    discussed_with: str | None,
     successor_position_id: str | None,
     via_review: bool = False,
 ) -> None:
+    """AC08/AC15 decide who may ask; AC20: the removal P30 is submitted for the access team,
+    who action it (a failed release of work is asked for again at once, under its P30)."""
     kind = AccessKind(grant["kind"])
     set_up = await store.p30(ctx.conn, grant["p30_id"])
     plan = domain.plan_removal(
@@ -455,74 +529,27 @@ async def _remove(
     if plan.retry:
         await _retry_release(ctx, user, held, successor_position_id)
         return
-    p30_id = _record_p30(
-        ctx,
+    if discussed_with:
+        await _approver(ctx, discussed_with, user)
+    await actions.record_p30(
+        _writer(ctx),
         p30_id=uuid.uuid5(ctx.envelope.message_id, "p30"),
         user_id=user.user_id,
         action="removal",
         kind=kind,
         unit_ids=[held.unit_id],
         requested_by=_actor_id(ctx),
-        approved_by=_actor_id(ctx),
+        approved_by=discussed_with,
         reason=reason,
         discussion_held=discussion_held,
-        discussed_with=None,
-        state="pending" if plan.release else "complete",
+        discussed_with=discussed_with,
+        state="submitted",
         emergency=False,
         deadline=None,
         warnings=[],
-    )
-    if not plan.release:
-        # Another record still justifies the position: only this record ends.
-        await _end_grant(ctx, grant["grant_id"], p30_id)
-        ctx.emit(
-            AccessGrantEnded(
-                grant_id=grant["grant_id"],
-                user_id=user.user_id,
-                position_id=held.position_id,
-                p30_id=p30_id,
-                position_kept=True,
-            )
-        )
-        return
-    await _request_release(ctx, user, held, grant["grant_id"], p30_id, successor_position_id)
-
-
-async def _request_release(
-    ctx: Ctx,
-    user: Holdings,
-    held: Held,
-    grant_id: uuid.UUID,
-    p30_id: uuid.UUID,
-    successor_position_id: str | None,
-) -> None:
-    """AC16 saga, first step: the position is pending removal until allocation answers."""
-    release_id = uuid.uuid5(ctx.envelope.message_id, "release")
-    pos = store.positions
-    await ctx.execute(
-        pos.update()
-        .where(pos.c.position_id == held.position_id)
-        .values(state="removal_pending", release_failed=False)
-    )
-    await ctx.execute(
-        store.releases.insert().values(
-            release_id=release_id,
-            user_id=user.user_id,
-            position_id=held.position_id,
-            grant_id=grant_id,
-            p30_id=p30_id,
-            successor_position_id=successor_position_id,
-            state="requested",
-            requested_at=ctx.now,
-        )
-    )
-    ctx.emit(
-        PositionReleaseRequested(
-            release_id=release_id,
-            user_id=user.user_id,
-            position_id=held.position_id,
-            successor_position_id=successor_position_id,
-        )
+        position_id=held.position_id,
+        grant_id=grant["grant_id"],
+        successor_position_id=successor_position_id,
     )
 
 
@@ -535,7 +562,9 @@ async def _retry_release(
         raise RuleViolation("AC16", f"no failed release to retry for {held.position_id}")
     p = store.p30s
     await ctx.execute(p.update().where(p.c.p30_id == failed.p30_id).values(failure_reason=None))
-    await _request_release(ctx, user, held, failed.grant_id, failed.p30_id, successor_position_id)
+    await actions.request_release(
+        _writer(ctx), user.user_id, held, failed.grant_id, failed.p30_id, successor_position_id
+    )
 
 
 @dispatcher.on(RequestAccessRemoval)
@@ -548,20 +577,22 @@ async def request_access_removal(ctx: HandlerContext[RequestAccessRemoval]) -> N
         raise RuleViolation(
             "AC04", f"no active {cmd.kind.value} record backs {cmd.position_id} for {cmd.user_id}"
         )
-    await _remove(
+    await _submit_removal(
         ctx,
         user,
         held,
         grant,
         reason=cmd.reason,
         discussion_held=cmd.discussion_held,
+        discussed_with=cmd.discussed_with,
         successor_position_id=cmd.successor_position_id,
     )
 
 
 @dispatcher.on(ReviewAbsenceAccess)
 async def review_absence_access(ctx: HandlerContext[ReviewAbsenceAccess]) -> None:
-    """AC09: confirm (due again in six months) or remove (through the AC16 saga)."""
+    """AC09: confirm (due again in six months) or remove (a removal P30 for the access team,
+    then the AC16 saga)."""
     cmd = ctx.message
     user = await _subject(ctx, cmd.user_id)
     grant = await store.grant(ctx.conn, cmd.grant_id)
@@ -572,13 +603,14 @@ async def review_absence_access(ctx: HandlerContext[ReviewAbsenceAccess]) -> Non
     actor = await _actor(ctx)
     domain.check_review(actor, user, await store.all_units(ctx.conn), AccessKind(grant["kind"]))
     if not cmd.confirm:
-        await _remove(
+        await _submit_removal(
             ctx,
             user,
             held,
             grant,
             reason=cmd.reason or "removed at review",
             discussion_held=True,
+            discussed_with=None,
             successor_position_id=cmd.successor_position_id,
             via_review=True,
         )
@@ -621,7 +653,7 @@ async def position_work_released(ctx: HandlerContext[PositionWorkReleased]) -> N
             completed_at=ctx.now,
         )
     )
-    await _end_grant(ctx, release.grant_id, release.p30_id)
+    await actions.close_grant(_writer(ctx), release.grant_id, release.p30_id)
     await ctx.execute(
         pos.update()
         .where(pos.c.position_id == release.position_id)

@@ -97,9 +97,11 @@ grants = sa.Table(
     sa.Column("review_overdue_flagged", sa.Boolean, nullable=False, server_default="false"),
     sa.Column("ended_at", TS),
     sa.Column("ended_by_p30_id", UUID(as_uuid=True)),
+    sa.Column("lapsed_p30_id", UUID(as_uuid=True)),  # AC22: its removal for a lapsed review
 )
 
-# AC04: the CSUA P30 records. state: complete | outstanding | pending.
+# AC04: the CSUA P30 records. AC20: submitted | refused | complete | pending (removal actioned,
+# work being released); AC21 (emergency): requested | scheduled | outstanding | complete.
 p30s = sa.Table(
     "p30s",
     metadata,
@@ -122,6 +124,15 @@ p30s = sa.Table(
     sa.Column("recorded_at", TS, nullable=False),
     sa.Column("closed_at", TS),
     sa.Column("closed_by", sa.Text),
+    sa.Column("actioned_by", sa.Text),  # AC20: the access team member
+    sa.Column("actioned_at", TS),
+    sa.Column("refused_reason", sa.Text),
+    sa.Column("position_id", sa.Text),  # a removal: the position and record it ends
+    sa.Column("grant_id", UUID(as_uuid=True)),
+    sa.Column("successor_position_id", sa.Text),
+    sa.Column("absent_user_id", sa.Text),  # AC21
+    sa.Column("scheduled_for", TS),  # AC21: the access team's time scale
+    sa.Index("ix_access_p30s_state", "state"),
 )
 
 # AC16: the removal saga, one row per release asked of allocation.
@@ -196,6 +207,7 @@ async def all_units(conn: AsyncConnection) -> dict[str, Unit]:
             parent_id=r.parent_id,
             code=r.code,
             functionally_unique=r.functionally_unique,
+            kind=r.kind,
         )
         for r in rows
     }
@@ -407,6 +419,16 @@ async def managers_of(conn: AsyncConnection, unit_ids: list[str]) -> list[str]:
     return [r.user_id for r in rows]
 
 
+P30_EXTRA_COLUMNS = (
+    "actioned_by",
+    "actioned_at",
+    "position_id",
+    "grant_id",
+    "successor_position_id",
+    "absent_user_id",
+)
+
+
 def p30_values(
     *,
     p30_id: uuid.UUID,
@@ -424,6 +446,7 @@ def p30_values(
     deadline: datetime | None,
     warnings: list[str],
     now: datetime,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
         "p30_id": p30_id,
@@ -441,4 +464,16 @@ def p30_values(
         "deadline": deadline,
         "warnings": warnings,
         "recorded_at": now,
+        # Every row names every column, so that staged rows of one batch go out together.
+        **{column: extra.get(column) for column in P30_EXTRA_COLUMNS},
     }
+
+
+async def unit_holders(conn: AsyncConnection, unit_id: str) -> list[tuple[str, Role]]:
+    """Who holds a position (any kind, not removed) in the unit, with its role (AC21)."""
+    rows = await conn.execute(
+        sa.select(positions.c.user_id, positions.c.role)
+        .where(positions.c.unit_id == unit_id, positions.c.state != "removed")
+        .order_by(positions.c.user_id)
+    )
+    return [(r.user_id, Role(r.role)) for r in rows]

@@ -13,10 +13,11 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from contracts.notifications import Channel
+from services.shared import working_days
 from services.shared.identity import AppRole
 from services.shared.rules import RuleViolation
 
@@ -31,10 +32,10 @@ DEFAULT_CHANNELS = USER_CHANNELS
 # the user and the TL/SM responsible are reminded every interval; once overdue it escalates.
 P30_REMINDER_INTERVAL = timedelta(days=1)
 # NT05 (AC09): absence-related access is reviewed at least every six months; the review is
-# announced REVIEW_NOTICE before it falls due, again when it is due, and escalated REVIEW_GRACE
-# after that.
+# announced REVIEW_NOTICE_WORKING_DAYS working days (DL03) before it falls due, again when it is
+# due, and escalated REVIEW_GRACE after that.
 REVIEW_MONTHS = 6
-REVIEW_NOTICE = timedelta(days=14)
+REVIEW_NOTICE_WORKING_DAYS = 10
 REVIEW_GRACE = timedelta(days=7)
 
 
@@ -45,6 +46,8 @@ class Kind:
     REQUEST_ARRIVED = "request_arrived"  # NT02
     REQUEST_RETURNED = "request_returned"  # NT03
     EMERGENCY_GRANTED = "emergency_access_granted"  # NT04
+    EMERGENCY_SCHEDULED = "emergency_access_scheduled"  # NT04, AC21: the access team's time scale
+    P30_REFUSED = "p30_refused"  # AC20: the access team refused a P30
     P30_REMINDER = "p30_reminder"  # NT04
     P30_OVERDUE = "p30_overdue"  # NT04
     REVIEW_UPCOMING = "review_upcoming"  # NT05
@@ -288,6 +291,30 @@ def emergency_granted(*, user_id: str, position_id: str, unit: str, p30_due: dat
     )
 
 
+def emergency_scheduled(*, user_id: str, unit: str, grant_at: datetime, answered_by: str) -> Notice:
+    """NT04, AC21: the access team lacks capacity now and says when the grant will be made."""
+    return Notice(
+        Kind.EMERGENCY_SCHEDULED,
+        "AC21",
+        "Emergency access: time scale given",
+        f"The access team ({answered_by}) cannot make {user_id}'s emergency absence-related "
+        f"access to {unit} now; it will be granted at {grant_at.isoformat()}. A completed CSUA "
+        "P30 is still required afterwards.",
+        {"user_id": user_id, "unit": unit, "grant_at": grant_at.isoformat()},
+    )
+
+
+def p30_refused(*, user_id: str, p30_id: uuid.UUID, refused_by: str, reason: str) -> Notice:
+    """AC20: the requester is told that the access team refused the P30, and why."""
+    return Notice(
+        Kind.P30_REFUSED,
+        "AC20",
+        "CSUA P30 refused",
+        f"The CSUA P30 {p30_id} for {user_id} was refused by {refused_by}: {reason}",
+        {"user_id": user_id, "p30_id": str(p30_id), "refused_by": refused_by},
+    )
+
+
 def access_changed(
     *, granted: bool, user_id: str, position_id: str, unit: str, kind: str
 ) -> Notice:
@@ -393,10 +420,22 @@ def review_due(granted_or_reviewed_at: datetime) -> datetime:
     return add_months(granted_or_reviewed_at, REVIEW_MONTHS)
 
 
+def review_notice_at(due_at: datetime) -> datetime:
+    """NT05, DL03: the start of the first day from which the review is at most
+    REVIEW_NOTICE_WORKING_DAYS working days away (the access service flags it from then too)."""
+    day = due_at.date()
+    while (
+        working_days.working_days_between(day - timedelta(days=1), due_at.date())
+        <= REVIEW_NOTICE_WORKING_DAYS
+    ):
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=due_at.tzinfo)
+
+
 def review_reminders(due_at: datetime) -> list[Reminder]:
     """NT05: announced before it falls due, again when due, escalated when overdue."""
     return [
-        Reminder(Kind.REVIEW_UPCOMING, due_at - REVIEW_NOTICE, escalate=False),
+        Reminder(Kind.REVIEW_UPCOMING, review_notice_at(due_at), escalate=False),
         Reminder(Kind.REVIEW_DUE, due_at, escalate=False),
         Reminder(Kind.REVIEW_OVERDUE, due_at + REVIEW_GRACE, escalate=True),
     ]

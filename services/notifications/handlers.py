@@ -21,8 +21,10 @@ from contracts.access import (
     AccessGrantRecorded,
     AccessKind,
     EmergencyAccessGranted,
+    EmergencyAccessScheduled,
     EmergencyP30Overdue,
     P30Lodged,
+    P30Refused,
     PositionGranted,
     PositionRevoked,
 )
@@ -434,6 +436,30 @@ async def emergency_access_granted(ctx: HandlerContext[EmergencyAccessGranted]) 
         user_id=m.user_id,
         position_id=m.position_id,
     )
+
+
+@dispatcher.on(EmergencyAccessScheduled)
+async def emergency_access_scheduled(ctx: HandlerContext[EmergencyAccessScheduled]) -> None:
+    """NT04, AC21: the requester (and the user) are told the access team's time scale; the
+    grant, when made, is told by EmergencyAccessGranted."""
+    m = ctx.message
+    notice = domain.emergency_scheduled(
+        user_id=m.user_id,
+        unit=await store.unit_name(ctx.conn, m.unit_id),
+        grant_at=m.grant_at,
+        answered_by=m.answered_by,
+    )
+    await _notify(ctx, notice, [m.requested_by, m.user_id])
+
+
+@dispatcher.on(P30Refused)
+async def p30_refused(ctx: HandlerContext[P30Refused]) -> None:
+    """AC20: the requester is told the access team refused the P30."""
+    m = ctx.message
+    notice = domain.p30_refused(
+        user_id=m.user_id, p30_id=m.p30_id, refused_by=m.refused_by, reason=m.reason
+    )
+    await _notify(ctx, notice, [m.requested_by])
 
 
 @dispatcher.on(P30Lodged)

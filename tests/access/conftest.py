@@ -16,8 +16,11 @@ import pytest
 
 from contracts import Actor, Command, CommandRejected, Envelope, Topics
 from contracts.access import (
+    AccessGrantRecorded,
+    ActionP30,
     DirectoryLoaded,
     LoadDirectory,
+    P30Recorded,
     PrimaryPositionSpec,
     Role,
     UnitKind,
@@ -103,7 +106,8 @@ class Outcome:
 class Org:
     """A small agency under a unique prefix: a case-group root with Enforcement (two teams and
     ten spare teams for the limits), the four named segments, Appeals' functionally unique
-    tribunal liaison, and an International segment outside AC13's list."""
+    tribunal liaison, an International segment outside AC13's list, and the access
+    administration team (FLLS, AC20) that actions the P30s."""
 
     def __init__(self, commands: CommandClient, event_log: EventLog) -> None:
         self.p = f"t{uuid.uuid4().hex[:6]}-"
@@ -168,6 +172,7 @@ class Org:
                 parent_id=i("appeals"),
                 hopper_id=i("hopper-team-appeals"),
             ),
+            UnitSpec(unit_id=i("flls"), name="FLLS access team", kind=UnitKind.ACCESS_TEAM),
         ]
         units += [
             UnitSpec(
@@ -191,6 +196,8 @@ class Org:
             ("tl-appeals", "sm-appeals", True, "team-appeals", Role.TEAM_LEADER),
             ("cw-appeals", "tl-appeals", False, "team-appeals", Role.CASEWORKER),
             ("sm-jud-rev", "director", True, "jud-rev", Role.SEGMENT_MANAGER),
+            ("flls-1", "director", True, "flls", Role.ACCESS_ADMINISTRATOR),
+            ("flls-2", "director", True, "flls", Role.ACCESS_ADMINISTRATOR),
         ]
         return LoadDirectory(
             directory_id=self.p,
@@ -237,6 +244,21 @@ class Org:
             return []
 
         return Outcome(sent, await self.event_log.wait_for(done))
+
+    async def action(
+        self, outcome: Outcome, by: str = "flls-1", *, wait_for: Any = AccessGrantRecorded
+    ) -> Outcome:
+        """AC20: the access team actions the P30 the outcome recorded."""
+        assert outcome.rejection is None, outcome.rejection
+        p30 = outcome.one(P30Recorded)
+        return await self.send(
+            ActionP30(user_id=p30.user_id, p30_id=p30.p30_id), by, wait_for=wait_for
+        )
+
+    async def granted(self, command: Command, requester: str, *, by: str = "flls-1") -> Outcome:
+        """Submits the P30 as the requester and has the access team action it (AC20)."""
+        submitted = await self.send(command, requester, wait_for=P30Recorded)
+        return await self.action(submitted, by)
 
     async def answer(self, event: Any) -> Envelope:
         """Publishes an allocation answer (what allocation would publish) on allocation.events."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,14 +19,19 @@ import sqlalchemy as sa
 from contracts.access import (
     AbsenceAccessReviewed,
     AbsenceReviewDue,
+    AbsenceReviewLapsed,
     AbsenceReviewOverdue,
     AccessGrantRecorded,
     AccessKind,
+    AnswerEmergencyRequest,
     ChangePosition,
     CurrentPositionChanged,
     EmergencyAccessGranted,
+    EmergencyAccessRequested,
+    EmergencyAccessScheduled,
     EmergencyP30Overdue,
     P30Recorded,
+    PositionGranted,
     PositionReleaseRequested,
     PositionRemovalFailed,
     PositionRevoked,
@@ -46,6 +51,7 @@ from contracts.allocation import (
 )
 from deploy.identity import SignedInUsers
 from services.access import domain, scheduler, store
+from services.shared import working_days
 from services.shared.auth import SigningKey
 from services.shared.settings import Settings
 from tests.access.conftest import AccessService, Org, eventually
@@ -94,13 +100,13 @@ async def org(access: AccessService, own_clients: tuple[CommandClient, EventLog]
 
 
 async def _hierarchical_to_appeals(org: Org, user: str = "cw-1") -> str:
-    ok = await org.send(
-        hierarchical(org, user, "team-appeals"), "tl-enf-1", wait_for=AccessGrantRecorded
-    )
+    ok = await org.granted(hierarchical(org, user, "team-appeals"), "tl-enf-1")
     return str(ok.one(AccessGrantRecorded).position_id)
 
 
 async def _request_removal(org: Org, position_id: str, user: str = "cw-1") -> Any:
+    """The removal P30 submitted and actioned by the access team (AC20); a failed release is
+    asked for again at once, under its P30 (AC16)."""
     outcome = await org.send(
         RequestAccessRemoval(
             user_id=org.id(user),
@@ -109,8 +115,11 @@ async def _request_removal(org: Org, position_id: str, user: str = "cw-1") -> An
             reason="appeals work done",
         ),
         "sm-enf",
-        wait_for=PositionReleaseRequested,
     )
+    assert outcome.rejection is None, outcome.rejection
+    if not outcome.of(PositionReleaseRequested):
+        assert outcome.of(PositionReleaseRequested) == []  # nothing removed before it is actioned
+        outcome = await org.action(outcome, wait_for=PositionReleaseRequested)
     return outcome.one(PositionReleaseRequested)
 
 
@@ -269,9 +278,7 @@ async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(
 async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm_renews(
     access: AccessService, org: Org
 ) -> None:
-    granted = await org.send(
-        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
-    )
+    granted = await org.granted(absence(org, "tl-enf-2", "team-enf-1"), "sm-enf")
     grant = granted.one(AccessGrantRecorded)
     assert grant.review_due_at is not None
     expected = domain.review_due(granted.sent.occurred_at)
@@ -286,11 +293,13 @@ async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm
             if e.type == model.TYPE and e.payload["grant_id"] == str(grant.grant_id)
         ]
 
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=20)) as work:
+    # DL03: flagged from ten working days before: not thirty days before, but five days before.
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=30)) as work:
         await scheduler.scan(work)
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=13)) as work:
+    assert flagged(AbsenceReviewDue) == []
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=5)) as work:
         await scheduler.scan(work)
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=12)) as work:
+    async with access.runtime.unit_of_work(now=due_at - timedelta(days=4)) as work:
         await scheduler.scan(work)  # flagged once only
     (due,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewDue))
     assert due.responsible == [org.id("director"), org.id("sm-enf")]
@@ -323,22 +332,23 @@ async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm
     )
 
 
-async def test_ac09_review_that_removes_goes_through_the_release_saga(
+async def test_ac09_ac20_review_that_removes_goes_to_the_access_team_then_the_release_saga(
     access: AccessService, org: Org
 ) -> None:
-    granted = await org.send(
-        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
-    )
+    granted = await org.granted(absence(org, "tl-enf-2", "team-enf-1"), "sm-enf")
     grant = granted.one(AccessGrantRecorded)
-    outcome = await org.send(
+    reviewed = await org.send(
         ReviewAbsenceAccess(
             user_id=org.id("tl-enf-2"), grant_id=grant.grant_id, confirm=False, reason="no longer"
         ),
         "sm-enf",
-        wait_for=PositionReleaseRequested,
+        wait_for=AbsenceAccessReviewed,
     )
+    p30 = reviewed.one(P30Recorded)
+    assert (p30.action, p30.state) == ("removal", "submitted")
+    assert reviewed.of(PositionReleaseRequested) == []
+    outcome = await org.action(reviewed, "flls-2", wait_for=PositionReleaseRequested)
     assert outcome.one(PositionReleaseRequested).position_id == grant.position_id
-    assert outcome.one(P30Recorded).action == "removal"
     view = await positions(access, org, "tl-enf-2")
     assert view["secondary"][0]["state"] == "removal_pending"
 
@@ -346,11 +356,7 @@ async def test_ac09_review_that_removes_goes_through_the_release_saga(
 async def test_ac11_emergency_p30_past_its_deadline_is_flagged_overdue(
     access: AccessService, org: Org
 ) -> None:
-    outcome = await org.send(
-        RequestEmergencyAbsenceAccess(user_id=org.id("tl-enf-2"), unit_id=org.id("team-enf-1")),
-        "sm-enf",
-        wait_for=EmergencyAccessGranted,
-    )
+    outcome = await _emergency_granted(org)
     emergency = outcome.one(EmergencyAccessGranted)
 
     def overdue() -> list[EmergencyP30Overdue]:
@@ -369,6 +375,31 @@ async def test_ac11_emergency_p30_past_its_deadline_is_flagged_overdue(
     outstanding = (await access.get(org.id("sm-enf"), "/p30s/outstanding")).json()["outstanding"]
     (record,) = [o for o in outstanding if o["p30_id"] == str(emergency.p30_id)]
     assert record["overdue_flagged"] is True
+
+
+async def _emergency_requested(org: Org, user: str = "tl-enf-2") -> Any:
+    """AC21: tl-enf-1 is absent and nobody else holds team 1: sm-enf calls the access team."""
+    outcome = await org.send(
+        RequestEmergencyAbsenceAccess(
+            user_id=org.id(user),
+            unit_id=org.id("team-enf-1"),
+            absent_user_id=org.id("tl-enf-1"),
+            reason="TL off sick, cases due",
+        ),
+        "sm-enf",
+        wait_for=EmergencyAccessRequested,
+    )
+    assert outcome.rejection is None, outcome.rejection
+    return outcome.one(EmergencyAccessRequested)
+
+
+async def _emergency_granted(org: Org, user: str = "tl-enf-2") -> Any:
+    requested = await _emergency_requested(org, user)
+    return await org.send(
+        AnswerEmergencyRequest(user_id=requested.user_id, p30_id=requested.p30_id),
+        "flls-1",
+        wait_for=EmergencyAccessGranted,
+    )
 
 
 async def _assign(org: Org, position_id: str, person: str, owner_unit: str) -> uuid.UUID:
@@ -455,9 +486,7 @@ async def test_ac05_telephony_routes_on_the_primary_position_only(
 async def test_ac19_absence_access_shows_the_accessed_teams_caseworkers_and_work_only(
     access: AccessService, org: Org
 ) -> None:
-    granted = await org.send(
-        absence(org, "tl-enf-2", "team-enf-1"), "sm-enf", wait_for=AccessGrantRecorded
-    )
+    granted = await org.granted(absence(org, "tl-enf-2", "team-enf-1"), "sm-enf")
     position_id = granted.one(AccessGrantRecorded).position_id
     in_team_1 = await _assign(org, org.pos("cw-1"), "P-t1", org.id("team-enf-1"))
     await _assign(org, org.pos("cw-appeals"), "P-other", org.id("team-appeals"))
@@ -475,3 +504,148 @@ async def test_ac19_absence_access_shows_the_accessed_teams_caseworkers_and_work
     assert body["unit_id"] == org.id("team-enf-1")
     assert {c["user_id"] for c in body["caseworkers"]} == {org.id("cw-1"), org.id("cw-2")}
     assert [i["work_item_id"] for i in body["items"]] == [str(in_team_1)]
+
+
+async def test_ac21_emergency_answered_with_a_time_scale_is_granted_by_the_scheduler_then(
+    access: AccessService, org: Org
+) -> None:
+    requested = await _emergency_requested(org)
+    answer = await org.send(
+        AnswerEmergencyRequest(
+            user_id=requested.user_id,
+            p30_id=requested.p30_id,
+            grant_at=datetime.now(UTC) + timedelta(hours=3),
+        ),
+        "flls-1",
+        wait_for=EmergencyAccessScheduled,
+    )
+    scheduled = answer.one(EmergencyAccessScheduled)
+    assert (scheduled.requested_by, scheduled.answered_by) == (org.id("sm-enf"), org.id("flls-1"))
+    assert answer.of(PositionGranted) == []  # the access team lacks capacity: not yet
+    assert (await positions(access, org, "tl-enf-2"))["secondary"] == []
+
+    def granted() -> list[EmergencyAccessGranted]:
+        return [
+            EmergencyAccessGranted.model_validate(e.payload)
+            for e in org.event_log.envelopes()
+            if e.type == EmergencyAccessGranted.TYPE
+            and e.payload["p30_id"] == str(requested.p30_id)
+        ]
+
+    async with access.runtime.unit_of_work(now=scheduled.grant_at - timedelta(minutes=1)) as w:
+        await scheduler.scan(w)
+    assert granted() == []
+    async with access.runtime.unit_of_work(now=scheduled.grant_at) as w:
+        await scheduler.scan(w)
+    (made,) = await org.event_log.wait_for(granted)
+    assert made.actioned_by == org.id("flls-1")  # as the access team answered
+    assert made.p30_deadline == domain.p30_deadline(scheduled.grant_at)  # DL03, from the grant
+    (secondary,) = (await positions(access, org, "tl-enf-2"))["secondary"]
+    assert secondary["records"][0]["p30_state"] == "outstanding"  # the P30 is still required
+    async with access.runtime.unit_of_work(now=scheduled.grant_at + timedelta(hours=1)) as w:
+        await scheduler.scan(w)
+    assert len(granted()) == 1  # made once
+
+
+async def test_ac21_emergency_refused_while_someone_holds_the_absent_tls_unit(
+    access: AccessService, org: Org
+) -> None:
+    standing = await org.granted(absence(org, "tl-enf-3", "team-enf-1"), "sm-enf")
+    assert standing.rejection is None
+    outcome = await org.send(
+        RequestEmergencyAbsenceAccess(
+            user_id=org.id("tl-enf-2"),
+            unit_id=org.id("team-enf-1"),
+            absent_user_id=org.id("tl-enf-1"),
+        ),
+        "sm-enf",
+    )
+    assert org.id("tl-enf-3") in rejected(outcome, "AC21")
+    # Nor for a unit the named absent user is not a team leader of.
+    elsewhere = await org.send(
+        RequestEmergencyAbsenceAccess(
+            user_id=org.id("tl-enf-2"),
+            unit_id=org.id("team-enf-4"),
+            absent_user_id=org.id("tl-enf-1"),
+        ),
+        "sm-enf",
+    )
+    rejected(elsewhere, "AC21")
+    p30s = (await access.get(org.id("tl-enf-2"), "/me/p30s")).json()["p30s"]
+    assert p30s == []
+
+
+async def test_ac21_only_the_access_team_answers_an_emergency_request(org: Org) -> None:
+    requested = await _emergency_requested(org)
+    answer = AnswerEmergencyRequest(user_id=requested.user_id, p30_id=requested.p30_id)
+    for who in ("sm-enf", "tl-enf-2", "director"):
+        rejected(await org.send(answer, who), "AC21")
+    ok = await org.send(answer, "flls-2", wait_for=EmergencyAccessGranted)
+    assert ok.one(EmergencyAccessGranted).actioned_by == org.id("flls-2")
+    # one transaction: the position, its record and the outstanding P30 came with the answer
+    assert ok.one(PositionGranted).emergency and ok.one(AccessGrantRecorded).emergency
+    rejected(await org.send(answer, "flls-1"), "AC21")  # answered once
+
+
+async def test_ac22_unanswered_review_removed_after_the_grace_period_under_the_remove_policy(
+    access: AccessService, org: Org
+) -> None:
+    granted = await org.granted(absence(org, "tl-enf-2", "team-enf-1"), "sm-enf")
+    grant = granted.one(AccessGrantRecorded)
+    due_at = grant.review_due_at
+    assert due_at is not None
+    remove = scheduler.ReviewPolicy(
+        overdue_review_policy=domain.OverdueReviewPolicy.REMOVE,
+        overdue_review_grace_working_days=5,
+    )
+    escalate = scheduler.ReviewPolicy()  # the default: escalate only
+    assert escalate.overdue_review_policy is domain.OverdueReviewPolicy.ESCALATE
+    end_of_grace = working_days.due_at(due_at, 5)
+
+    def lapsed() -> list[AbsenceReviewLapsed]:
+        return [
+            AbsenceReviewLapsed.model_validate(e.payload)
+            for e in org.event_log.envelopes()
+            if e.type == AbsenceReviewLapsed.TYPE and e.payload["grant_id"] == str(grant.grant_id)
+        ]
+
+    async with access.runtime.unit_of_work(now=due_at + timedelta(seconds=1)) as work:
+        await scheduler.scan(work, remove)  # escalated (AC09), not yet removed
+    async with access.runtime.unit_of_work(now=end_of_grace + timedelta(days=400)) as work:
+        await scheduler.scan(work, escalate)  # escalate policy: never removed, never renewed
+    async with access.runtime.unit_of_work(now=end_of_grace - timedelta(seconds=1)) as work:
+        await scheduler.scan(work, remove)
+    assert lapsed() == []
+    (secondary,) = (await positions(access, org, "tl-enf-2"))["secondary"]
+    assert secondary["state"] == "active"
+    assert secondary["records"][0]["review_due_at"] == due_at.isoformat()  # not renewed
+
+    async with access.runtime.unit_of_work(now=end_of_grace) as work:
+        await scheduler.scan(work, remove)
+    (lapse,) = await org.event_log.wait_for(lapsed)
+    release = await org.event_log.wait_for(
+        lambda: [
+            PositionReleaseRequested.model_validate(e.payload)
+            for e in org.event_log.envelopes()
+            if e.type == PositionReleaseRequested.TYPE
+            and e.payload["position_id"] == grant.position_id
+        ]
+    )
+    p30s = (await access.get(org.id("tl-enf-2"), "/me/p30s")).json()["p30s"]
+    removal = next(p for p in p30s if p["p30_id"] == str(lapse.p30_id))
+    assert (removal["action"], removal["state"]) == ("removal", "pending")
+    assert "AC22" in removal["reason"]
+    # The same release of work as any removal (AC16): the access goes when allocation answers.
+    answer = await org.answer(
+        PositionWorkReleased(
+            release_id=release[0].release_id,
+            user_id=org.id("tl-enf-2"),
+            position_id=grant.position_id,
+            moved=[],
+        )
+    )
+    await org.event_log.wait_for(lambda: _caused(org, answer.message_id, PositionRevoked))
+    assert (await positions(access, org, "tl-enf-2"))["secondary"] == []
+    async with access.runtime.unit_of_work(now=end_of_grace + timedelta(days=1)) as work:
+        await scheduler.scan(work, remove)
+    assert len(lapsed()) == 1

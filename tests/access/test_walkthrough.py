@@ -1,7 +1,8 @@
 """The access walkthrough against the real allocation service, in-process: an enforcement
 caseworker gets hierarchical access to Appeals, is given Appeals work, the line manager removes
 the access, allocation moves the work back to the Appeals hopper, and only then the access goes
-(AC12, AC15, AC16). The emergency path works at once and stays flagged until its P30 (AC11).
+(AC12, AC15, AC16), each P30 actioned by the access team (AC20). The emergency path goes
+through the access team, who grant at once, and stays flagged until its P30 (AC11, AC21).
 The saga also completes exactly once when access is stopped before allocation answers."""
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from contracts import Actor
 from contracts.access import (
     AccessGrantRecorded,
     AccessKind,
+    ActionP30,
+    AnswerEmergencyRequest,
     ChangePosition,
     CurrentPositionChanged,
     EmergencyAccessGranted,
+    EmergencyAccessRequested,
     LoadDirectory,
     LodgeP30,
     P30Lodged,
+    P30Recorded,
     PositionReleaseRequested,
     PositionRevoked,
     RequestAccessRemoval,
@@ -64,6 +69,16 @@ async def _send(
     return outcome
 
 
+async def _actioned(
+    commands: CommandClient, log: EventLog, submitted: Outcome, wait: Any, by: str = "flls-1"
+) -> Outcome:
+    """AC20: the access team (FLLS) actions the P30 the submission recorded."""
+    p30 = submitted.one(P30Recorded)
+    return await _send(
+        commands, log, ActionP30(user_id=p30.user_id, p30_id=p30.p30_id), me(by), wait
+    )
+
+
 async def _allocation_knows(allocation: RunningService, position_id: str) -> None:
     """Allocation projects positions from access.events; wait until it has this one."""
     positions = allocation_store.directory_t.positions
@@ -102,8 +117,8 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
     sent = await commands.send(load, ADMIN)
     await event_log.wait_for(lambda: event_log.caused_by(sent.message_id))
 
-    # The enforcement TL completes the P30, agreed with the Appeals TL.
-    granted = await _send(
+    # The enforcement TL completes the P30, agreed with the Appeals TL; FLLS actions it.
+    submitted = await _send(
         commands,
         event_log,
         RequestHierarchicalAccess(
@@ -113,8 +128,9 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
             reason="Appeals needs enforcement work completed",
         ),
         me("tl-enf-1"),
-        AccessGrantRecorded,
+        P30Recorded,
     )
+    granted = await _actioned(commands, event_log, submitted, AccessGrantRecorded)
     appeals = granted.one(AccessGrantRecorded).position_id
     await _allocation_knows(allocation, appeals)
 
@@ -161,7 +177,7 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
     assert await eventually(my_requests) == {str(i) for i, _ in items}
 
     # The enforcement TL's line manager asks for the removal; allocation releases; access goes.
-    removal = await _send(
+    asked = await _send(
         commands,
         event_log,
         RequestAccessRemoval(
@@ -171,8 +187,9 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
             reason="Appeals work completed",
         ),
         me("sm-enf"),
-        PositionReleaseRequested,
+        P30Recorded,
     )
+    removal = await _actioned(commands, event_log, asked, PositionReleaseRequested, "flls-2")
     release = removal.one(PositionReleaseRequested)
 
     def revoked() -> list[Any]:
@@ -204,14 +221,27 @@ async def test_ac12_ac15_ac16_walkthrough_appeals_access_removed_after_work_retu
         ("removal", "complete"),
     ]
 
-    # Emergency absence-related access: granted at once, flagged until its P30 arrives.
-    emergency = await _send(
+    # Emergency absence-related access: the access team grants it at once, flagged until its
+    # P30 arrives.
+    requested = await _send(
         commands,
         event_log,
         RequestEmergencyAbsenceAccess(
-            user_id="tl-enf-2", unit_id="team-enf-1", reason="TL unexpectedly absent"
+            user_id="tl-enf-2",
+            unit_id="team-enf-1",
+            absent_user_id="tl-enf-1",
+            reason="TL unexpectedly absent",
         ),
         me("sm-enf"),
+        EmergencyAccessRequested,
+    )
+    emergency = await _send(
+        commands,
+        event_log,
+        AnswerEmergencyRequest(
+            user_id="tl-enf-2", p30_id=requested.one(EmergencyAccessRequested).p30_id
+        ),
+        me("flls-1"),
         EmergencyAccessGranted,
     )
     p30_id = emergency.one(EmergencyAccessGranted).p30_id
@@ -238,14 +268,13 @@ async def test_ac16_saga_with_allocation_completes_once_when_access_is_down_at_t
 ) -> None:
     """Allocation is held (a row lock on the position's work) until access has been stopped,
     so its answer arrives while access is down; access completes the saga once on restart."""
-    granted = await org.send(
+    granted = await org.granted(
         RequestHierarchicalAccess(
             user_id=org.id("cw-1"),
             unit_ids=[org.id("team-appeals")],
             agreed_with=org.id("tl-appeals"),
         ),
         "tl-enf-1",
-        wait_for=AccessGrantRecorded,
     )
     appeals = granted.one(AccessGrantRecorded).position_id
     await _allocation_knows(allocation, appeals)
@@ -272,13 +301,14 @@ async def test_ac16_saga_with_allocation_completes_once_when_access_is_down_at_t
     async with allocation.runtime.engine.connect() as gate:
         await gate.begin()
         await gate.execute(sa.select(w).where(w.c.work_item_id == work_item_id).with_for_update())
-        removal = await org.send(
+        asked = await org.send(
             RequestAccessRemoval(
                 user_id=org.id("cw-1"), position_id=appeals, kind=AccessKind.HIERARCHICAL
             ),
             "sm-enf",
-            wait_for=PositionReleaseRequested,
+            wait_for=P30Recorded,
         )
+        removal = await org.action(asked, wait_for=PositionReleaseRequested)
         release_id = str(removal.one(PositionReleaseRequested).release_id)
         await access.stop()
         await gate.rollback()  # allocation may now release the work

@@ -132,9 +132,10 @@ def test_ac09_review_due_six_months_on_flagged_then_escalated_once() -> None:
     due = domain.review_due(NOW)
     assert due == datetime(2026, 7, 31, 9, 0, tzinfo=UTC)
     assert domain.review_due(datetime(2026, 8, 31, tzinfo=UTC)) == datetime(2027, 2, 28, tzinfo=UTC)
-    early = due - domain.REVIEW_NOTICE - timedelta(seconds=1)
+    # DL03: flagged from ten working days before (Fri 31 Jul 2026: from Fri 17 Jul).
+    early = datetime(2026, 7, 16, 23, 59, tzinfo=UTC)
     assert domain.review_flag(due, early, due_flagged=False, overdue_flagged=False) is None
-    notice = due - domain.REVIEW_NOTICE
+    notice = datetime(2026, 7, 17, 0, 0, tzinfo=UTC)
     assert domain.review_flag(due, notice, due_flagged=False, overdue_flagged=False) == "due"
     assert domain.review_flag(due, notice, due_flagged=True, overdue_flagged=False) is None
     assert domain.review_flag(due, due, due_flagged=True, overdue_flagged=False) == "overdue"
@@ -677,3 +678,126 @@ def test_ac03_directory_does_not_move_a_primary_into_a_unit_held_as_secondary() 
             load(positions=[dir_position("so-mgmt", "hub", Role.SENIOR_OFFICER, "pos-so-mgmt")]),
             today(secondary),
         )
+
+
+# --- The access team (AC20, AC21), overdue reviews (AC22), working days (DL03) ---------------
+
+ACCESS_UNITS: dict[str, Unit] = {
+    **UNITS,
+    "flls": Unit("flls", "FLLS access team", kind=UnitKind.ACCESS_TEAM.value),
+}
+FLLS = person("flls-1", "flls", Role.ACCESS_ADMINISTRATOR)
+
+
+def test_ac20_only_the_access_team_actions_and_never_its_requester_or_approver() -> None:
+    def action(actor: Holdings, **names: str | None) -> None:
+        who = {"requested_by": "sm", "approved_by": "tl-1", "user_id": "tl-2", **names}
+        domain.check_actioner(
+            actor,
+            ACCESS_UNITS,
+            actor_id=actor.user_id,
+            requested_by=str(who["requested_by"]),
+            approved_by=who["approved_by"],
+            user_id=str(who["user_id"]),
+        )
+
+    action(FLLS)
+    assert domain.is_access_team(FLLS, ACCESS_UNITS)
+    assert not domain.is_access_team(SM, ACCESS_UNITS)
+    with violation("AC20"):
+        action(SM)  # the requester, and not in the access team
+    with violation("AC20"):
+        action(FLLS, requested_by="flls-1")
+    with violation("AC20"):
+        action(FLLS, approved_by="flls-1")
+    with violation("AC20"):
+        action(FLLS, user_id="flls-1")
+    # Access-team membership by a position being removed does not count.
+    leaving = replace(FLLS, positions=(replace(FLLS.positions[0], removal_pending=True),))
+    assert not domain.is_access_team(leaving, ACCESS_UNITS)
+
+
+def test_ac20_the_approver_is_a_tl_sm_other_than_the_requester_and_the_user() -> None:
+    domain.check_approver(TL1, approver_id="tl-1", requester_id="sm", user_id="tl-2")
+    with violation("AC20"):
+        domain.check_approver(None, approver_id=None, requester_id="sm", user_id="tl-2")
+    with violation("AC20"):
+        domain.check_approver(CW, approver_id="cw", requester_id="sm", user_id="tl-2")
+    with violation("AC20"):
+        domain.check_approver(SM, approver_id="sm", requester_id="sm", user_id="tl-2")
+    with violation("AC20"):
+        domain.check_approver(TL2, approver_id="tl-2", requester_id="sm", user_id="tl-2")
+
+
+def test_ac20_a_p30_is_actioned_or_refused_once_and_rechecked_when_actioned() -> None:
+    domain.check_p30_state("submitted", domain.ACTIONABLE_STATES, "AC20")
+    for state in ("complete", "refused", "pending", "requested"):
+        with violation("AC20"):
+            domain.check_p30_state(state, domain.ACTIONABLE_STATES, "AC20")
+    with violation("AC21"):
+        domain.check_p30_state("scheduled", domain.ANSWERABLE_STATES, "AC21")
+    domain.check_p30_state("scheduled", domain.REFUSABLE_STATES, "AC20")
+    # limits are checked again against what the user holds when the P30 is actioned
+    domain.recheck_grant(TL2, UNITS, TEAMS[2:11])
+    with violation("AC10"):
+        domain.recheck_grant(with_secondary(TL2, "team-4"), UNITS, TEAMS[4:13])
+    # a removal actioned: the last record releases the work first (AC16), others do not
+    user = with_secondary(TL2, "team-4")
+    position = domain.secondary_position_id("tl-2", "team-4")
+    assert domain.removal_on_action(user, position) is True
+    doubled = replace(user, positions=(user.positions[0], replace(user.positions[1], backing=2)))
+    assert domain.removal_on_action(doubled, position) is False
+    pending = replace(
+        user, positions=(user.positions[0], replace(user.positions[1], removal_pending=True))
+    )
+    with violation("AC16"):
+        domain.removal_on_action(pending, position)
+
+
+def test_ac21_emergency_only_when_nobody_holds_the_absent_tls_unit() -> None:
+    # tl-1 (team 1) is absent; tl-2 is to cover; nobody else holds team 1 as TL/SM.
+    holders = [("tl-1", Role.TEAM_LEADER), ("cw", Role.CASEWORKER)]
+    domain.check_emergency_need("tl-2", TL1, "team-1", holders)
+    with violation("AC21"):  # someone already has access to the absent TL's work
+        domain.check_emergency_need(
+            "tl-2", TL1, "team-1", [*holders, ("sm-cover", Role.SEGMENT_MANAGER)]
+        )
+    with violation("AC21"):  # the absent user is not a TL/SM of that unit
+        domain.check_emergency_need("tl-2", CW, "team-1", holders)
+    with violation("AC21"):
+        domain.check_emergency_need("tl-2", TL1, "team-2", holders)
+    with violation("AC21"):
+        domain.check_emergency_need("tl-2", None, "team-1", holders)
+    with violation("AC21"):
+        domain.check_emergency_need("tl-1", TL1, "team-1", holders)
+    assert domain.grant_now(None, NOW)
+    assert domain.grant_now(NOW, NOW)
+    assert not domain.grant_now(NOW + timedelta(hours=3), NOW)
+
+
+def test_ac22_overdue_review_removed_after_grace_only_under_the_remove_policy() -> None:
+    due = datetime(2026, 7, 31, 9, 0, tzinfo=UTC)  # a Friday
+    remove, escalate = domain.OverdueReviewPolicy.REMOVE, domain.OverdueReviewPolicy.ESCALATE
+    end_of_grace = datetime(2026, 8, 7, 23, 59, 59, tzinfo=UTC)  # five working days on
+
+    def lapsed(policy: domain.OverdueReviewPolicy, now: datetime, flagged: bool = True) -> bool:
+        return domain.lapse_due(policy, due, now, grace_working_days=5, overdue_flagged=flagged)
+
+    assert not lapsed(remove, end_of_grace - timedelta(seconds=1))
+    assert lapsed(remove, end_of_grace)
+    assert not lapsed(escalate, end_of_grace + timedelta(days=365))  # escalated only
+    assert not lapsed(remove, end_of_grace, flagged=False)  # escalated first
+
+
+def test_dl03_emergency_p30_deadline_and_review_notice_count_working_days() -> None:
+    # Granted on Thursday 24 Dec 2026: Christmas, Boxing Day (substitute Mon 28) and the
+    # weekend do not count; due at the close of Wednesday 30 Dec.
+    granted = datetime(2026, 12, 24, 15, 0, tzinfo=UTC)
+    assert domain.p30_deadline(granted) == datetime(2026, 12, 30, 23, 59, 59, tzinfo=UTC)
+    # Review due Tue 5 Jan 2027: ten working days before (the holidays skipped) is Thu 17 Dec,
+    # well before the fourteen calendar days (22 Dec).
+    due = datetime(2027, 1, 5, 9, 0, tzinfo=UTC)
+    before = datetime(2026, 12, 16, 12, 0, tzinfo=UTC)
+    assert domain.review_flag(due, before, due_flagged=False, overdue_flagged=False) is None
+    on = datetime(2026, 12, 17, 12, 0, tzinfo=UTC)
+    assert domain.review_flag(due, on, due_flagged=False, overdue_flagged=False) == "due"

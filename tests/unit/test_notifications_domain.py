@@ -139,7 +139,7 @@ def test_nt05_review_six_months_on_announced_before_due_and_escalated_after() ->
     due = domain.review_due(T0)
     reminders = domain.review_reminders(due)
     assert [(r.kind, r.due_at, r.escalate) for r in reminders] == [
-        (Kind.REVIEW_UPCOMING, due - domain.REVIEW_NOTICE, False),
+        (Kind.REVIEW_UPCOMING, domain.review_notice_at(due), False),
         (Kind.REVIEW_DUE, due, False),
         (Kind.REVIEW_OVERDUE, due + domain.REVIEW_GRACE, True),
     ]
