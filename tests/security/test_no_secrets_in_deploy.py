@@ -1,7 +1,7 @@
 """TR07: no private key or secret in an image or in a mount shared by services. Checked on the
-deployment files themselves: docker-compose.yml, deploy/k8s/{base,external}/*.yaml, deploy/Dockerfile and
-.dockerignore. Only the edge gets the assertion signing key; services get public keys only;
-each principal gets only its own broker password; Secrets are templates."""
+deployment files themselves: docker-compose.yml, deploy/k8s/{base,external}/*.yaml,
+deploy/Dockerfile and .dockerignore. Only the edge gets the assertion signing key; services get
+public keys only; each principal gets only its own broker password; Secrets are templates."""
 
 from __future__ import annotations
 
