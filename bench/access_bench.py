@@ -1,4 +1,6 @@
-"""Emergency grant latency (AC11): from the command published to the grant event observed.
+"""Emergency grant latency (AC11, AC21): from the access team's answer "grant at once" published
+to the grant event observed (one command, one transaction). The TL/SMs' emergency requests are
+submitted and accepted first, untimed.
 
     python -m bench.access_bench [--rate 100] [--seconds 10] [--sequential 300]
 
@@ -26,8 +28,10 @@ from bench.harness import (
 )
 from contracts import Actor, CommandRejected, Topics
 from contracts.access import (
+    AnswerEmergencyRequest,
     DirectoryLoaded,
     EmergencyAccessGranted,
+    EmergencyAccessRequested,
     LoadDirectory,
     PrimaryPositionSpec,
     RequestEmergencyAbsenceAccess,
@@ -38,21 +42,34 @@ from contracts.access import (
 )
 from services.shared.identity import AppRole
 
-TEAMS = 10  # each team leader can cover the other nine teams (ten positions in all, AC01)
 SM = Actor(user_id="bench-sm", position_id="pos-bench-sm")
-OBSERVED = {EmergencyAccessGranted.TYPE, CommandRejected.TYPE, DirectoryLoaded.TYPE}
+ACCESS_TEAM = Actor(user_id="bench-flls", position_id="pos-bench-flls")  # AC20
+OBSERVED = {
+    EmergencyAccessGranted.TYPE,
+    EmergencyAccessRequested.TYPE,
+    CommandRejected.TYPE,
+    DirectoryLoaded.TYPE,
+}
 
 ADMIN_ROLES = frozenset({AppRole.DIRECTORY_ADMIN.value})  # TR03: who loads the directory
 
 
 def directory(users: int) -> LoadDirectory:
-    units = [UnitSpec(unit_id="bench-seg", name="Bench segment", kind=UnitKind.SEGMENT)] + [
+    """One team per team leader (so that, when its TL is absent, nobody holds it: AC21) and the
+    access team that answers the emergency requests (AC20)."""
+    units = [
+        UnitSpec(unit_id="bench-seg", name="Bench segment", kind=UnitKind.SEGMENT),
+        UnitSpec(unit_id="bench-flls", name="Bench access team", kind=UnitKind.ACCESS_TEAM),
+    ] + [
         UnitSpec(
             unit_id=f"bench-team-{t}", name=f"Team {t}", kind=UnitKind.TEAM, parent_id="bench-seg"
         )
-        for t in range(TEAMS)
+        for t in range(users)
     ]
-    people = [UserSpec(user_id=SM.user_id, name="Bench SM", security_clearance=True)] + [
+    people = [
+        UserSpec(user_id=SM.user_id, name="Bench SM", security_clearance=True),
+        UserSpec(user_id=ACCESS_TEAM.user_id, name="Bench FLLS", security_clearance=True),
+    ] + [
         UserSpec(
             user_id=f"bench-tl-{u}",
             name=f"TL {u}",
@@ -67,12 +84,18 @@ def directory(users: int) -> LoadDirectory:
             user_id=SM.user_id,
             unit_id="bench-seg",
             role=Role.SEGMENT_MANAGER,
-        )
+        ),
+        PrimaryPositionSpec(
+            position_id=ACCESS_TEAM.position_id or "",
+            user_id=ACCESS_TEAM.user_id,
+            unit_id="bench-flls",
+            role=Role.ACCESS_ADMINISTRATOR,
+        ),
     ] + [
         PrimaryPositionSpec(
             position_id=f"pos-bench-tl-{u}",
             user_id=f"bench-tl-{u}",
-            unit_id=f"bench-team-{u % TEAMS}",
+            unit_id=f"bench-team-{u}",
             role=Role.TEAM_LEADER,
         )
         for u in range(users)
@@ -81,31 +104,46 @@ def directory(users: int) -> LoadDirectory:
 
 
 def requests(users: int) -> Iterator[RequestEmergencyAbsenceAccess]:
-    """Distinct (team leader, other team) pairs, so every request is granted."""
-    for offset in range(1, TEAMS):
-        for u in range(users):
-            yield RequestEmergencyAbsenceAccess(
-                user_id=f"bench-tl-{u}",
-                unit_id=f"bench-team-{(u + offset) % TEAMS}",
-                reason="bench",
-            )
+    """Each team leader covers the next one's team, absent: every team is asked for once."""
+    for u in range(users):
+        yield RequestEmergencyAbsenceAccess(
+            user_id=f"bench-tl-{u}",
+            unit_id=f"bench-team-{(u + 1) % users}",
+            absent_user_id=f"bench-tl-{(u + 1) % users}",
+            reason="bench",
+        )
 
 
 async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> dict[str, object]:
     stream = int(rate * seconds)
     warmup = 50
-    users = (warmup + sequential + stream) // (TEAMS - 1) + 1
-    producer = CommandProducer(infra.bootstrap, infra.keys, SM)
+    users = warmup + sequential + stream
+    requester = CommandProducer(infra.bootstrap, infra.keys, SM)
+    producer = CommandProducer(infra.bootstrap, infra.keys, ACCESS_TEAM)
     admin = CommandProducer(
         infra.bootstrap, infra.keys, Actor(user_id="directory-admin"), ADMIN_ROLES
     )
     watcher = OutcomeWatcher(infra.bootstrap, Topics.ACCESS_EVENTS, OBSERVED)
     await producer.start()
+    await requester.start()
     await admin.start()
     await watcher.start()
     try:
         loaded, _ = await admin.send(Topics.ACCESS_COMMANDS, directory(users))
-        pending = requests(users)
+        await watcher.wait_all([loaded.message_id], 60)  # the directory before the first request
+        asked = [
+            (await requester.send(Topics.ACCESS_COMMANDS, request))[0]
+            for request in requests(users)
+        ]
+        await requester.producer.flush()
+        await watcher.wait_all([a.message_id for a in asked], 120, refuse_rejections=True)
+        accepted = [watcher.seen[a.message_id].payload for a in asked]
+        pending = iter(
+            [
+                AnswerEmergencyRequest(user_id=str(r["user_id"]), p30_id=uuid.UUID(r["p30_id"]))
+                for r in accepted
+            ]
+        )
 
         async def one() -> float:
             envelope, _ = await producer.send(Topics.ACCESS_COMMANDS, next(pending))
@@ -114,7 +152,6 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
             await watcher.wait_all([envelope.message_id], 30)
             return watcher.seen[envelope.message_id].at - sent
 
-        await watcher.wait_all([loaded.message_id], 60)  # the directory before the first grant
         for _ in range(warmup):
             await one()
         one_at_a_time = [await one() for _ in range(sequential)]
@@ -132,7 +169,8 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
         await watcher.wait_all(list(sent_at), 120)
         at_rate = [watcher.seen[i].at - t for i, t in sent_at.items()]
         return {
-            "measure": "emergency absence-related grant: command published -> grant event observed",
+            "measure": "emergency grant at once (AC21): access team's answer published -> grant "
+            "event observed",
             "one_at_a_time": {"commands": sequential, **summary_ms(one_at_a_time)},
             "open_loop": {
                 "offered_rate_per_s": round(offered, 1),
@@ -144,6 +182,7 @@ async def run(infra: BenchInfra, rate: int, seconds: float, sequential: int) -> 
     finally:
         await watcher.stop()
         await admin.stop()
+        await requester.stop()
         await producer.stop()
 
 
