@@ -1,14 +1,14 @@
 """`casework walkthrough`: both seed procedures end to end over Kafka, against the four services
 running as their own processes.
 
-The Wellbeing referral (seed 000): triage in the Hub Team, the Trusted Assessment refused without
-`Involved Worker` and then allocated, sign-off with a next action to a Generic Support Officer,
-and a returned request. The agency's secondary access (seed 003): standing absence-related
-access, an emergency grant and its later P30, hierarchical access to Appeals and its removal with
-the held work moved back to the hopper. Each step checks what it expects on the event topics,
-through the read APIs, and in the inboxes of the people the notifications service must tell.
-Nothing is assumed: a step whose outcome is not observed in time fails, and so does every later
-step of its procedure."""
+The Wellbeing referral (seed 000): triage in the Hub Team finished into the Trusted Assessment,
+which is refused without `Involved Worker` and then allocated, sign-off with a next action to a
+Generic Support Officer, and a returned request. The agency's secondary access (seed 003):
+standing absence-related access, an emergency grant and its later P30, hierarchical access to
+Appeals and its removal with the held work moved back to the hopper. Each step checks what it
+expects on the event topics, through the read APIs, and in the inboxes of the people the
+notifications service must tell. Nothing is assumed: a step whose outcome is not observed in time
+fails, and so does every later step of its procedure."""
 
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ from contracts.access import (
 )
 from contracts.allocation import (
     AssignWork,
-    CreateStep,
     PositionWorkReleased,
     Priority,
     ReassignWork,
@@ -64,9 +63,11 @@ from contracts.allocation import (
     WorkItemStarted,
 )
 from contracts.signoff import (
+    CASE_MONITORING_ACTION,
     MANAGEMENT_TEAM,
     REQUEST_NAME,
     TRANSFER_TO_SUPPORT_OFFICER,
+    TRUSTED_ASSESSMENT_ACTION,
     AddNextActions,
     CompleteRequest,
     FinishStep,
@@ -107,6 +108,13 @@ ASSESSOR, SUPPORT_OFFICER = seat("ta-north-1"), seat("gso-north-1")
 SM_ENF, TL_ENF_1, TL_ENF_2 = seat("sm-enf"), seat("tl-enf-1"), seat("tl-enf-2")
 CW_ENF_1, TL_APPEALS = seat("cw-enf-1"), seat("tl-appeals-1")
 
+TRIAGE_ANSWERS = {
+    "reason_for_referral": "Isolated since a fall",
+    "risks_identified": "Falls at night",
+    "risk_level": "Medium",
+    "trusted_assessment_needed": "Yes",
+    "monitoring_needed": "Yes",
+}
 ASSESSMENT_ANSWERS = {
     "what_matters": "Staying independent at home",
     "presenting_needs": "Help with shopping and meals",
@@ -335,18 +343,69 @@ async def triage_started(w: Walk) -> str:
     return "triage now in hub-1's incomplete work"
 
 
-async def assessment_created(w: Walk) -> str:
-    created = await w.ok(
-        CreateStep(
-            person_id=w.facts["person"], step_type=StepType.TRUSTED_ASSESSMENT, area="North"
-        ),
-        SO_HUB,
-        WorkItemCreated,
+async def triage_finished(w: Walk) -> str:
+    """AL13: the Hub Team worker fills triage in, adds its next actions and finishes it; the
+    Trusted Assessment step follows (to the North Team by the person's area, AL02) with Case
+    Monitoring in the Hub Team's incoming work (AL03)."""
+    person, triage = w.facts["person"], w.facts["triage"]
+    saved = await w.ok(
+        SaveStep(step_id=triage, person_id=person, answers=TRIAGE_ANSWERS), HUB_WORKER, StepSaved
     )
-    expect(created.owner_id == NORTH_TEAM, f"routed to {created.owner_id}")
-    w.facts["assessment"] = created.work_item_id
-    await w.followed(w.last, StepTracked)
-    return "Trusted Assessment in the North Team's incoming work (AL02); under sign-off"
+    expect(saved.incomplete_mandatory == [], f"incomplete: {saved.incomplete_mandatory}")
+    expect(
+        saved.prompted_actions == [TRUSTED_ASSESSMENT_ACTION, CASE_MONITORING_ACTION],
+        f"prompted {saved.prompted_actions}",
+    )
+    await w.ok(
+        AddNextActions(
+            step_id=triage,
+            person_id=person,
+            actions=[
+                NextActionInput(
+                    action_type=TRUSTED_ASSESSMENT_ACTION,
+                    assignee_kind="team",
+                    assignee_id=NORTH_TEAM,
+                    note="Please assess and plan support",
+                ),
+                NextActionInput(
+                    action_type=CASE_MONITORING_ACTION,
+                    assignee_kind="team",
+                    assignee_id=HUB_TEAM,
+                    note="Monitor until the assessment starts",
+                ),
+            ],
+        ),
+        HUB_WORKER,
+        NextActionsAdded,
+    )
+    await w.ok(FinishStep(step_id=triage, person_id=person), HUB_WORKER, StepFinished)
+    finished = w.last
+    assert finished is not None
+
+    def two_steps() -> list[Envelope]:
+        found = [e for e in w.bus.caused_by(finished.message_id) if e.type == WorkItemCreated.TYPE]
+        return found if len(found) == 2 else []
+
+    try:
+        created_envelopes = await w.bus.wait_for(two_steps, w.timeout)
+    except TimeoutError:
+        raise StepFailed("triage's next actions did not become two new steps") from None
+    created = {
+        c.step_type: c
+        for c in (WorkItemCreated.model_validate(e.payload) for e in created_envelopes)
+    }
+    assessment = created.get(StepType.TRUSTED_ASSESSMENT)
+    monitoring = created.get(StepType.CASE_MONITORING)
+    expect(assessment is not None and monitoring is not None, f"created {sorted(created)}")
+    assert assessment is not None and monitoring is not None
+    expect(assessment.owner_id == NORTH_TEAM, f"routed to {assessment.owner_id}")
+    expect(monitoring.owner_id == HUB_TEAM, f"Case Monitoring routed to {monitoring.owner_id}")
+    w.facts["assessment"], w.facts["monitoring"] = assessment.work_item_id, monitoring.work_item_id
+    await w.event(StepTracked, step_id=assessment.work_item_id)
+    return (
+        "triage finished by hub-1 (AL13); its next actions: Trusted Assessment in the North "
+        "Team's incoming work (AL02), Case Monitoring in the Hub Team's (AL03)"
+    )
 
 
 async def allocation_refused(w: Walk) -> str:
@@ -390,14 +449,7 @@ async def assessment_allocated(w: Walk) -> str:
 
 
 async def monitoring_reassigned(w: Walk) -> str:
-    person = w.facts["person"]
-    created = await w.ok(
-        CreateStep(person_id=person, step_type=StepType.CASE_MONITORING, area="North"),
-        SO_HUB,
-        WorkItemCreated,
-    )
-    expect(created.owner_id == HUB_TEAM, f"Case Monitoring routed to {created.owner_id}")
-    step = created.work_item_id
+    person, step = w.facts["person"], w.facts["monitoring"]
     started = await w.ok(
         StartStep(person_id=person, work_item_id=step), HUB_WORKER, WorkItemStarted
     )
@@ -511,7 +563,12 @@ async def step_finished(w: Walk) -> str:
         "the assessment locked",
     )
     await w.notified(SUPPORT_OFFICER.user_id, "NT01", work_item_id=created.work_item_id)
-    return "assessment locked; Support Action Plan Delivery with gso-north-1 (SO09)"
+    # SO10, AL11: the Senior Officer is prompted to record the officer as Involved Worker.
+    await w.notified(SO_MGMT.user_id, "SO10", work_item_id=created.work_item_id)
+    return (
+        "assessment locked; Support Action Plan Delivery with gso-north-1 (SO09); so-mgmt "
+        "prompted to record the Involved Worker (SO10)"
+    )
 
 
 async def officer_involved(w: Walk) -> str:
@@ -584,16 +641,29 @@ async def person_record(w: Walk) -> str:
     )
     documents = {d["work_item_id"]: d["step_type"] for d in record["documents"]}
     expect(
-        documents == {str(w.facts["assessment"]): StepType.TRUSTED_ASSESSMENT.value},
+        documents
+        == {
+            str(w.facts["triage"]): StepType.TRIAGE.value,
+            str(w.facts["assessment"]): StepType.TRUSTED_ASSESSMENT.value,
+        },
         f"documents {documents}",
     )
+    # AL15: each document shows its sections and answers.
+    answers = {
+        a["name"]: a["answer"]
+        for d in record["documents"]
+        for section in d["sections"]
+        for a in section["answers"]
+    }
+    expect(answers.get("what_matters") == ASSESSMENT_ANSWERS["what_matters"], "no content")
     current = {c["work_item_id"] for c in record["current_work"]}
     expect(str(w.facts["delivery"]) in current, "the delivery step is not current work")
     changes = [h["change"] for h in record["work_history"]]
     expect({"created", "assigned", "started", "reassigned"} <= set(changes), f"{changes}")
     workers = sorted(r["worker_user_id"] for r in record["professional_relationships"])
     return (
-        f"documents: the finished assessment; {len(current)} steps current; work history of "
+        f"documents: triage and the assessment with their answers (AL15); {len(current)} steps "
+        f"current; work history of "
         f"{len(changes)} changes ({', '.join(sorted(set(changes)))}) (AL04, AL12); Involved "
         f"Workers {', '.join(workers)}"
     )
@@ -817,7 +887,7 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
             ("referral received", referral),
             ("triage assigned to a Hub Team worker", triage_assigned),
             ("triage started", triage_started),
-            ("Trusted Assessment step created", assessment_created),
+            ("triage finished into the Trusted Assessment step", triage_finished),
             ("allocation without Involved Worker refused", allocation_refused),
             ("Involved Worker recorded", involved_worker),
             ("Trusted Assessment allocated", assessment_allocated),
