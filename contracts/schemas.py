@@ -181,8 +181,11 @@ def _components(types: list[str]) -> dict[str, Any]:
     return dict(sorted(components.items()))
 
 
-def _header_schema(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": sorted(properties)}
+def _header_schema(
+    properties: dict[str, dict[str, Any]], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    required = sorted(set(properties) - set(optional))
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def _message(type_name: str) -> dict[str, Any]:
@@ -209,7 +212,8 @@ def _message(type_name: str) -> dict[str, Any]:
                 "type": "string",
                 "pattern": "^[0-9]+$",
                 "description": "How many events the message that caused this one caused in all "
-                "(across topics), so a caller knows when it has seen the whole outcome.",
+                "(across topics), so a caller knows when it has seen the whole outcome. Absent "
+                "on events no message caused (a service's own schedules and deliveries).",
             },
         }
     return {
@@ -219,7 +223,7 @@ def _message(type_name: str) -> dict[str, Any]:
         "description": (model.__doc__ or type_name).strip(),
         "contentType": "application/json",
         "payload": {"$ref": f"#/components/schemas/{type_name}"},
-        "headers": _header_schema(headers),
+        "headers": _header_schema(headers, optional=(OUTCOME_SIZE_HEADER,)),
         "correlationId": {"$ref": "#/components/correlationIds/envelope"},
         "bindings": {
             "kafka": {
