@@ -1,5 +1,5 @@
 """TR05 as pure functions: what a signed-in reader may read in sign-off and access, decided by
-the rules the commands use (AL10, SO01/SO03, AC08, AC15, AC19, AC20). Allocation's reads
+the rules the commands use (AL10, SO01/SO03, AL13, AC08, AC15, AC19, AC20). Allocation's reads
 (`domain.sight`) are tested beside AL10 in test_allocation_domain."""
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def test_tr05_so03_a_step_is_read_by_its_worker_and_the_signoff_officers() -> No
     for readers in ([OTHER_TA], [SO_NORTH], []):
         refused = lambda r=readers: signoff.require_reads_step("x", r, step)  # noqa: E731
         assert rule_of(refused) == "SO03"
+
+
+def test_tr05_al13_triage_and_case_monitoring_are_read_by_their_holder() -> None:
+    """Steps without sign-off (AL13) are read by the worker holding them; the sign-off officers
+    still read every step; a step in an inbox is nobody's to read until resumed or assigned."""
+    hub = Worker("pos-hub", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+    other_hub = Worker("pos-hub2", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+    triage = Step(uuid.uuid4(), "P-1", StepType.TRIAGE, "worker", hub.position_id)
+    signoff.require_reads_step("hub", [hub], triage)
+    signoff.require_reads_step("so", [SO_MGMT], triage)
+    for readers in ([other_hub], [TA], [SO_NORTH]):
+        refused = lambda r=readers: signoff.require_reads_step("x", r, triage)  # noqa: E731
+        assert rule_of(refused) == "SO03"
+    in_inbox = Step(uuid.uuid4(), "P-1", StepType.CASE_MONITORING, "inbox", "WB inbox")
+    assert rule_of(lambda: signoff.require_reads_step("ta", [TA], in_inbox)) == "SO03"
 
 
 UNITS = {
