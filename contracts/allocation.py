@@ -397,8 +397,16 @@ class BulkAssignPreviewed(Event):
     would_apply: bool
 
 
+# TR08: a bulk assignment's outcome is published in parts of at most this many items, so each
+# event stays well inside the record size limit however many items were assigned.
+BULK_EVENT_ITEMS = 500
+
+
 class BulkAssigned(Event):
-    """Every selected item passed to one worker (AL08); `items` are the snapshots after."""
+    """Every selected item passed to one worker (AL08); `items` are the snapshots after. A bulk
+    assignment of more than BULK_EVENT_ITEMS items is announced in `parts` events (numbered
+    by `part` from 1, all keyed by the worker's position, so in order), caused by the one
+    command: together they are its outcome."""
 
     TYPE: ClassVar[str] = "allocation.bulk_assigned.v1"
     KEY_FIELD: ClassVar[str | None] = "to_position_id"
@@ -406,8 +414,10 @@ class BulkAssigned(Event):
     to_position_id: str
     to_user_id: str
     note: Text
-    items: list[WorkItemSnapshot] = Field(max_length=BULK_ITEMS_MAX)
-    from_owners: list[Owner] = Field(max_length=BULK_ITEMS_MAX)  # in the order of `items`
+    items: list[WorkItemSnapshot] = Field(max_length=BULK_EVENT_ITEMS)
+    from_owners: list[Owner] = Field(max_length=BULK_EVENT_ITEMS)  # in the order of `items`
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
 
 
 class MoveAbsentCaseworkerWork(Command):

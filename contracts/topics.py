@@ -18,6 +18,10 @@ class Topics:
     def dead_letter(topic: str) -> str:
         return f"{topic}.dlq"
 
+    @staticmethod
+    def is_dead_letter(topic: str) -> bool:
+        return topic.endswith(".dlq")
+
     @classmethod
     def all(cls) -> list[str]:
         base = [

@@ -22,6 +22,7 @@ from contracts.access import (
     UserRegistered,
 )
 from contracts.allocation import (
+    BULK_EVENT_ITEMS,
     AbsentCaseworkerWorkMoved,
     AmendWorkerRelationship,
     AssignWork,
@@ -623,15 +624,21 @@ async def bulk_assign(ctx: HandlerContext[BulkAssign]) -> None:
         )
         for item in items
     ]
-    ctx.emit(
-        BulkAssigned(
-            to_position_id=target.position_id,
-            to_user_id=target.user_id,
-            note=cmd.note,
-            items=snapshots,
-            from_owners=[item.placement.owner for item in items],
+    # TR08: in parts, so that each event fits the record size limit.
+    parts = max(1, -(-len(items) // BULK_EVENT_ITEMS))
+    for part in range(parts):
+        chunk = slice(part * BULK_EVENT_ITEMS, (part + 1) * BULK_EVENT_ITEMS)
+        ctx.emit(
+            BulkAssigned(
+                to_position_id=target.position_id,
+                to_user_id=target.user_id,
+                note=cmd.note,
+                items=snapshots[chunk],
+                from_owners=[item.placement.owner for item in items[chunk]],
+                part=part + 1,
+                parts=parts,
+            )
         )
-    )
 
 
 # --- worker relationships (AL05, AL11) -----------------------------------------------------

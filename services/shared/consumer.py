@@ -32,7 +32,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import (
@@ -268,35 +268,37 @@ class BatchProcessor:
         engine: AsyncEngine,
         outbox_table: sa.Table,
         inbox_table: sa.Table,
+        outcome_table: sa.Table,
         dispatcher: Dispatcher,
         verifier: auth.AssertionVerifier,
         event_topic: str,
         clock: Clock = utc_now,
         on_commit: Callable[[], None] = lambda: None,
         failpoint: str | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self._engine = engine
         self._outbox = outbox_table
         self._inbox = inbox_table
+        self._outcomes = outcome_table
         self._dispatcher = dispatcher
         self._verifier = verifier
         self._event_topic = event_topic
         self._clock = clock
         self._on_commit = on_commit
         self._failpoint = failpoint
+        self._max_record_bytes = max_record_bytes
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         items = [self._parse(r) for r in records]
         started = time.perf_counter()
         try:
-            async with self._engine.begin() as conn:
-                await self._apply(conn, items, isolate=False)
-                self._hit("before_commit")
+            await _retrying(lambda: self._apply_in_transaction(items, isolate=False))
         except Exception as exc:
-            if is_transient(exc):
+            if is_connection_lost(exc):
                 raise
             if not isinstance(exc, _DirtyRejection):
-                log.warning("batch failed; applying one record at a time", error=repr(exc))
+                log.warning("batch failed; applying one record at a time", error=_brief(exc))
             for item in items:
                 await self._process_alone(item)
         self._hit("after_commit_before_publish")
@@ -304,21 +306,32 @@ class BatchProcessor:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._on_commit()
 
+    async def _apply_in_transaction(self, items: list[_Item], *, isolate: bool) -> None:
+        async with self._engine.begin() as conn:
+            await self._apply(conn, items, isolate=isolate)
+            if not isolate:
+                self._hit("before_commit")
+
     async def _process_alone(self, item: _Item) -> None:
         try:
-            async with self._engine.begin() as conn:
-                await self._apply(conn, [item], isolate=True)
+            await _retrying(lambda: self._apply_in_transaction([item], isolate=True))
         except Exception as exc:
-            if is_transient(exc):
+            if is_connection_lost(exc):
                 raise
-            log.exception("handler failed; dead-lettering", topic=item.record.topic)
-            item.dead_reason = f"handler failed: {exc!r}"
-            async with self._engine.begin() as conn:
-                await self._apply(conn, [item], isolate=True)
+            reference = uuid.uuid4()
+            log.exception("handler failed; dead-lettering", topic=item.record.topic, ref=reference)
+            item.dead_reason = f"handler failed (reference {reference}): {_brief(exc)}"
+            await self._apply_in_transaction([item], isolate=True)
 
     def _parse(self, record: ConsumerRecord[Any, Any]) -> _Item:
         metrics.CONSUMED.labels(record.topic).inc()
         item = _Item(record=record, inbox_id=_record_id(record))
+        size = len(record.value or b"")
+        if size > self._max_record_bytes:
+            item.dead_reason = (
+                f"TR08: a record of {size} bytes is over the limit of {self._max_record_bytes}"
+            )
+            return item
         try:
             item.envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as exc:
@@ -341,67 +354,97 @@ class BatchProcessor:
                 if item.envelope.type in self._dispatcher.handlers
                 else f"no handler for {item.envelope.type} on {record.topic}"
             )
+        if item.dead_reason is None and item.is_command:
+            self._verify(item)
         return item
 
-    async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
-        ids = [item.inbox_id for item in items]
-        seen = set(
-            (
-                await conn.execute(
-                    sa.select(self._inbox.c.message_id).where(self._inbox.c.message_id.in_(ids))
-                )
+    def _verify(self, item: _Item) -> None:
+        """TR02: the command's assertion, checked before anything is claimed or written."""
+        assert item.envelope is not None
+        assertion = item.header(auth.HEADER)
+        try:
+            asserted = self._verifier.verify(
+                assertion,
+                value=item.record.value or b"",
+                topic=item.record.topic,
+                message_id=item.envelope.message_id,
+                accepted_at=item.record.timestamp / 1000,
             )
-            .scalars()
-            .all()
+            if item.envelope.actor != asserted.actor:
+                raise auth.AssertionRefused("envelope actor differs from the asserted actor")
+        except auth.AssertionRefused as exc:
+            log.warning("command refused: assertion", reason=str(exc), type=item.envelope.type)
+            item.refusal = str(exc)
+            item.inbox_id = _refusal_id(item.envelope.message_id, assertion)
+            return
+        item.actor, item.roles = asserted.actor, asserted.roles
+
+    async def _claim(self, conn: AsyncConnection, items: list[_Item]) -> set[uuid.UUID]:
+        """Inserts the inbox rows first: the ids returned are this transaction's to apply. A
+        row another transaction holds uncommitted makes this one wait for it, then skip."""
+        ids = list(dict.fromkeys(item.inbox_id for item in items if not item.ignored))
+        if not ids:
+            return set()
+        claim = (
+            pg_insert(self._inbox)
+            .values([{"message_id": i} for i in ids])
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.message_id)
         )
+        return set((await conn.execute(claim)).scalars().all())
+
+    async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
+        claimed = await self._claim(conn, items)
         staged = StagedConnection(conn)
         records: list[outbox.OutboxRecord] = []
-        applied: list[uuid.UUID] = []
+        outcomes: list[dict[str, Any]] = []
+        announce: list[uuid.UUID] = []
         for item in items:
             if item.ignored:
                 continue
-            if item.inbox_id in seen:
+            if item.inbox_id not in claimed:
                 metrics.DUPLICATES.inc()
+                if item.is_command and item.refusal is None and item.envelope is not None:
+                    announce.append(item.envelope.message_id)
                 continue
-            seen.add(item.inbox_id)
-            applied.append(item.inbox_id)
+            claimed.discard(item.inbox_id)  # a second copy in the same batch is a duplicate
             structlog.contextvars.bind_contextvars(
                 correlation_id=str(item.envelope.correlation_id) if item.envelope else None
             )
             if item.dead_reason is not None:
-                records.extend(self._dead_letter(item))
+                outcome = self._dead_letter(item)
+            elif item.refusal is not None:
+                outcome = [self._rejection(item, RULE_ASSERTION, item.refusal)]
             else:
-                records.extend(await self._handle(staged, item, isolate=isolate))
+                outcome = await self._handle(staged, item, isolate=isolate)
+            records.extend(outcome)
+            if item.envelope is not None and _is_command_topic(item.record):
+                if item.refusal is None:
+                    outcomes.append(_outcome_row(item.envelope.message_id, outcome))
         await staged.flush()
+        records.extend(await self._announced(conn, announce))
         await outbox.write(conn, self._outbox, records)
-        await db.insert_many(
-            conn,
-            pg_insert(self._inbox).on_conflict_do_nothing(),
-            [{"message_id": i} for i in applied],
+        await db.insert_many(conn, pg_insert(self._outcomes).on_conflict_do_nothing(), outcomes)
+
+    async def _announced(
+        self, conn: AsyncConnection, command_ids: list[uuid.UUID]
+    ) -> list[outbox.OutboxRecord]:
+        """The recorded outcomes of commands received again: published again as they were (the
+        same message ids, so subscribers' inboxes drop them), so a caller who sent the command
+        twice finds its outcome."""
+        if not command_ids:
+            return []
+        rows = await conn.execute(
+            sa.select(self._outcomes.c.records).where(self._outcomes.c.command_id.in_(command_ids))
         )
+        return [_record_of(stored) for (records,) in rows for stored in records]
 
     async def _handle(
         self, conn: StagedConnection, item: _Item, *, isolate: bool
     ) -> list[outbox.OutboxRecord]:
         assert item.envelope is not None and item.message is not None
         envelope, message = item.envelope, item.message
-        actor: Actor | None = envelope.actor
-        roles: frozenset[str] = frozenset()
-        if isinstance(message, Command):
-            try:
-                asserted = self._verifier.verify(
-                    item.header(auth.HEADER),
-                    value=item.record.value or b"",
-                    topic=item.record.topic,
-                    message_id=envelope.message_id,
-                    accepted_at=item.record.timestamp / 1000,
-                )
-                if envelope.actor != asserted.actor:
-                    raise auth.AssertionRefused("envelope actor differs from the asserted actor")
-            except auth.AssertionRefused as exc:
-                log.warning("command refused: assertion", reason=str(exc), type=envelope.type)
-                return [self._rejection(item, RULE_ASSERTION, str(exc))]
-            actor, roles = asserted.actor, asserted.roles
+        actor = item.actor if item.is_command else envelope.actor
         conn.wrote = False
         ctx: HandlerContext[Any] = HandlerContext(
             conn=conn,  # type: ignore[arg-type]
@@ -410,7 +453,7 @@ class BatchProcessor:
             actor=actor,
             now=self._clock(),
             event_topic=self._event_topic,
-            roles=roles,
+            roles=item.roles,
         )
         handler = self._dispatcher.handlers[envelope.type]
         try:
@@ -430,14 +473,25 @@ class BatchProcessor:
         metrics.APPLIED.labels(envelope.type).inc()
         return _outcome(ctx.emitted)
 
-    @staticmethod
-    async def _run(handler: Handler, ctx: HandlerContext[Any]) -> None:
+    async def _run(self, handler: Handler, ctx: HandlerContext[Any]) -> None:
         try:
             await handler(ctx)
+            self._check_sizes(ctx.emitted)
         except RuleViolation as violation:
             if ctx.dirty and not ctx.conn.in_nested_transaction():
                 raise _DirtyRejection() from violation
             raise _Refused(violation) from violation
+
+    def _check_sizes(self, emitted: list[outbox.OutboxRecord]) -> None:
+        """TR08: an outcome that could not be published is refused with the command, before it
+        is committed, rather than left to stall the relay."""
+        for record in emitted:
+            if record.size() > self._max_record_bytes:
+                raise RuleViolation(
+                    RULE_SIZE,
+                    f"its outcome ({record.headers.get('type')}) would be {record.size()} "
+                    f"bytes, over the limit of {self._max_record_bytes}: send it in parts",
+                )
 
     def _rejection(self, item: _Item, rule: str, reason: str) -> outbox.OutboxRecord:
         assert item.envelope is not None
@@ -445,33 +499,37 @@ class BatchProcessor:
             command_id=item.envelope.message_id,
             command_type=item.envelope.type,
             rule=rule,
-            reason=reason,
+            reason=reason[:REASON_MAX],
         )
-        return _outcome(
-            [
-                outbox.OutboxRecord.of(
-                    self._event_topic,
-                    item.envelope.caused(rejected, occurred_at=self._clock()),
-                    item.key,
-                )
-            ]
-        )[0]
+        envelope = item.envelope.caused(rejected, occurred_at=self._clock())
+        # Derived from what was claimed, so a redelivered record is rejected with the same id.
+        envelope = envelope.model_copy(update={"message_id": uuid.uuid5(item.inbox_id, rule)})
+        return _outcome([outbox.OutboxRecord.of(self._event_topic, envelope, item.key)])[0]
 
     def _dead_letter(self, item: _Item) -> list[outbox.OutboxRecord]:
-        record, reason = item.record, item.dead_reason or ""
+        record, reason = item.record, (item.dead_reason or "")[:REASON_MAX]
         metrics.DEAD_LETTERED.labels(record.topic).inc()
         log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
+        value = record.value or b""
         headers = {
+            key: bytes(raw).decode(errors="replace")
+            for key, raw in record.headers or ()
+            if key not in CREDENTIAL_HEADERS
+        }
+        headers |= {
             "dlq-reason": reason,
             "dlq-topic": record.topic,
             "dlq-partition": str(record.partition),
             "dlq-offset": str(record.offset),
+            "dlq-sha256": hashlib.sha256(value).hexdigest(),
         }
-        out = [
-            outbox.OutboxRecord(
-                Topics.dead_letter(record.topic), item.key, record.value or b"", headers
-            )
-        ]
+        # TR08: a dead letter always fits; a copy too big is cut, and the headers say where
+        # the whole record is and how to check it.
+        room = self._max_record_bytes - len(_headers_bytes(headers)) - 1_024
+        if len(value) > room:
+            headers |= {"dlq-truncated": "true", "dlq-original-bytes": str(len(value))}
+            value = value[: max(room, 0)]
+        out = [outbox.OutboxRecord(Topics.dead_letter(record.topic), item.key, value, headers)]
         # A caller whose command we could identify also gets an answer on the event topic.
         if item.envelope is not None and _is_command_topic(record):
             rule = (
@@ -481,13 +539,59 @@ class BatchProcessor:
                 if reason.startswith("TR04")
                 else RULE_SCHEMA
             )
-            out.append(self._rejection(item, rule, reason))
+            # The caller is told what failed, never the driver's or the handler's own text.
+            told = reason.split(":", 1)[0] + ": kept on the dead-letter topic for an operator"
+            out.append(self._rejection(item, rule, told if rule == RULE_INTERNAL else reason))
         return out
 
     def _hit(self, point: str) -> None:
         if self._failpoint == point:
             log.warning("failpoint hit: killing the process", failpoint=point)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _retrying(attempt: Callable[[], Awaitable[None]]) -> None:
+    """Runs `attempt`, again after a transient failure (with a short, growing pause), at most
+    TRANSIENT_ATTEMPTS times in all."""
+    for tries in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if not is_transient(exc) or tries == TRANSIENT_ATTEMPTS:
+                raise
+            metrics.TRANSIENT_RETRIES.inc()
+            log.warning("transient database failure; trying again", error=_brief(exc))
+            await asyncio.sleep(0.05 * 2**tries)
+
+
+def _outcome_row(command_id: uuid.UUID, records: list[outbox.OutboxRecord]) -> dict[str, Any]:
+    return {
+        "command_id": command_id,
+        "records": [
+            {"topic": r.topic, "key": r.key, "value": r.value.decode(), "headers": r.headers}
+            for r in records
+            if not Topics.is_dead_letter(r.topic)
+        ],
+    }
+
+
+def _record_of(stored: dict[str, Any]) -> outbox.OutboxRecord:
+    return outbox.OutboxRecord(
+        stored["topic"], stored["key"], stored["value"].encode(), dict(stored["headers"])
+    )
+
+
+def _headers_bytes(headers: dict[str, str]) -> bytes:
+    return b"".join(k.encode() + v.encode() for k, v in headers.items())
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception in a few hundred characters: its type and the start of its message."""
+    # A driver error's own message, not SQLAlchemy's wrapping of it with the statement.
+    cause = getattr(exc, "orig", None) or exc
+    text = f"{type(cause).__name__}: {cause}"
+    return text if len(text) <= 500 else text[:500] + "…"
 
 
 class _Refused(Exception):

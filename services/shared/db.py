@@ -4,6 +4,7 @@ named after the service; its migrations live in `services/<name>/migrations/`.""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from services.shared.settings import Settings
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
 SERVICES_DIR = Path(__file__).parent.parent
+# The plumbing's own revisions (outbox, inbox and their companions), a branch beside each
+# service's chain.
+PLUMBING_MIGRATIONS = Path(__file__).parent / "plumbing_migrations"
 
 
 async def insert_many(conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> None:
@@ -40,8 +44,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.set_main_option("version_path_separator", "os")
     config.set_main_option(
-        "version_locations", str(SERVICES_DIR / settings.service_name / "migrations")
+        "version_locations",
+        os.pathsep.join(
+            [str(SERVICES_DIR / settings.service_name / "migrations"), str(PLUMBING_MIGRATIONS)]
+        ),
     )
     config.set_main_option("sqlalchemy.url", settings.database_url)
     config.set_main_option("schema", settings.db_schema)
@@ -51,4 +59,4 @@ def alembic_config(settings: Settings) -> Config:
 async def migrate(settings: Settings) -> None:
     """Bring the service's schema to the newest revision (safe with several instances: the
     migration holds an advisory lock)."""
-    await asyncio.to_thread(command.upgrade, alembic_config(settings), "head")
+    await asyncio.to_thread(command.upgrade, alembic_config(settings), "heads")

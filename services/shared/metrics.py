@@ -28,6 +28,16 @@ REJECTED = Counter("casework_commands_rejected_total", "Commands rejected", ["ru
 DEAD_LETTERED = Counter("casework_messages_dead_lettered_total", "Records sent to a DLQ", ["topic"])
 PUBLISHED = Counter("casework_outbox_published_total", "Outbox records published")
 OUTBOX_LAG = Gauge("casework_outbox_lag", "Outbox records awaiting publication at last relay pass")
+TRANSIENT_RETRIES = Counter(
+    "casework_transient_retries_total", "Batches tried again after a transient database failure"
+)
+# TR08: outbox rows the relay could not publish, set aside for an operator.
+OUTBOX_PARKED = Counter(
+    "casework_outbox_parked_total", "Outbox rows parked by the relay", ["service", "reason"]
+)
+OUTBOX_PARKED_ROWS = Gauge(
+    "casework_outbox_parked_rows", "Parked outbox rows awaiting an operator", ["service"]
+)
 BATCH_SECONDS = Histogram(
     "casework_batch_seconds",
     "Time to apply one fetched batch in one transaction",

@@ -3,6 +3,8 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.limits import MAX_RECORD_BYTES
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", extra="ignore")
@@ -45,6 +47,13 @@ class Settings(BaseSettings):
     relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
     retry_backoff_max_seconds: float = 5.0
+    # TR08: the largest record a service reads or publishes (below the broker's
+    # message.max.bytes). Bigger records are dead-lettered; bigger outcomes refused.
+    max_record_bytes: int = MAX_RECORD_BYTES
+    # Lost topics (an in-memory broker restarted): how often a service checks that its topics
+    # exist, and the partitions it recreates them with (as deploy/stack.py creates them).
+    topic_check_seconds: float = 5.0
+    topic_partitions: int = 4
 
     # The inbox must remember a message id for as long as the message can be redelivered or
     # replayed: keep it at least as long as the topics' retention.
@@ -58,6 +67,8 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    # A warning or error repeated within this window is counted, not written again.
+    log_repeat_window_seconds: float = 30.0
 
     # Failpoint for the fault tests: the process kills itself with SIGKILL at the named point
     # (`after_commit_before_publish`, `before_commit`). Never set in production.

@@ -3,6 +3,7 @@ refusals after writes, staged writes and duplicates inside one batch."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from services.shared.auth import (
     key_set,
 )
 from services.shared.consumer import BatchProcessor, Dispatcher, HandlerContext
-from services.shared.plumbing_tables import inbox_table, outbox_table
+from services.shared.plumbing_tables import inbox_table, outbox_table, outcome_table
 from services.shared.rules import RuleViolation
 from tests.support.infra import Infra
 
@@ -32,6 +33,7 @@ SCHEMA = f"probe_{uuid.uuid4().hex[:8]}"
 metadata = sa.MetaData(schema=SCHEMA)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+outcome_rows = outcome_table(metadata)
 people = sa.Table(
     "people",
     metadata,
@@ -52,6 +54,12 @@ async def handle(ctx: HandlerContext[ReceiveReferral]) -> None:
     name = ctx.message.person_name
     if name == "poison":
         raise RuntimeError("a bug in a handler")
+    if name == "too-many-parameters":
+        # asyncpg's limit is 32,767 parameters: a statement the driver refuses, not a busy
+        # database, so nothing is gained by reading the record again.
+        await ctx.execute(sa.select(people.c.name).where(people.c.person_id.in_([str(i) for i in range(33_000)])))
+    if name == "slow":
+        await ctx.execute(sa.select(sa.func.pg_sleep(0.3)))
     if name.startswith("staged"):
         ctx.stage(UPSERT, {"person_id": ctx.message.person_id, "name": name}, ("person_id",))
         # A read in the same batch sees what was staged before it.
@@ -98,6 +106,7 @@ def processor(engine: AsyncEngine, keys: SigningKey) -> BatchProcessor:
         engine=engine,
         outbox_table=outbox,
         inbox_table=inbox,
+        outcome_table=outcome_rows,
         dispatcher=dispatcher,
         verifier=AssertionVerifier(key_set(keys)),
         event_topic=Topics.ALLOCATION_EVENTS,
@@ -209,3 +218,102 @@ async def test_event_types_this_service_does_not_read_are_skipped_not_dead_lette
     unknown.topic = Topics.ACCESS_EVENTS
     await processor(engine, keys).process([rec, unknown])
     assert await outbox_rows(engine) == []
+
+
+async def people_named(engine: AsyncEngine, name: str) -> int:
+    async with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(people).where(people.c.name == name)
+        return int(await conn.scalar(query) or 0)
+
+
+async def test_tr08_a_statement_the_driver_refuses_is_dead_lettered_not_retried(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    batch = [referral("too-many-parameters"), referral("after-the-refused-one")]
+    await processor(engine, keys).process([record(e, keys) for e in batch])  # does not raise
+    rows = await outbox_rows(engine)
+    dead = [r for r in rows if r.topic == "allocation.commands.dlq"]
+    assert len(dead) == 1 and "32767" in dead[0].headers["dlq-reason"]
+    answers = outcomes(rows)
+    assert answers[batch[0].message_id].rule == "internal-error"
+    assert "32767" not in answers[batch[0].message_id].reason  # the caller gets no driver text
+    assert answers[batch[1].message_id].reason == "applied"
+
+
+async def test_two_instances_holding_one_partition_apply_a_record_once(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    """Claim-first inbox: the second transaction waits on the first one's claim, then skips."""
+    command = referral("slow")
+    copy = record(command, keys)
+    await asyncio.gather(
+        processor(engine, keys).process([copy]), processor(engine, keys).process([copy])
+    )
+    assert await people_named(engine, "slow") == 1
+    rows = await outbox_rows(engine)
+    events = [r for r in rows if r.topic == Topics.ALLOCATION_EVENTS]
+    # The second instance announces the first one's outcome again: the same message.
+    assert len({Envelope.model_validate_json(bytes(r.value)).message_id for r in events}) == 1
+
+
+async def test_a_duplicate_command_announces_its_outcome_again(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    command = referral("announced")
+    await processor(engine, keys).process([record(command, keys)])
+    first = [r for r in await outbox_rows(engine) if r.topic == Topics.ALLOCATION_EVENTS]
+    await processor(engine, keys).process([record(command, keys)])  # sent again, later offset
+    again = [r for r in await outbox_rows(engine) if r.topic == Topics.ALLOCATION_EVENTS]
+    assert await people_named(engine, "announced") == 1  # one effect
+    assert [bytes(r.value) for r in again] == [bytes(r.value) for r in first]  # same outcome
+
+
+async def test_tr02_a_refused_assertion_does_not_use_up_the_command_id(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    command = referral("refused-then-valid")
+    unsigned = record(command, None)
+    await processor(engine, keys).process([unsigned])
+    await processor(engine, keys).process([unsigned])  # the refused record redelivered
+    refused = outcomes(await outbox_rows(engine))
+    assert refused[command.message_id].rule == "TR02"
+    await processor(engine, keys).process([record(command, keys)])  # the same id, signed
+    answers = outcomes(await outbox_rows(engine))
+    assert answers[command.message_id].reason == "applied"
+    assert await people_named(engine, "refused-then-valid") == 1
+
+
+async def test_unparsable_records_at_one_offset_of_a_recreated_topic_are_both_dead_lettered(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    first, second = record(referral("x"), None), record(referral("y"), None)
+    for rec, value in ((first, b"not json at all"), (second, b"{also not an envelope")):
+        rec.value, rec.offset = value, 7  # the topic lost and made again: offsets start over
+    await processor(engine, keys).process([first])
+    await processor(engine, keys).process([second])
+    dead = [r for r in await outbox_rows(engine) if r.topic == "allocation.commands.dlq"]
+    assert [bytes(r.value) for r in dead] == [b"not json at all", b"{also not an envelope"]
+
+
+async def test_tr08_a_record_over_the_limit_is_dead_lettered_whole_within_the_limit(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    big = record(referral("big"), keys)
+    big.value = b'{"padding": "' + b"x" * 2_000 + b'"}'
+    small = BatchProcessor(
+        engine=engine,
+        outbox_table=outbox,
+        inbox_table=inbox,
+        outcome_table=outcome_rows,
+        dispatcher=dispatcher,
+        verifier=AssertionVerifier(key_set(keys)),
+        event_topic=Topics.ALLOCATION_EVENTS,
+        max_record_bytes=1_500,
+    )
+    await small.process([big])
+    (dead,) = await outbox_rows(engine)
+    assert dead.headers["dlq-reason"].startswith("TR08")
+    assert dead.headers["dlq-truncated"] == "true"
+    assert dead.headers["dlq-original-bytes"] == str(len(big.value))
+    assert HEADER not in dead.headers  # credentials are not copied (TR07)
+    assert len(bytes(dead.value)) + sum(len(k) + len(v) for k, v in dead.headers.items()) < 1_500

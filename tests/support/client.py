@@ -85,7 +85,10 @@ class EventLog:
         return [(r, e) for r, e in self._envelopes if e is not None]
 
     def caused_by(self, message_id: uuid.UUID) -> list[Envelope]:
-        return [e for _, e in self._parsed() if e.causation_id == message_id]
+        """The distinct events a message caused, as a subscriber with an inbox sees them (an
+        outcome announced again for a duplicate command is the same messages)."""
+        caused = {e.message_id: e for _, e in self._parsed() if e.causation_id == message_id}
+        return list(caused.values())
 
     def _whole_outcome(self, message_id: uuid.UUID) -> list[Envelope]:
         return whole_outcome(
