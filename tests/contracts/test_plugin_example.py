@@ -1,9 +1,17 @@
 """The pytest plugin as a downstream team uses it (docs/subscribing.md shows this test): the
-platform started for the session, a signed-in client, a typed event stream. Nothing here comes
-from the platform's own test suite: only `contracts`, `deploy.client` and the plugin's fixtures."""
+platform started for the session, a signed-in client, a typed event stream; and the subscriber
+that docs/subscribing.md shows, run as written. Nothing here comes from the platform's own test
+suite: only `contracts`, `deploy.client` and the plugin's fixtures."""
 
-from casework_testing.plugin import EventStream
-from contracts import Actor
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casework_testing.plugin import EventStream, Platform
+from contracts import Actor, Event
 from contracts.access import (
     DirectoryLoaded,
     LoadDirectory,
@@ -45,3 +53,38 @@ async def test_a_downstream_team_sees_the_directory_it_loaded(
     _, outcome = await casework_client.send(directory, Actor(user_id="example-worker"))
     refused = rejection(outcome)
     assert refused is not None and refused.rule == "TR03"
+
+
+def _documented_subscriber() -> str:
+    """The subscriber of docs/subscribing.md, as a downstream team would copy it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "subscribing.md").read_text()
+    block = text.split("<!-- subscriber -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    return textwrap.dedent(block)
+
+
+class _Seen(Exception):
+    pass
+
+
+async def test_the_documented_subscriber_receives_typed_events(
+    casework_platform: Platform, casework_client: EdgeClient
+) -> None:
+    directory = LoadDirectory(
+        directory_id="subscriber-example",
+        units=[UnitSpec(unit_id="subscriber-team", name="Subscriber Team", kind=UnitKind.TEAM)],
+    )
+    await casework_client.send(directory, Actor(user_id="directory-admin"))
+    namespace: dict[str, Any] = {}
+    exec(compile(_documented_subscriber(), "docs/subscribing.md", "exec"), namespace)
+    received: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        received.append(event)
+        if isinstance(event, DirectoryLoaded) and event.directory_id == "subscriber-example":
+            raise _Seen  # the subscriber runs forever; the test stops it here
+
+    with pytest.raises(_Seen):
+        await asyncio.wait_for(
+            namespace["subscribe"](casework_platform.bootstrap_servers, handle), timeout=60
+        )
+    assert {type(e) for e in received} <= {DirectoryLoaded, PositionGranted}

@@ -23,6 +23,7 @@ from contracts import (
 from contracts.access import DirectoryLoaded, LoadDirectory
 from contracts.allocation import ReceiveReferral
 from contracts.schemas import PARTITIONS, asyncapi_document, message_schema, write
+from contracts.subscribe import read
 
 
 def test_every_message_type_is_versioned_and_named_after_its_service() -> None:
@@ -183,3 +184,17 @@ def test_committed_contract_documents_are_current(tmp_path: Path) -> None:
     assert sorted(p.relative_to(committed) for p in committed.rglob("*.json")) == fresh
     stale = [str(p) for p in fresh if (committed / p).read_text() != (tmp_path / p).read_text()]
     assert stale == [], "run `python -m contracts.schemas` and commit docs/generated"
+
+
+def test_a_subscriber_reads_an_event_with_a_field_added_later_and_skips_other_types() -> None:
+    loaded = DirectoryLoaded(directory_id="d", units=1, users=2, positions=3)
+    record = json.loads(Envelope.wrap(loaded).model_dump_json())
+    record["payload"]["added_later"] = {"nested": True}
+    value = json.dumps(record).encode()
+    with pytest.raises(ValidationError):
+        Envelope.model_validate_json(value).open()  # the platform's own strict reading
+    assert read(value, ReceiveReferral, DirectoryLoaded) == loaded
+    assert read(value, ReceiveReferral) is None
+    record["payload"]["units"] = "many"
+    with pytest.raises(ValidationError):
+        read(json.dumps(record), DirectoryLoaded)  # a wrong field is still an error
