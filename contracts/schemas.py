@@ -120,7 +120,9 @@ def message_schema(type_name: str) -> dict[str, Any]:
         "x-version": version_of(type_name),
         "x-kind": "command" if issubclass(model, Command) else "event",
         "x-topic": topic_of(type_name),
-        "x-key": model.KEY_FIELD,
+        # The payload field whose value is the record's key (a rejection keeps its command's).
+        "x-key": None if model is CommandRejected else model.KEY_FIELD,
+        "x-key-description": _key_description(model),
     }
 
 
@@ -323,7 +325,14 @@ def asyncapi_document() -> dict[str, Any]:
 
     operations: dict[str, Any] = {}
 
-    def operation(op_id: str, action: str, topic: str, carried: list[str], summary: str) -> None:
+    def operation(
+        op_id: str,
+        action: str,
+        topic: str,
+        carried: list[str],
+        summary: str,
+        group: str | None = None,
+    ) -> None:
         channel = _channel_id(topic)
         operations[op_id] = {
             "action": action,
@@ -331,6 +340,13 @@ def asyncapi_document() -> dict[str, Any]:
             "summary": summary,
             "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in carried],
         }
+        if group:  # a service's instances share one consumer group: its name
+            operations[op_id]["bindings"] = {
+                "kafka": {
+                    "groupId": {"type": "string", "enum": [group]},
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            }
 
     for service in SERVICES:
         commands, events = f"{service}.commands", f"{service}.events"
@@ -353,6 +369,7 @@ def asyncapi_document() -> dict[str, Any]:
                     topic,
                     carried,
                     f"{service} applies these from {topic}.",
+                    group=service,
                 )
                 operation(
                     f"{service}_send_{_channel_id(topic)}_dlq",
