@@ -62,7 +62,7 @@ async def _sight(conn: AsyncConnection, reader: Principal) -> tuple[domain.Sight
 
 
 def _visible(seen: domain.Sight, units: domain.Units) -> Any:
-    """The work items a sight covers, as a condition on work_items (AL10, AC18, AC19)."""
+    """The work items a sight covers, as a condition on work_items (AL10, AL14, AC18, AC19)."""
     t, pos = store.work_items, store.directory_t.positions
     queues = domain.visible_queues(seen, units)
     worker = t.c.owner_kind == "worker"
@@ -79,6 +79,17 @@ def _visible(seen: domain.Sight, units: domain.Units) -> Any:
     ):
         if owners:
             clauses.append((t.c.owner_kind == kind) & t.c.owner_id.in_(sorted(owners)))
+    areas = domain.case_monitoring_areas(seen)
+    if areas:  # AL14: Case Monitoring a Hub Team worker started, for the area team
+        hub_workers = sa.select(pos.c.position_id).where(pos.c.unit_id == domain.HUB_TEAM)
+        people = sa.select(store.persons.c.person_id).where(store.persons.c.area.in_(areas))
+        clauses.append(
+            worker
+            & (t.c.step_type == StepType.CASE_MONITORING.value)
+            & (t.c.state == WorkState.INCOMPLETE.value)
+            & t.c.owner_id.in_(hub_workers)
+            & t.c.person_id.in_(people)
+        )
     return sa.or_(*clauses) if clauses else sa.false()
 
 
@@ -421,7 +432,7 @@ async def search_work(request: Request) -> Response:
 
 
 async def get_work_item(request: Request) -> Response:
-    """One work item, for those who may see it (TR05 with AL10, AC18, AC19)."""
+    """One work item, for those who may see it (TR05 with AL10, AL14, AC18, AC19)."""
     reader = await guard.signed_in(request)
     try:
         work_item_id = uuid.UUID(request.path_params["work_item_id"])
@@ -432,7 +443,11 @@ async def get_work_item(request: Request) -> Response:
         if row is None:
             return JSONResponse({"error": "no such work item"}, status_code=404)
         seen, _ = await _sight(conn, reader)
-        await _require_owner(conn, seen, row["owner_kind"], row["owner_id"])
+        item = await store.load_item(conn, work_item_id, lock=False)
+        owning = await store.owning_unit(conn, row["owner_kind"], row["owner_id"])
+        area = (await store.person(conn, row["person_id"]) or {}).get("area")
+        if item is None or not domain.sees_work(seen, item, owning, area):
+            await _require_owner(conn, seen, row["owner_kind"], row["owner_id"])  # refuses
     return JSONResponse({k: _plain(v) for k, v in row.items()})
 
 

@@ -648,6 +648,20 @@ def case_monitoring_area_team(
         return None
 
 
+def case_monitoring_areas(seen: Sight) -> list[str]:
+    """AL14 for reads: the areas whose North or South Team the reader screens, so the Case
+    Monitoring steps of that area's people that Hub Team workers started are theirs to see."""
+    return sorted(area.value for area, team in AREA_TEAMS.items() if team in seen.units)
+
+
+def sees_work(seen: Sight, item: WorkItem, owning_unit: str | None, area: str | None) -> bool:
+    """TR05: a work item is read by those who may act on it: AL10/AC18/AC19 (`Sight.sees`) and
+    AL14 (the area team's Senior Officer for Case Monitoring a Hub Team worker started)."""
+    if seen.sees(item.owner_kind, item.owner_id, owning_unit):
+        return True
+    return case_monitoring_area_team(item, owning_unit, area) in seen.units
+
+
 def authorise_on_work(
     actor: Seat | None,
     item: WorkItem,

@@ -103,6 +103,13 @@ async def test_al14_area_senior_officer_reassigns_case_monitoring_a_hub_worker_s
 ) -> None:
     started = await _monitoring_started_by_hub_worker(commands, event_log, area="North")
     person, item_id = started.person_id, started.item.work_item_id
+    # TR05 with AL14: the North Senior Officer finds it on the person's record and reads it;
+    # the South Team's does not.
+    record = await get(directory, SO_NORTH, f"/persons/{person}")
+    assert str(item_id) in {i["work_item_id"] for i in record["current_work"]}
+    assert (await get(directory, SO_NORTH, f"/work-items/{item_id}"))["owner_id"] == _pos(HUB_1)
+    south_read = await directory.get(SO_SOUTH.user_id, f"/work-items/{item_id}")
+    assert south_read.status_code == 403 and south_read.json()["rule"] == "AL10"
     await _involved(commands, event_log, person, TA_NORTH, SO_NORTH)
     to_ta = ReassignWork(person_id=person, work_item_id=item_id, to_position_id=_pos(TA_NORTH))
     # Attacks: the other area's Senior Officer, and the area's Trusted Assessor, are refused.

@@ -415,6 +415,11 @@ def test_al14_area_senior_officer_reassigns_case_monitoring_a_hub_worker_started
     # The Hub Team's own Senior Officer keeps AL10's authority.
     hub_so = seat(Role.SENIOR_OFFICER, domain.HUB_TEAM)
     assert domain.authorise_on_work(hub_so, started, domain.HUB_TEAM, "North", WELLBEING, "x")
+    # TR05: what the commands allow is what the reads show.
+    north_sight = domain.sight(north_so.position.user_id, [north_so.position], WELLBEING)
+    assert domain.case_monitoring_areas(north_sight) == ["North"]
+    assert domain.sees_work(north_sight, started, domain.HUB_TEAM, "North")
+    assert not domain.sees_work(north_sight, started, domain.HUB_TEAM, "South")
 
 
 def test_al13_triage_next_action_sends_trusted_assessment_to_the_area_team() -> None:
