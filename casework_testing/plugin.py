@@ -173,4 +173,3 @@ async def casework_events(casework_platform: Platform) -> AsyncIterator[EventStr
     await bus.start(from_beginning=True)
     yield EventStream(bus)
     await bus.stop()
-
