@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,18 @@ from contracts import Actor, Command, CommandRejected, Envelope, Event
 from contracts.access import (
     AccessGrantRecorded,
     AccessKind,
+    ActionP30,
+    AnswerEmergencyRequest,
     ChangePosition,
     CurrentPositionChanged,
     DirectoryLoaded,
     EmergencyAccessGranted,
+    EmergencyAccessRequested,
+    EmergencyAccessScheduled,
     LoadDirectory,
     LodgeP30,
     P30Lodged,
+    P30Recorded,
     PositionReleaseRequested,
     PositionRevoked,
     RequestAbsenceAccess,
@@ -107,6 +113,9 @@ SO_NORTH, SO_MGMT = seat("so-north"), seat("so-mgmt")
 ASSESSOR, SUPPORT_OFFICER = seat("ta-north-1"), seat("gso-north-1")
 SM_ENF, TL_ENF_1, TL_ENF_2 = seat("sm-enf"), seat("tl-enf-1"), seat("tl-enf-2")
 CW_ENF_1, TL_APPEALS = seat("cw-enf-1"), seat("tl-appeals-1")
+FLLS_1, FLLS_2 = seat("flls-1"), seat("flls-2")  # the access administration team (AC20)
+SM_JUD_REV, TL_JUD_REV = seat("sm-jud-rev"), seat("tl-jud-rev-1")
+SPECIAL_CLIENT_TEAM = "team-special-client-1"
 
 TRIAGE_ANSWERS = {
     "reason_for_referral": "Isolated since a fall",
@@ -672,8 +681,15 @@ async def person_record(w: Walk) -> str:
 # --- The agency's secondary access (seed 003) ----------------------------------------------
 
 
+async def actioned(w: Walk, submitted: P30Recorded, by: Actor, outcome: type[Event]) -> Any:
+    """AC20: the access team actions the submitted P30; the grant or removal happens then."""
+    if submitted.state != "submitted":
+        raise StepFailed(f"the P30 is {submitted.state}, not submitted to the access team")
+    return await w.ok(ActionP30(user_id=submitted.user_id, p30_id=submitted.p30_id), by, outcome)
+
+
 async def absence_access(w: Walk) -> str:
-    granted = await w.ok(
+    submitted = await w.ok(
         RequestAbsenceAccess(
             user_id=TL_ENF_1.user_id,
             unit_ids=["team-enf-2"],
@@ -682,8 +698,9 @@ async def absence_access(w: Walk) -> str:
             discussed_with=TL_ENF_2.user_id,
         ),
         SM_ENF,
-        AccessGrantRecorded,
+        P30Recorded,
     )
+    granted = await actioned(w, submitted, FLLS_1, AccessGrantRecorded)
     expect(granted.kind == AccessKind.ABSENCE, f"kind {granted.kind}")
     expect(granted.review_due_at is not None, "no six-monthly review date")
     await w.read(
@@ -695,22 +712,31 @@ async def absence_access(w: Walk) -> str:
     )
     await w.notified(TL_ENF_1.user_id, "NT06", position_id=granted.position_id)
     return (
-        f"tl-enf-1 holds {granted.position_id}, P30 complete, review due "
-        f"{granted.review_due_at:%Y-%m-%d} (AC06-AC09)"
+        f"asked by sm-enf, approved by tl-enf-2, actioned by flls-1 (AC20): tl-enf-1 holds "
+        f"{granted.position_id}, review due {granted.review_due_at:%Y-%m-%d} (AC06-AC09)"
     )
 
 
 async def emergency_access(w: Walk) -> str:
-    started = time.perf_counter()
-    granted = await w.ok(
+    requested = await w.ok(
         RequestEmergencyAbsenceAccess(
-            user_id=TL_ENF_2.user_id, unit_id="team-enf-1", reason="Team leader unexpectedly absent"
+            user_id=TL_ENF_2.user_id,
+            unit_id="team-enf-1",
+            absent_user_id=TL_ENF_1.user_id,
+            reason="Team leader unexpectedly absent",
         ),
         SM_ENF,
+        EmergencyAccessRequested,
+    )
+    started = time.perf_counter()
+    granted = await w.ok(
+        AnswerEmergencyRequest(user_id=TL_ENF_2.user_id, p30_id=requested.p30_id),
+        FLLS_1,
         EmergencyAccessGranted,
     )
     took = (time.perf_counter() - started) * 1000
     w.facts["emergency_p30"] = granted.p30_id
+    w.facts["emergency_position"] = granted.position_id
     await w.read(
         SM_ENF,
         "access",
@@ -720,7 +746,41 @@ async def emergency_access(w: Walk) -> str:
     )
     await w.notified(TL_ENF_2.user_id, "NT04", position_id=granted.position_id)
     await w.notified(SM_ENF.user_id, "NT04", position_id=granted.position_id)
-    return f"granted in {took:.0f} ms, P30 outstanding (AC11)"
+    return (
+        f"nobody else held team-enf-1 (AC21); the access team granted it in {took:.0f} ms, "
+        "P30 outstanding (AC11)"
+    )
+
+
+async def emergency_scheduled(w: Walk) -> str:
+    """AC21: the access team lacks capacity and answers with a time scale; the access scheduler
+    makes the grant then, and the requester is told either way."""
+    requested = await w.ok(
+        RequestEmergencyAbsenceAccess(
+            user_id=TL_JUD_REV.user_id,
+            unit_id=SPECIAL_CLIENT_TEAM,
+            absent_user_id="tl-special-client-1",
+            reason="Special client records TL unexpectedly absent",
+        ),
+        SM_JUD_REV,
+        EmergencyAccessRequested,
+    )
+    grant_at = datetime.now(UTC) + timedelta(seconds=2)
+    scheduled = await w.ok(
+        AnswerEmergencyRequest(
+            user_id=TL_JUD_REV.user_id, p30_id=requested.p30_id, grant_at=grant_at
+        ),
+        FLLS_2,
+        EmergencyAccessScheduled,
+    )
+    await w.notified(SM_JUD_REV.user_id, "AC21", user_id=TL_JUD_REV.user_id)
+    granted = await w.event(EmergencyAccessGranted, p30_id=requested.p30_id)
+    w.facts["scheduled_position"] = granted.position_id
+    await w.notified(SM_JUD_REV.user_id, "NT04", position_id=granted.position_id)
+    return (
+        f"flls-2 answered with a time scale ({scheduled.grant_at:%H:%M:%S}); the scheduler "
+        f"granted {granted.position_id} then, P30 outstanding (AC21, AC11)"
+    )
 
 
 async def p30_lodged(w: Walk) -> str:
@@ -747,7 +807,7 @@ async def p30_lodged(w: Walk) -> str:
 
 
 async def hierarchical_access(w: Walk) -> str:
-    granted = await w.ok(
+    submitted = await w.ok(
         RequestHierarchicalAccess(
             user_id=CW_ENF_1.user_id,
             unit_ids=[APPEALS_TEAM],
@@ -755,8 +815,9 @@ async def hierarchical_access(w: Walk) -> str:
             reason="Appeals needs enforcement casework completed",
         ),
         TL_ENF_1,
-        AccessGrantRecorded,
+        P30Recorded,
     )
+    granted = await actioned(w, submitted, FLLS_2, AccessGrantRecorded)
     expect(granted.kind == AccessKind.HIERARCHICAL, f"kind {granted.kind}")
     w.facts["appeals_position"] = granted.position_id
     await w.read(
@@ -819,7 +880,7 @@ async def appeals_work_assigned(w: Walk) -> str:
 
 async def hierarchical_removed(w: Walk) -> str:
     position = w.facts["appeals_position"]
-    requested = await w.ok(
+    submitted = await w.ok(
         RequestAccessRemoval(
             user_id=CW_ENF_1.user_id,
             position_id=position,
@@ -827,8 +888,9 @@ async def hierarchical_removed(w: Walk) -> str:
             reason="Appeals work completed",
         ),
         SM_ENF,
-        PositionReleaseRequested,
+        P30Recorded,
     )
+    requested = await actioned(w, submitted, FLLS_1, PositionReleaseRequested)
     released = await w.event(PositionWorkReleased, release_id=requested.release_id)
     moved = {(str(m.work_item_id), m.to_owner.id) for m in released.moved}
     expect((str(w.facts["appeals_item"]), APPEALS_HOPPER) in moved, f"moved {moved}")
@@ -877,6 +939,32 @@ async def hierarchical_removed(w: Walk) -> str:
     )
 
 
+async def emergency_removed(w: Walk) -> str:
+    """The absent team leaders are back: both emergency accesses are removed through a P30 the
+    access team actions (AC20) and the release of work (AC16), so that nobody but them holds
+    their teams again (AC21)."""
+    removals = [
+        (TL_ENF_2, SM_ENF, w.facts["emergency_position"], TL_ENF_1),
+        (TL_JUD_REV, SM_JUD_REV, w.facts["scheduled_position"], None),
+    ]
+    for user, requester, position, approver in removals:
+        submitted = await w.ok(
+            RequestAccessRemoval(
+                user_id=user.user_id,
+                position_id=position,
+                kind=AccessKind.ABSENCE,
+                reason="Team leader back",
+                discussion_held=True,
+                discussed_with=approver.user_id if approver else None,
+            ),
+            requester,
+            P30Recorded,
+        )
+        await actioned(w, submitted, FLLS_2, PositionReleaseRequested)
+        await w.event(PositionRevoked, position_id=position)
+    return "both emergency accesses removed when actioned by flls-2 (AC20, AC16)"
+
+
 StepFn = Callable[[Walk], Awaitable[str]]
 WELLBEING = "Wellbeing referral"
 AGENCY = "Secondary access"
@@ -907,12 +995,14 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
         AGENCY,
         [
             ("standing absence-related access", absence_access),
-            ("emergency absence-related access", emergency_access),
+            ("emergency access granted at once by the access team", emergency_access),
             ("the P30 arrives later", p30_lodged),
+            ("emergency access answered with a time scale", emergency_scheduled),
             ("hierarchical access to Appeals", hierarchical_access),
             ("Appeals work in the team hopper", appeals_intake),
             ("Appeals work passed to the caseworker", appeals_work_assigned),
             ("hierarchical access removed", hierarchical_removed),
+            ("emergency accesses removed", emergency_removed),
         ],
     ),
 ]
