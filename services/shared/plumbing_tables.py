@@ -35,7 +35,8 @@ def parked_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         "outbox_parked",
         metadata,
-        sa.Column("id", sa.BigInteger, primary_key=True),  # the outbox row's id
+        # The outbox row's own id, kept.
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("topic", sa.Text, nullable=False),
         sa.Column("key", sa.Text),
         sa.Column("value", BYTEA, nullable=False),

@@ -13,7 +13,11 @@ SCHEMA = config.get_main_option("schema") or "public"
 
 def _run(connection: Connection) -> None:
     connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"migrate:{SCHEMA}"))))
-    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+    # Only when missing: a service's own role may not create schemas (deploy/db_roles.py), and
+    # CREATE SCHEMA IF NOT EXISTS asks for that right even when the schema is there.
+    exists = connection.scalar(text("select 1 from pg_namespace where nspname = :s"), {"s": SCHEMA})
+    if not exists:
+        connection.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
     context.configure(
         connection=connection,
         version_table_schema=SCHEMA,

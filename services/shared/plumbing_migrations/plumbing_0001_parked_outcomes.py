@@ -20,7 +20,6 @@ depends_on = None
 
 def upgrade() -> None:
     schema = context.config.get_main_option("schema")
-    op.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     metadata = sa.MetaData(schema=schema)
     tables = [plumbing_tables.parked_table(metadata), plumbing_tables.outcome_table(metadata)]
     metadata.create_all(bind=op.get_bind(), tables=tables)
