@@ -312,7 +312,8 @@ def _require_signoff_officer(worker: Worker | None, rule: str, doing: str) -> No
 
 
 def _require_worker_or_officer(step: Step, worker: Worker | None, rule: str, doing: str) -> None:
-    """The form is filled in by the step's worker and reviewed by the sign-off officer (SO03)."""
+    """The form is filled in by the step's worker and reviewed by the sign-off officer (SO03);
+    a step without sign-off (triage, Case Monitoring) by the worker holding it only (AL13)."""
     if is_step_worker(step, worker):
         return
     if under_signoff(step.step_type) and is_signoff_officer(worker):
