@@ -10,16 +10,41 @@ clock."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from contracts.allocation import WorkItemDue, WorkItemOverdue
+from contracts.allocation import WorkItemDue, WorkItemOverdue, WorkItemSnapshot
 from services.allocation import store
 from services.allocation.deadlines import DeadlineFlag, next_flag, sweep_horizon
-from services.shared import logs
+from services.allocation.domain import WorkItem
+from services.shared import db, logs
 from services.shared.runtime import ServiceRuntime, UnitOfWork
 
 log = logs.get(__name__)
 SWEEP_SECONDS = 60.0
-BATCH = 200  # rows per transaction: a backlog is flagged in several short transactions
+BATCH = 500  # rows per transaction: a backlog is flagged in several short transactions
+
+
+async def _snapshots(conn: Any, items: list[WorkItem]) -> list[WorkItemSnapshot]:
+    """The items' snapshots, each owner looked up once per batch."""
+    owners: dict[tuple[str, str], tuple[store.Seat | None, str | None]] = {}
+    out = []
+    for item in items:
+        key = (item.owner_kind, item.owner_id)
+        if key not in owners:
+            seat = await store.seat(conn, item.owner_id) if item.owner_kind == "worker" else None
+            owners[key] = (seat, await store.owning_unit(conn, *key))
+        seat, unit = owners[key]
+        out.append(
+            store.snapshot(
+                item,
+                person_name=item.person_name,
+                owner_seat=seat,
+                owner_unit=unit,
+                actor_user_id=None,
+                actor_position_id=None,
+            )
+        )
+    return out
 
 
 async def sweep_batch(work: UnitOfWork, limit: int = BATCH) -> int:
@@ -28,31 +53,30 @@ async def sweep_batch(work: UnitOfWork, limit: int = BATCH) -> int:
     conn, now = work.conn, work.now
     t = store.work_items
     reached = await store.deadlines_reached(conn, now, sweep_horizon(now), limit)
+    raised: dict[DeadlineFlag, list[WorkItem]] = {}
     for item, flagged in reached:
         flag = next_flag(item.due_at, now, DeadlineFlag(flagged), item.state)
-        if flag is None or item.due_at is None:
-            continue
+        if flag is not None:
+            raised.setdefault(flag, []).append(item)
+    for flag, items in raised.items():
+        ids = [i.work_item_id for i in items]
         await conn.execute(
-            t.update().where(t.c.work_item_id == item.work_item_id).values(deadline_flag=flag.value)
+            t.update().where(t.c.work_item_id.in_(ids)).values(deadline_flag=flag.value)
         )
-        await conn.execute(  # AL12: the flag is a change to the item, in its history
-            store.work_history.insert().values(
+        await db.insert_many(  # AL12: the flag is a change to the item, in its history
+            conn,
+            store.work_history.insert(),
+            [
                 store.history_row(
-                    item, flag.value, actor_user_id=None, at=now, detail={"rule": "DL02"}
+                    i, flag.value, actor_user_id=None, at=now, detail={"rule": "DL02"}
                 )
-            )
-        )
-        owner_seat = await store.seat(conn, item.owner_id) if item.owner_kind == "worker" else None
-        snapshot = store.snapshot(
-            item,
-            person_name=item.person_name,
-            owner_seat=owner_seat,
-            owner_unit=await store.owning_unit(conn, item.owner_kind, item.owner_id),
-            actor_user_id=None,
-            actor_position_id=None,
+                for i in items
+            ],
         )
         event = WorkItemDue if flag is DeadlineFlag.DUE else WorkItemOverdue
-        work.emit(event(person_id=item.person_id, item=snapshot, due_at=item.due_at))
+        for item, snapshot in zip(items, await _snapshots(conn, items), strict=True):
+            assert item.due_at is not None  # next_flag flags only work with a due date
+            work.emit(event(person_id=item.person_id, item=snapshot, due_at=item.due_at))
     return len(reached)
 
 
