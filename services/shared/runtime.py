@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from contracts import Envelope, Event
+from contracts import Envelope, Event, Topics
 from services.shared import (
     auth,
     db,
@@ -39,6 +39,7 @@ from services.shared import (
 from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
 from services.shared.outbox import OutboxRecord, OutboxRelay
 from services.shared.settings import Settings
+from services.shared.topic_watch import TopicWatch
 
 log = logs.get(__name__)
 
@@ -145,6 +146,28 @@ class ServiceRuntime:
         )
         self.liveness = metrics.Liveness(spec.name, settings.liveness_stall_seconds)
         self._register_consumer()
+        self.topic_watch = TopicWatch(
+            settings,
+            self.needed_topics(),
+            restart_consumer=self._restart_consumer,
+            consuming=lambda: bool(self.assigned_partitions()),
+        )
+
+    def needed_topics(self) -> list[str]:
+        """What the service reads, writes its events to and dead-letters into."""
+        consumed = list(self.spec.consumes)
+        return [*consumed, self.spec.event_topic, *(Topics.dead_letter(t) for t in consumed)]
+
+    async def _restart_consumer(self) -> None:
+        try:
+            await self._subscriber.stop()
+        except asyncio.CancelledError:
+            # aiokafka's fetcher re-raises the cancellation of its own tasks when it closes;
+            # only a cancellation of this task is ours to pass on.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        await self._subscriber.start()
 
     def _register_consumer(self) -> None:
         backoff = _Backoff(self.settings.retry_backoff_max_seconds)
@@ -172,6 +195,7 @@ class ServiceRuntime:
                 await self.processor.process(message.raw_message)  # type: ignore[arg-type]
             except Exception:
                 log.exception("batch not applied; will re-read after backoff")
+                self.topic_watch.nudge()  # a lost topic shows up here first
                 await asyncio.sleep(backoff.next())
                 await message.nack()
                 return
@@ -188,6 +212,7 @@ class ServiceRuntime:
             asyncio.create_task(task(self))
             for task in (*self.spec.tasks, _prune_inbox_forever, _watch_operations)
         ]
+        self._tasks.append(asyncio.create_task(self.topic_watch.run_forever()))
         log.info("service started", service=self.spec.name)
 
     async def stop(self) -> None:
@@ -237,8 +262,12 @@ class ServiceRuntime:
 
         async def readyz(_: Request) -> Response:
             checks = await self.ready()
+            body: dict[str, object] = {}
+            if reason := await self.topic_watch.not_ready_reason():
+                checks["topics"] = False  # only shown while topics are missing or coming back
+                body["reason"] = reason
             return JSONResponse(
-                {"ready": all(checks.values()), **checks},
+                {"ready": all(checks.values()), **checks, **body},
                 status_code=200 if all(checks.values()) else 503,
             )
 
@@ -338,7 +367,7 @@ class _Backoff:
 def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
     """Entry point of `python -m services.<name>`."""
     settings = settings or Settings(service_name=spec.name)
-    logs.configure(settings.log_level, settings.log_json)
+    logs.configure(settings.log_level, settings.log_json, settings.log_repeat_window_seconds)
     runtime = ServiceRuntime(spec, settings)
     uvicorn.run(
         runtime.asgi(),

@@ -1,0 +1,142 @@
+"""Notices a broker that lost a service's topics (an in-memory broker restarted, a topic deleted)
+and brings them back without an operator: recreates the missing ones with the configured
+partitions, restarts the consumer so it starts again from the committed offsets of the new
+topics (not from positions remembered from the old ones), and says "not ready" until the
+consumer holds partitions again.
+
+Clients recreate a lost topic on their own (a metadata request for it auto-creates it), so a
+topic being there says little. Each consumer group therefore keeps a marker topic nobody asks
+for by name: while it exists the broker has kept its state; when it is gone, the broker lost
+everything since the marker was made, whatever other topics are back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.shared import kafka_auth, logs
+from services.shared.settings import Settings
+
+log = logs.get(__name__)
+
+
+class TopicWatch:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Iterable[str],
+        *,
+        restart_consumer: Callable[[], Awaitable[None]],
+        consuming: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.topics = sorted(set(topics))
+        self.marker = f"_casework-marker.{settings.group_id}"
+        self._restart_consumer = restart_consumer
+        self._consuming = consuming
+        self._nudged = asyncio.Event()
+        self.marker_made = False
+        self.missing: list[str] = []  # missing at the last look
+        self.marker_lost = False  # the broker restarted empty since the marker was made
+        self.recovering = False  # recreated; the consumer has not joined again yet
+        self.recoveries = 0
+
+    async def not_ready_reason(self) -> str | None:
+        """Why the service is not ready as far as its topics go, or None. Looks at the broker
+        itself, so that a restarted broker is never called ready before the next check."""
+        with contextlib.suppress(Exception):  # an unreachable broker is the broker check's
+            async with asyncio.timeout(2):
+                self._look(await self.existing())
+        if self.missing or self.marker_lost:
+            self.nudge()
+        if self.missing:
+            return f"topics missing on the broker: {', '.join(self.missing)}"
+        if self.marker_lost:
+            return "the broker restarted without its topics and offsets; recovering"
+        if self.recovering:
+            if self._consuming():
+                self.recovering = False
+                log.info("consuming again after the broker lost its topics")
+                return None
+            return "topics recreated; the consumer has not rejoined its group yet"
+        return None
+
+    def nudge(self) -> None:
+        """Check now rather than at the next interval (a consumer error may mean lost topics)."""
+        self._nudged.set()
+
+    async def existing(self) -> set[str]:
+        # A metadata request for all topics: unlike one naming a topic, it creates nothing.
+        admin = self._admin()
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    def _look(self, existing: set[str]) -> None:
+        self.missing = [t for t in self.topics if t not in existing]
+        self.marker_lost = self.marker_made and self.marker not in existing
+
+    async def check(self) -> list[str]:
+        """Recreates whatever is missing and, if the broker lost its state, restarts the
+        consumer; returns the topics that were missing."""
+        self._look(await self.existing())
+        missing, lost = self.missing, self.marker_lost
+        if not missing and not lost and self.marker_made:
+            return []
+        if missing or lost:
+            log.warning("the broker lost topics; recreating them", topics=missing, empty=lost)
+        await self._create([*missing, self.marker])
+        self.marker_made = True
+        if missing or lost:
+            self.recoveries += 1
+            self.recovering = True
+            # Positions held for the lost topics point past the new topics' records; a fresh
+            # consumer takes the group's committed offsets instead (none: from the start).
+            await self._restart_consumer()
+        self._look(await self.existing())
+        return missing
+
+    async def _create(self, topics: list[str]) -> None:
+        admin = self._admin()
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(t, 1 if t == self.marker else self.settings.topic_partitions, 1)
+                for t in topics
+                if t not in existing
+            ]
+            # Another instance may create the same topic at the same moment: either wins.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                if wanted:
+                    await admin.create_topics(wanted)
+        finally:
+            await admin.close()
+
+    async def run_forever(self) -> None:
+        made = False
+        while True:
+            if made:  # the first check, at once, makes the marker
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._nudged.wait(), self.settings.topic_check_seconds)
+            self._nudged.clear()
+            try:
+                await self.check()
+                made = True
+            except Exception as error:  # the broker is unreachable: /readyz says so already
+                log.warning("topic check failed; trying again later", error=repr(error))
+                await asyncio.sleep(min(1.0, self.settings.topic_check_seconds))
+
+    def _admin(self) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"{self.settings.service_name}-topic-watch",
+            request_timeout_ms=5000,
+            **kafka_auth.kafka_client_kwargs(self.settings),
+        )

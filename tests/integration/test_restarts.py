@@ -1,0 +1,178 @@
+"""Restarts without manual action: the embedded broker killed and started again on the same
+port (with memory storage it comes back empty; with s3 storage it keeps everything), and a
+service process killed under the stack's supervision.
+
+Each test has a broker of its own and a database of its own, so that killing it cannot disturb
+the rest of the suite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from contracts import Actor, Envelope
+from contracts.allocation import ReceiveReferral
+from deploy.identity import SignedInUsers
+from deploy.stack import EmbeddedBroker, create_database, create_topics
+from services.allocation.service import SPEC
+from services.shared.auth import SigningKey
+from services.shared.settings import Settings
+from tests.conftest import RunningService, start_service
+from tests.support.client import CommandClient, EventLog, clients_on
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.faults
+OFFICER = Actor(user_id="so-hub", position_id="pos-so-hub")
+
+
+def _referral() -> ReceiveReferral:
+    return ReceiveReferral(person_id=f"P-{uuid.uuid4().hex[:10]}", person_name="Restart Test")
+
+
+@pytest.fixture
+def database(infra: Infra) -> Iterator[str]:
+    """A fresh database on the session's server."""
+    name = f"casework_restarts_{uuid.uuid4().hex[:10]}"
+    url = make_url(infra.database_url)
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    asyncio.run(create_database(admin, name))
+    yield url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    broker: EmbeddedBroker,
+    database_url: str,
+    settings_for: Callable[..., Settings],
+    edge_key: SigningKey,
+    users: SignedInUsers,
+) -> AsyncIterator[tuple[RunningService, CommandClient, EventLog]]:
+    """Allocation in-process on `broker`, with an edge and an event log of their own."""
+    bootstrap = broker.bootstrap_servers
+    await create_topics(bootstrap)
+    service = await start_service(
+        SPEC,
+        settings_for(
+            "allocation",
+            kafka_bootstrap_servers=bootstrap,
+            database_url=database_url,
+            # Only /readyz and consumer errors prompt a check here: the test sees the gap.
+            topic_check_seconds=3600,
+        ),
+        users,
+    )
+    edge = settings_for(
+        "edge", kafka_bootstrap_servers=bootstrap, assertion_signing_key=edge_key.dumps()
+    )
+    try:
+        async with clients_on(bootstrap, edge, users) as (commands, events):
+            yield service, commands, events
+    finally:
+        await service.http.aclose()
+        await service.runtime.stop()
+
+
+async def _count(database_url: str, persons: list[str]) -> tuple[int, int]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "select count(*), count(distinct person_id) from allocation.work_items"
+                        " where person_id = any(:p)"
+                    ),
+                    {"p": persons},
+                )
+            ).one()
+            return int(row[0]), int(row[1])
+    finally:
+        await engine.dispose()
+
+
+async def _readyz_until(
+    service: RunningService, accept: Callable[[httpx.Response], bool], timeout: float = 60.0
+) -> list[httpx.Response]:
+    """Every /readyz answer until one is accepted (or the timeout)."""
+    seen: list[httpx.Response] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await service.http.get("/readyz")
+            seen.append(response)
+            if accept(response):
+                return seen
+            await asyncio.sleep(0.05)
+
+
+async def _send_until_accepted(commands: CommandClient, referral: ReceiveReferral) -> Envelope:
+    """The edge may refuse while the command topic is coming back: the caller tries again."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                return await commands.send(referral, OFFICER)
+            except AssertionError:
+                await asyncio.sleep(0.2)
+
+
+async def test_broker_restarted_empty_services_recreate_topics_and_apply_every_command_once(
+    database: str,
+    settings_for: Callable[..., Settings],
+    edge_key: SigningKey,
+    users: SignedInUsers,
+) -> None:
+    """Memory storage: the broker comes back with no topics. The service notices, recreates
+    them, says not ready (with the reason) until its consumer holds partitions again, and then
+    applies every command exactly once; no manual step."""
+    broker = EmbeddedBroker(storage="memory")
+    broker.start()
+    try:
+        async with running(broker, database, settings_for, edge_key, users) as (
+            service,
+            commands,
+            events,
+        ):
+            await _readyz_until(
+                service, lambda r: r.status_code == 200 and service.runtime.topic_watch.marker_made
+            )
+            before = [_referral() for _ in range(30)]
+            sent = [await commands.send(r, OFFICER) for r in before]
+            await events.wait_for(lambda: all(events.caused_by(s.message_id) for s in sent), 60)
+
+            broker.kill()
+            broker.start()  # same port, no topics, no offsets
+            answers = await _readyz_until(service, lambda r: r.status_code == 200)
+            refusals = [r.json() for r in answers if r.status_code == 503]
+            assert refusals, "ready straight after the broker lost its topics"
+            assert all(r["topics"] is False and r["reason"] for r in refusals), refusals
+            watch = service.runtime.topic_watch
+            assert watch.recoveries == 1
+            assert set(service.runtime.needed_topics()) <= await watch.existing()
+
+            # Published events went with the broker: a new log reads the new topics.
+            after_log = EventLog(broker.bootstrap_servers)
+            await after_log.start()
+            try:
+                after = [_referral() for _ in range(30)]
+                sent_after = [await _send_until_accepted(commands, r) for r in after]
+                await after_log.wait_for(
+                    lambda: all(after_log.caused_by(s.message_id) for s in sent_after), 90
+                )
+                for envelope in sent_after:
+                    outcome = {e.message_id for e in after_log.caused_by(envelope.message_id)}
+                    assert len(outcome) == 1, envelope.message_id
+            finally:
+                await after_log.stop()
+        for envelope in sent:
+            assert len({e.message_id for e in events.caused_by(envelope.message_id)}) == 1
+        persons = [r.person_id for r in before + after]
+        assert await _count(database, persons) == (60, 60)
+    finally:
+        broker.stop()
