@@ -36,7 +36,10 @@ def _plain(value: Any) -> Any:
 
 
 def _row(row: Any) -> dict[str, Any]:
-    out = {k: _plain(v) for k, v in dict(row._mapping).items()}
+    return _flagged({k: _plain(v) for k, v in dict(row._mapping).items()})
+
+
+def _flagged(out: dict[str, Any]) -> dict[str, Any]:
     if "deadline_flag" in out:  # a work item: DL02, overdue work is flagged in every view
         out["overdue"] = deadlines.is_overdue(
             deadlines.DeadlineFlag(out["deadline_flag"]), WorkState(out["state"])
@@ -448,7 +451,7 @@ async def get_work_item(request: Request) -> Response:
         area = (await store.person(conn, row["person_id"]) or {}).get("area")
         if item is None or not domain.sees_work(seen, item, owning, area):
             await _require_owner(conn, seen, row["owner_kind"], row["owner_id"])  # refuses
-    return JSONResponse({k: _plain(v) for k, v in row.items()})
+    return JSONResponse(_flagged({k: _plain(v) for k, v in row.items()}))
 
 
 async def find_workers(request: Request) -> Response:

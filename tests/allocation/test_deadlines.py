@@ -264,6 +264,8 @@ async def test_dl02_overdue_work_is_flagged_in_the_workviews_and_the_persons_rec
     }
     found = await get(directory, SO_HUB, "/work-items", person_name="Grace Hopper")
     assert overdue_of(found["work_items"])[str(late.work_item_id)] is True
+    one = await get(directory, HUB_1, f"/work-items/{late.work_item_id}")
+    assert one["overdue"] is True
     summary = await get(directory, SO_HUB, f"/teams/{HUB_TEAM}")
     (hub_1,) = [w for w in summary["workers"] if w["position_id"] == HUB_1.position_id]
     assert hub_1["overdue"] >= 1
