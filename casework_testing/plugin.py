@@ -79,6 +79,11 @@ def start_platform(state_dir: Path, ready_timeout: float = 120.0) -> Iterator[Pl
                 settings = stack.start_infrastructure()
                 stack.start_services(log_dir=state_dir / "logs")
                 stack.wait_ready(timeout=ready_timeout)
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                stack.stop()
+                raise RuntimeError(
+                    f"the platform did not start: {exc} (logs in {state_dir / 'logs'})"
+                ) from exc
             except BaseException:
                 stack.stop()
                 raise
