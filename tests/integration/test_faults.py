@@ -7,14 +7,9 @@ and its replays cannot disturb the rest of the suite."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,55 +18,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from contracts import Actor, Envelope
 from contracts.allocation import ReceiveReferral, WorkItemCreated
 from deploy.identity import SignedInUsers
-from deploy.stack import free_port
-from services.shared.auth import SigningKey, key_set
+from services.shared.auth import SigningKey
 from services.shared.settings import Settings
 from tests.support.client import CommandClient, EventLog, clients_on
 from tests.support.infra import Infra, isolated_infrastructure
+from tests.support.processes import KillableService
 
 pytestmark = pytest.mark.faults
 OFFICER = Actor(user_id="so-hub", position_id="pos-so-hub")
-ROOT = Path(__file__).resolve().parents[2]
 
 
-class Isolated:
+class Isolated(KillableService):
+    """The allocation service as a process of its own on the isolated broker and database."""
+
     def __init__(self, bootstrap: str, database_url: str, keys: SigningKey) -> None:
-        self.bootstrap = bootstrap
-        self.database_url = database_url
-        self.keys = keys
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def spawn(self, failpoint: str | None = None) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "CASEWORK_SERVICE_NAME": "allocation",
-            "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "CASEWORK_DATABASE_URL": self.database_url,
-            "CASEWORK_ASSERTION_KEYS": key_set(self.keys),
-            "CASEWORK_HTTP_PORT": str(free_port()),
-            "CASEWORK_RELAY_POLL_SECONDS": "0.2",
-            "CASEWORK_LOG_LEVEL": "WARNING",
-            "CASEWORK_SESSION_TIMEOUT_MS": "6000",  # the killed instance's partitions move sooner
-        }
-        if failpoint:
-            env["CASEWORK_FAILPOINT"] = failpoint
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.allocation"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return self.process
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    async def died(self, timeout: float = 60.0) -> int:
-        assert self.process is not None
-        return await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout)
+        super().__init__("allocation", bootstrap=bootstrap, database_url=database_url, keys=keys)
 
     async def count(self, sql: str, **params: object) -> int:
         engine = create_async_engine(self.database_url)
