@@ -51,8 +51,10 @@ app = typer.Typer(
 )
 directory_app = typer.Typer(no_args_is_help=True, help="The directory of teams, users, positions.")
 events_app = typer.Typer(no_args_is_help=True, help="Follow the event topics.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit journal of P30s and removals.")
 app.add_typer(directory_app, name="directory")
 app.add_typer(events_app, name="events")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
@@ -124,7 +126,7 @@ def friendly(func: F) -> F:
 
 def _status_table(stack: Stack) -> Table:
     table = Table(title="casework services")
-    for column in ("service", "pid", "url", "ready"):
+    for column in ("service", "pid", "url", "ready", "restarts"):
         table.add_column(column)
     for name, service in stack.services.items():
         state = "exited" if service.process.poll() is not None else "starting"
@@ -134,7 +136,13 @@ def _status_table(stack: Stack) -> Table:
         except httpx.HTTPError:
             pass
         colour = "green" if state == "ready" else "yellow"
-        table.add_row(name, str(service.process.pid), service.url, f"[{colour}]{state}[/]")
+        table.add_row(
+            name,
+            str(service.process.pid),
+            service.url,
+            f"[{colour}]{state}[/]",
+            str(service.restarts),
+        )
     return table
 
 
@@ -147,7 +155,8 @@ def up(
     """Start the embedded stack and show the services' status until Ctrl-C.
 
     PostgreSQL, the Kafka-protocol broker and the four services; their addresses are recorded
-    in <state dir>/stack.json for the other commands."""
+    in <state dir>/stack.json for the other commands. A service process that dies is started
+    again (after 1 s, doubling to 30 s while it keeps dying); the table counts restarts."""
     state_dir = state_dir or STATE["dir"]
     stack = Stack(state_dir=state_dir)
     stopping = False
@@ -161,6 +170,7 @@ def up(
         env = stack.start_infrastructure()
         console.print(f"broker [bold]{env['CASEWORK_KAFKA_BOOTSTRAP_SERVERS']}[/]")
         stack.start_services(log_dir=state_dir / "logs")
+        stack.supervise()  # a service that dies is started again, with backoff
         console.print(f"recorded in [bold]{write_stack_file(stack, state_dir)}[/]")
         with Live(_status_table(stack), console=console, refresh_per_second=1) as live:
             while not stopping:
@@ -491,6 +501,30 @@ def inbox(
         print_json(body)
         return
     console.print(_table("your inbox", body["items"], ["created_at", "rule", "subject", "read_at"]))
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify(
+    user: str | None = typer.Option(
+        None, "--as", help="A signed-in operator (default: the last signed-in user)."
+    ),
+    as_json: bool = json_option(),
+) -> None:
+    """Checks the audit journal of P30s, grants and removals: the hash chain unbroken, every
+    record equal to its latest entry, every entry written by the access service. Exits 1 on
+    any finding."""
+    STATE["as"] = user
+    body = _read("access", "/audit/verify", "no audit journal")
+    if as_json:
+        print_json(body)
+    elif body["intact"]:
+        console.print(f"audit journal intact: {body['entries']} entries verified")
+    else:
+        for finding in body["findings"]:
+            console.print(f"[red]{finding}[/red]")
+    if not body["intact"]:
+        raise typer.Exit(1)
 
 
 # --- events tail ----------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
+from deploy.db_roles import provision
 from deploy.identity import DevSignIn, SignedInUsers
-from deploy.stack import DEV_ROLE_HOLDERS, DevIdentityProvider
+from deploy.stack import DEV_ROLE_HOLDERS, SERVICES, DevIdentityProvider
 from services.shared import logs
 from services.shared.auth import SigningKey, key_set
 from services.shared.runtime import ServiceRuntime, ServiceSpec
@@ -54,14 +55,23 @@ def edge_key() -> SigningKey:
 
 
 @pytest.fixture(scope="session")
+async def service_database_urls(infra: Infra) -> dict[str, str]:
+    """Each service connects as its own role, owning only its schema, as deployed."""
+    return await provision(infra.database_url, SERVICES)
+
+
+@pytest.fixture(scope="session")
 def settings_for(
-    infra: Infra, identity: DevIdentityProvider, edge_key: SigningKey
+    infra: Infra,
+    identity: DevIdentityProvider,
+    edge_key: SigningKey,
+    service_database_urls: dict[str, str],
 ) -> Callable[..., Settings]:
     def make(name: str, **overrides: object) -> Settings:
         values: dict[str, object] = {
             "service_name": name,
             "kafka_bootstrap_servers": infra.bootstrap_servers,
-            "database_url": infra.database_url,
+            "database_url": service_database_urls.get(name, infra.database_url),
             "oidc_issuer": identity.issuer,
             "assertion_keys": key_set(edge_key),
             "consumer_group": f"{name}-{RUN_ID}",

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.access import Role
-from services.access import domain, store
+from services.access import audit, domain, store
 from services.shared import guard
 from services.shared.identity import AppRole, Principal
 from services.shared.rules import RuleViolation
@@ -184,6 +184,18 @@ async def _removals(request: Request, reader: Principal, user_id: str) -> Respon
             sa.select(r).where(r.c.user_id == user_id).order_by(r.c.requested_at)
         )
         return JSONResponse({"removals": _rows(rows)})
+
+
+async def audit_verify(request: Request) -> Response:
+    """The audit journal of P30s, grants and removals checked whole (issue 11): for an
+    operator. `intact` is true when there is no finding."""
+    await guard.with_role(request, AppRole.OPERATOR)
+    async with request.app.state.engine.connect() as conn:
+        findings = await audit.verify(conn)
+        entries = await conn.scalar(sa.text("select count(*) from access.audit_journal"))
+    return JSONResponse(
+        {"intact": not findings, "entries": entries, "findings": [str(f) for f in findings]}
+    )
 
 
 async def reviews_due(request: Request) -> Response:
@@ -400,6 +412,7 @@ routes = [
     Route("/users/{user_id}/removals", _theirs(_removals)),
     Route("/users/{user_id}/telephony", _theirs(_telephony)),
     Route("/reviews/due", reviews_due),
+    Route("/audit/verify", audit_verify),
     Route("/p30s/outstanding", outstanding_p30s),
     Route("/p30s/to-action", p30s_to_action),
 ]

@@ -13,6 +13,8 @@ SCHEMA = config.get_main_option("schema") or "public"
 
 def _run(connection: Connection) -> None:
     connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"migrate:{SCHEMA}"))))
+    # Written as the service (what an audit trigger records as the writer: migration access_0004).
+    connection.execute(select(func.set_config("application_name", SCHEMA, True)))
     # Only when missing: a service's own role may not create schemas (deploy/db_roles.py), and
     # CREATE SCHEMA IF NOT EXISTS asks for that right even when the schema is there.
     exists = connection.scalar(text("select 1 from pg_namespace where nspname = :s"), {"s": SCHEMA})
