@@ -228,8 +228,9 @@ def test_image_is_multi_stage_digest_pinned_and_installed_from_the_lock() -> Non
     bases = re.findall(r"^FROM (\S+)", text, re.M)
     assert len(bases) >= 2 and len(set(bases)) == 1, bases
     assert re.fullmatch(r"[\w./:-]+@sha256:[0-9a-f]{64}", bases[0]), bases[0]
-    assert "--require-hashes -r requirements/runtime.txt" in text
-    assert "--no-deps ." in text, "the project itself resolves nothing"
+    assert "--require-hashes" in text and "-r requirements/runtime.txt" in text
+    assert "-r requirements/build.txt" in text, "the build backend is locked too"
+    assert "--no-deps --no-build-isolation ." in text, "the project itself resolves nothing"
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M)
     assert not [c for c in copied if re.search(r"\b(bench|tests)\b", c)], copied
     labels = set(re.findall(r"org\.opencontainers\.image\.[a-z.]+", text))
