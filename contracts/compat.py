@@ -7,8 +7,8 @@ Schema Registry's BACKWARD and FORWARD modes):
 
 - breaking: a field removed; a field's type, format or const changed (including becoming
   nullable or no longer nullable); a new required field; an optional field made required; in
-  an event, a required field made optional; an enum value removed; a released type no longer
-  published.
+  an event, a required field made optional; an enum value removed; another topic or key field;
+  a released type no longer published.
 - compatible: a new optional field; a new enum value; tighter or looser size limits
   (`maxLength`, `maxItems`, ...), which the producer enforces on what it writes; a new type or
   a new version of a type.
@@ -165,6 +165,10 @@ class _Walk:
 def compare(type_name: str, old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
     """What changed between a released record schema of one type and the current one."""
     walk = _Walk(type_name, old, new)
+    # Where a type travels and what keys it (its order) are part of what a subscriber relies on.
+    for word in ("x-topic", "x-key"):
+        if old.get(word) != new.get(word):
+            walk.note("", f"{word} {old.get(word)!r} -> {new.get(word)!r}", True)
     walk.compare(old, new, "")
     return walk.findings
 

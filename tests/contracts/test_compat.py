@@ -65,6 +65,7 @@ def test_an_added_optional_field_passes_the_gate() -> None:
         ("nullable", "type ['string'] -> ['null', 'string']"),
         ("optional", "required field made optional"),
         ("enum", "enum values removed: ['segment']"),
+        ("key", "x-key 'person_id' -> 'work_item_id'"),
     ],
 )
 def test_changes_a_subscriber_would_not_survive_fail_the_gate(change: str, expected: str) -> None:
@@ -83,6 +84,8 @@ def test_changes_a_subscriber_would_not_survive_fail_the_gate(change: str, expec
         payload["required"].remove("person_id")
     elif change == "enum":
         changed["$defs"]["UnitKind"]["enum"].remove("segment")
+    elif change == "key":
+        changed["x-key"] = "work_item_id"
     assert expected in [f.change for f in breaking(compare(type_name, released, changed))]
 
 
