@@ -19,7 +19,7 @@ from contracts.access import (
     PositionGranted,
     Role,
 )
-from services.notifications.domain import Kind
+from services.notifications.domain import Kind, review_notice_at
 from services.notifications.worker import fire_due_reminders
 from tests.conftest import RunningService
 from tests.notifications.conftest import (
@@ -222,10 +222,12 @@ async def test_nt05_review_announced_before_due_at_due_escalated_overdue_across_
     await wait_until(scheduled)
     service = await notifier.restart()  # the schedule is in the database, not in memory
 
-    await fire_due_reminders(service.runtime, due - timedelta(days=15))
+    # DL03: announced ten working days before it falls due.
+    notice_at = review_notice_at(due)
+    await fire_due_reminders(service.runtime, notice_at - SECOND)
     assert {r["status"] for r in await _schedule(service, series)} == {"pending"}
-    await fire_due_reminders(service.runtime, due - timedelta(days=14) + SECOND)
-    await fire_due_reminders(service.runtime, due - timedelta(days=14) + SECOND)
+    await fire_due_reminders(service.runtime, notice_at + SECOND)
+    await fire_due_reminders(service.runtime, notice_at + SECOND)
     assert await _told(event_log, service, series, Kind.REVIEW_UPCOMING) == {tl.user_id, sm.user_id}
     await fire_due_reminders(service.runtime, due + SECOND)
     assert await _told(event_log, service, series, Kind.REVIEW_DUE) == {tl.user_id, sm.user_id}

@@ -147,3 +147,23 @@ def test_nt05_review_six_months_on_announced_before_due_and_escalated_after() ->
         Kind.REVIEW_OVERDUE, user_id="u", position_id="p", unit="Team", deadline=due
     )
     assert notice.rule == "NT05" and due.isoformat() in notice.body
+
+
+def test_ac21_ac20_the_requester_is_told_the_time_scale_or_the_refusal() -> None:
+    grant_at = datetime(2027, 1, 6, 14, 0, tzinfo=UTC)
+    scheduled = domain.emergency_scheduled(
+        user_id="tl-2", unit="Team 1", grant_at=grant_at, answered_by="flls-1"
+    )
+    assert (scheduled.kind, scheduled.rule) == (Kind.EMERGENCY_SCHEDULED, "AC21")
+    assert grant_at.isoformat() in scheduled.body and "P30" in scheduled.body
+    p30_id = uuid.uuid4()
+    refused = domain.p30_refused(
+        user_id="tl-2", p30_id=p30_id, refused_by="flls-1", reason="form incomplete"
+    )
+    assert (refused.kind, refused.rule) == (Kind.P30_REFUSED, "AC20")
+    assert "form incomplete" in refused.body and refused.data["p30_id"] == str(p30_id)
+
+
+def test_dl03_review_announced_ten_working_days_before_it_falls_due() -> None:
+    due = datetime(2027, 1, 5, 9, 0, tzinfo=UTC)  # Christmas and New Year do not count
+    assert domain.review_notice_at(due) == datetime(2026, 12, 17, 0, 0, tzinfo=UTC)
