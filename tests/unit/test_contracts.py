@@ -198,3 +198,43 @@ def test_a_subscriber_reads_an_event_with_a_field_added_later_and_skips_other_ty
     record["payload"]["units"] = "many"
     with pytest.raises(ValidationError):
         read(json.dumps(record), DirectoryLoaded)  # a wrong field is still an error
+
+
+def test_asyncapi_components_share_a_definition_only_where_it_means_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two types whose `Kind` differ each get their own; `Same` (identical, and referencing
+    only what is shared) is shared; `Wrapper` is identical text but references a `Kind` that
+    differs, so it is not."""
+    from contracts import schemas
+
+    def fake(kinds: list[str]) -> dict[str, Any]:
+        return {
+            "$schema": schemas.DIALECT,
+            "$id": "x",
+            "properties": {"payload": {"$ref": "#/$defs/Wrapper"}},
+            "$defs": {
+                "Kind": {"enum": kinds},
+                "Same": {"type": "string"},
+                "Wrapper": {"properties": {"k": {"$ref": "#/$defs/Kind"}}},
+            },
+        }
+
+    fakes = {"a.x.v1": fake(["one"]), "b.x.v1": fake(["two"])}
+    monkeypatch.setattr(schemas, "message_schema", lambda t: fakes[t])
+    components = schemas._components(["a.x.v1", "b.x.v1"])
+    assert set(components) == {
+        "Same",
+        "a.x.v1",
+        "a.x.v1.Kind",
+        "a.x.v1.Wrapper",
+        "b.x.v1",
+        "b.x.v1.Kind",
+        "b.x.v1.Wrapper",
+    }
+    assert components["b.x.v1.Wrapper"]["properties"]["k"] == {
+        "$ref": "#/components/schemas/b.x.v1.Kind"
+    }
+    assert components["a.x.v1"]["properties"]["payload"] == {
+        "$ref": "#/components/schemas/a.x.v1.Wrapper"
+    }
