@@ -1,7 +1,8 @@
 """Every record a full walkthrough puts on every topic is described by the published documents:
 its value validates against the JSON Schema of its type, its headers against its AsyncAPI
 message, its key is the one the document names, and its type is one the channel carries. Only
-the files in docs/generated are used: what a downstream team would have.
+the files in docs/generated are used: what a downstream team would have. And the models AsyncAPI
+Modelina generates from the document parse every one of them.
 
 The walkthrough (deploy/walkthrough.py, both seed procedures) runs against the platform the
 pytest plugin starts (casework_testing), on a broker of its own; then every topic is read from
@@ -14,15 +15,19 @@ import copy
 import io
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from rich.console import Console
 
 from casework_testing.plugin import Platform
 from deploy.walkthrough import walk
+from tests.contracts.helpers import modelina_name
 
 GENERATED = Path(__file__).resolve().parents[2] / "docs" / "generated"
 
@@ -68,12 +73,25 @@ async def _every_record(bootstrap: str) -> list[ConsumerRecord[Any, Any]]:
         await consumer.stop()
 
 
-def test_every_record_of_a_walkthrough_validates_against_the_published_documents(
-    casework_platform: Platform,
-) -> None:
-    console = Console(file=io.StringIO(), width=200)
-    walked, _ = walk(casework_platform.target, console, timeout=60)
+@dataclass
+class Walked:
+    ok: bool
+    output: str
+    records: list[ConsumerRecord[Any, Any]]
 
+
+@pytest.fixture(scope="module")
+def walked(casework_platform: Platform) -> Walked:
+    """Both seed procedures through the walkthrough, then every record on the broker."""
+    console = Console(file=io.StringIO(), width=200)
+    ok, _ = walk(casework_platform.target, console, timeout=60)
+    records = asyncio.run(_every_record(casework_platform.bootstrap_servers))
+    return Walked(ok, console.file.getvalue(), records)  # type: ignore[attr-defined]
+
+
+def test_every_record_of_a_walkthrough_validates_against_the_published_documents(
+    walked: Walked,
+) -> None:
     asyncapi = json.loads((GENERATED / "asyncapi.json").read_text())
     schemas = {p.stem: json.loads(p.read_text()) for p in (GENERATED / "schemas").glob("*.json")}
     channels = {c["address"]: c for c in asyncapi["channels"].values()}
@@ -83,7 +101,7 @@ def test_every_record_of_a_walkthrough_validates_against_the_published_documents
         t: jsonschema.Draft202012Validator(_closed(s), format_checker=formats)
         for t, s in schemas.items()
     }
-    records = asyncio.run(_every_record(casework_platform.bootstrap_servers))
+    records = walked.records
 
     failures: list[str] = []
     unknown: Counter[str] = Counter()
@@ -108,11 +126,7 @@ def test_every_record_of_a_walkthrough_validates_against_the_published_documents
                 f"{where} {name}: {e.message}" for e in validators[name].iter_errors(value)
             ]
             field = schemas[name]["x-key"]
-            if (
-                field
-                and name != "platform.command_rejected.v1"
-                and key != str(value["payload"][field])
-            ):
+            if field and key != str(value["payload"][field]):
                 failures.append(f"{where} {name}: key {key!r} is not payload.{field}")
         if name not in carried:
             failures.append(f"{where}: {name} is not a message of this channel")
@@ -128,6 +142,32 @@ def test_every_record_of_a_walkthrough_validates_against_the_published_documents
     assert failures == [], "\n".join([summary, *failures[:50]])
     assert all(not t.endswith(".dlq") for t in {r.topic for r in records}), summary
     # After the records, so that those of a partial walkthrough are judged too.
-    assert walked, console.file.getvalue()  # type: ignore[attr-defined]
+    assert walked.ok, walked.output
     assert len(seen) >= 40, summary  # a full walkthrough touches most of the vocabulary
     print(f"every record valid: {summary}")  # shown with -s
+
+
+def test_modelina_models_parse_every_record_of_the_walkthrough(
+    walked: Walked, modelina_models: ModuleType
+) -> None:
+    """A consumer generated from the AsyncAPI document alone (Modelina's Pydantic models) parses
+    every event and command the walkthrough published, payload and all."""
+    failures, parsed = [], Counter[str]()
+    for record in walked.records:
+        if record.topic.endswith(".dlq"):
+            continue
+        name = json.loads(record.value)["type"]
+        model = getattr(modelina_models, modelina_name(name), None)
+        if model is None:
+            failures.append(f"{name}: no generated model")
+            continue
+        try:
+            message = model.model_validate_json(record.value)
+        except ValueError as exc:
+            failures.append(f"{record.topic}@{record.offset} {name}: {exc}")
+            continue
+        assert message.type == name and message.payload is not None
+        parsed[name] += 1
+    assert failures == [], "\n".join(failures[:20])
+    assert walked.ok, walked.output
+    assert sum(parsed.values()) > 100 and len(parsed) >= 40, parsed
