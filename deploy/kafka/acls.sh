@@ -75,6 +75,15 @@ acl() {
   echo "allow User:$principal $operation $kind $name"
 }
 
+# A service's consumer-group marker topic (acls.json "marker"; services/shared/topic_watch.py):
+# the service creates it (one partition) and looks for it, to tell a broker that lost its state
+# from one that kept it. Nobody reads or writes it, so only Create and Describe.
+marker() {
+  local topic="_casework-marker.$1"
+  acl "$1" Create topic "$topic"
+  acl "$1" Describe topic "$topic"
+}
+
 # --- topics (contracts.Topics.all()) ---
 topic allocation.commands
 topic allocation.events
@@ -109,6 +118,7 @@ acl allocation Read topic allocation.commands
 acl allocation Read topic access.events
 acl allocation Read topic signoff.events
 acl allocation Read group allocation
+marker allocation
 
 # --- signoff: consumes signoff.commands, allocation.events, access.events ---
 acl signoff Write topic signoff.events
@@ -119,6 +129,7 @@ acl signoff Read topic signoff.commands
 acl signoff Read topic allocation.events
 acl signoff Read topic access.events
 acl signoff Read group signoff
+marker signoff
 
 # --- access: consumes access.commands, allocation.events ---
 acl access Write topic access.events
@@ -127,6 +138,7 @@ acl access Write topic allocation.events.dlq
 acl access Read topic access.commands
 acl access Read topic allocation.events
 acl access Read group access
+marker access
 
 # --- notifications: consumes allocation.events, signoff.events, access.events,
 #     notifications.commands ---
@@ -140,6 +152,7 @@ acl notifications Read topic signoff.events
 acl notifications Read topic access.events
 acl notifications Read topic notifications.commands
 acl notifications Read group notifications
+marker notifications
 
 # --- edge: writes commands; reads outcomes (event topics, command dead letters), no group ---
 acl edge Write topic allocation.commands

@@ -20,6 +20,7 @@ import yaml
 from contracts import Topics
 from deploy.broker_auth import SERVICE_PRINCIPALS, load_acl_table
 from services.shared.settings import Settings
+from services.shared.topic_watch import TopicWatch
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -98,6 +99,26 @@ def test_tr04_the_scaler_reads_the_lag_as_the_service_itself(
     assert username["parameter"] == "username" and username["containerName"] == container["name"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[username["name"]] == name
+
+
+@pytest.mark.parametrize("name", SERVICE_PRINCIPALS)
+def test_tr04_a_service_may_make_and_see_only_its_groups_marker_topic(name: str) -> None:
+    async def restart() -> None:
+        return None
+
+    watch = TopicWatch(Settings(service_name=name), [], restart_consumer=restart, consuming=bool)
+    table = load_acl_table()
+    assert table["principals"][name]["marker"] == watch.marker
+    assert watch.marker not in Topics.all(), "nobody reads or writes it"
+    script = (ROOT / "deploy" / "kafka" / "acls.sh").read_text()
+    assert re.search(rf"^marker {name}$", script, re.M), f"acls.sh: no marker line for {name}"
+    function = re.search(r"^marker\(\) \{\n(.*?)^\}", script, re.M | re.S)
+    assert function, "acls.sh: the marker function"
+    body = function.group(1)
+    assert 'local topic="_casework-marker.$1"' in body
+    assert watch.marker == f"_casework-marker.{name}"
+    grants = re.findall(r'acl "\$1" (\w+) topic "\$topic"', body)
+    assert sorted(grants) == ["Create", "Describe"]
 
 
 def test_the_scalers_read_the_broker_the_services_are_given() -> None:
