@@ -1,0 +1,428 @@
+"""The web service's pages (Starlette + Jinja2, GOV.UK Frontend): sign-in and sign-out, the
+header (who, current position with a switch, unread notices), the team workview, Update
+assignment and the person summary. Each page reads the services' read APIs with the signed-in
+person's own token (TR05); each form is checked against the session's CSRF token and sent
+through the edge's command API as that person, in their current position; its outcome, or the
+refusal with its rule, is shown on the next page."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.shared import identity, logs
+from services.shared.settings import Settings
+from services.web import views
+from services.web.sessions import COOKIE, Session, Sessions
+from services.web.settings import WebSettings
+from services.web.signin import BrowserSignIn, SignInFailed
+
+log = logs.get(__name__)
+
+HERE = Path(__file__).resolve().parent
+NODE = HERE / "node_modules"
+MAX_FORM_BYTES = 64 * 1024
+SERVICES = ("edge", "allocation", "access", "notifications")
+
+
+class SignInNeeded(Exception):
+    pass
+
+
+class ReadRefused(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body = status, body
+
+
+def _q(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(HERE / "templates"),
+                jinja2.PrefixLoader(
+                    {"govuk_frontend_jinja": jinja2.PackageLoader("govuk_frontend_jinja")}
+                ),
+            ]
+        ),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+    )
+    env.filters["q"] = _q
+    return env
+
+
+class Web:
+    def __init__(
+        self,
+        settings: Settings,
+        web: WebSettings,
+        clients: dict[str, httpx.AsyncClient] | None = None,
+    ) -> None:
+        self.settings, self.web = settings, web
+        urls = {
+            "edge": web.edge_url,
+            "allocation": web.allocation_url,
+            "access": web.access_url,
+            "notifications": web.notifications_url,
+        }
+        self.clients = clients or {
+            name: httpx.AsyncClient(base_url=urls[name], timeout=40.0) for name in SERVICES
+        }
+        self.public_url = web.public_url.rstrip("/")
+        self.secure = self.public_url.startswith("https://")
+        verifier = identity.SignInVerifier(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            leeway_seconds=settings.clock_leeway_seconds,
+            roles_claim=settings.oidc_roles_claim,
+        )
+        self.signin = BrowserSignIn(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            web.client_secret,
+            f"{self.public_url}/signed-in",
+            verifier,
+        )
+        self.sessions = Sessions(web.session_idle_seconds)
+        self.env = templates()
+
+    # --- plumbing: the session, reads as the person, commands as the person ---------------------
+
+    def session(self, request: Request) -> Session:
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            raise SignInNeeded
+        return session
+
+    async def token(self, session: Session) -> str:
+        if session.tokens.expires_at - 30 < time.time():
+            try:
+                session.tokens = await self.signin.refresh(session.tokens)
+            except SignInFailed:
+                raise SignInNeeded from None
+        return session.tokens.id_token
+
+    async def read(self, session: Session, service: str, path: str, **params: str) -> Any:
+        """GET a read API as the person (TR05); a refusal is shown with its rule."""
+        answer = await self.clients[service].get(
+            path,
+            params=params or None,
+            headers={"Authorization": f"Bearer {await self.token(session)}"},
+        )
+        if answer.status_code == 401:
+            raise SignInNeeded
+        if answer.status_code != 200:
+            raise ReadRefused(answer.status_code, _json(answer))
+        return answer.json()
+
+    async def current_position(self, session: Session) -> tuple[list[views.Position], str | None]:
+        """AC17: the person's positions and the one they act in, from access."""
+        with contextlib.suppress(ReadRefused, httpx.HTTPError):
+            found = views.positions(await self.read(session, "access", "/me/positions"))
+            current = next((p.position_id for p in found if p.current), None)
+            return found, current
+        return [], None
+
+    async def send(
+        self, session: Session, command_type: str, body: dict[str, Any], form_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        """A command through the edge as the person, in their current position; the form's id
+        is the idempotency key, so a form sent twice is one command."""
+        _, position = await self.current_position(session)
+        headers = {"Authorization": f"Bearer {await self.token(session)}"}
+        if position:
+            headers["X-Acting-Position"] = position
+        if form_id:
+            headers["Idempotency-Key"] = form_id[:100]
+        answer = await self.clients["edge"].post(
+            f"/commands/{command_type}", json=body, headers=headers
+        )
+        return answer.status_code, _json(answer)
+
+    async def page(
+        self, request: Request, session: Session, template: str, status: int = 200, **ctx: Any
+    ) -> Response:
+        positions, current = await self.current_position(session)
+        unread = None
+        with contextlib.suppress(ReadRefused, httpx.HTTPError):
+            unread = (await self.read(session, "notifications", "/me/inbox/unread-count"))["unread"]
+        flash, session.flash = session.flash, None
+        html = self.env.get_template(template).render(
+            user=session.tokens.principal,
+            positions=positions,
+            current=next((p for p in positions if p.position_id == current), None),
+            unread=unread,
+            csrf=session.csrf,
+            form_id=uuid.uuid4().hex,
+            outcome=views.Outcome.from_json(flash) if flash else None,
+            path=request.url.path,
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    async def form(self, request: Request) -> tuple[Session, dict[str, str]]:
+        """A posted form of a signed-in person, with the session's CSRF token."""
+        session = self.session(request)
+        form = await _form_fields(request)
+        if not session.csrf_ok(form.get("csrf_token")):
+            raise CsrfRefused
+        return session, form
+
+    # --- sign-in and sign-out -------------------------------------------------------------------
+
+    async def sign_in(self, request: Request) -> Response:
+        after = request.query_params.get("next", "/teams")
+        started, location = await self.signin.start(after if after.startswith("/") else "/teams")
+        self.sessions.begin(started)
+        return RedirectResponse(location, status_code=303)
+
+    async def signed_in(self, request: Request) -> Response:
+        started = self.sessions.returned(request.query_params.get("state", ""))
+        code = request.query_params.get("code")
+        if started is None or not code:
+            return self.plain("Sign-in failed", "The sign-in did not come back as expected.", 400)
+        try:
+            tokens = await self.signin.finish(started, code)
+        except (SignInFailed, identity.SignInError) as failed:
+            log.info("sign-in refused", reason=str(failed))
+            return self.plain("Sign-in failed", "The identity provider's answer was refused.", 400)
+        self.sessions.drop(request.cookies.get(COOKIE))  # a fresh session id at every sign-in
+        answer = RedirectResponse(started.after, status_code=303)
+        answer.set_cookie(
+            COOKIE,
+            self.sessions.create(tokens),
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+            path="/",
+        )
+        return answer
+
+    async def sign_out(self, request: Request) -> Response:
+        await self.form(request)
+        self.sessions.drop(request.cookies.get(COOKIE))
+        answer = RedirectResponse("/signed-out", status_code=303)
+        answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure)
+        return answer
+
+    async def signed_out(self, _: Request) -> Response:
+        return self.plain("You have signed out", "Sign in again to carry on.", 200, sign_in=True)
+
+    def plain(self, title: str, text: str, status: int, sign_in: bool = False) -> Response:
+        html = self.env.get_template("plain.html").render(title=title, text=text, sign_in=sign_in)
+        return HTMLResponse(html, status_code=status)
+
+    # --- the header -----------------------------------------------------------------------------
+
+    async def change_position(self, request: Request) -> Response:
+        """AC17: the switch in the header; views and permissions follow the chosen position."""
+        session, form = await self.form(request)
+        body = {"user_id": session.user_id, "position_id": form.get("position_id", "")}
+        status, answer = await self.send(
+            session, "access.change_position.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer).to_json()
+        return RedirectResponse(_back(form.get("back")), status_code=303)
+
+    async def unread(self, request: Request) -> Response:
+        """The unread count the header polls (the notification inbox)."""
+        session = self.session(request)
+        count = await self.read(session, "notifications", "/me/inbox/unread-count")
+        return JSONResponse({"unread": count["unread"]})
+
+    # --- the team workview (AL04) ---------------------------------------------------------------
+
+    async def teams(self, request: Request) -> Response:
+        session = self.session(request)
+        summary = await self.read(session, "allocation", "/teams")
+        return await self.page(request, session, "teams.html", teams=summary["teams"])
+
+    async def team(self, request: Request) -> Response:
+        session = self.session(request)
+        team = request.path_params["team"]
+        work = await self.read(session, "allocation", f"/teams/{_q(team)}/work")
+        members = await self.read(session, "allocation", f"/teams/{_q(team)}")
+        return await self.page(request, session, "team.html", team=team, work=work, members=members)
+
+    # --- Update assignment (AL06, AL07, AL16) ---------------------------------------------------
+
+    async def assign_form(self, request: Request) -> Response:
+        session = self.session(request)
+        item_id = request.path_params["work_item_id"]
+        source = "team" if request.query_params.get("from") == "team" else "record"
+        item = await self.read(session, "allocation", f"/work-items/{_q(item_id)}")
+        name = request.query_params.get("name", "").strip()
+        found: list[dict[str, Any]] = []
+        if name:  # AL16: "Find" a worker by name
+            found = (await self.read(session, "allocation", "/workers", name=name))["workers"]
+            session.worker_names.update({w["position_id"]: w["name"] for w in found})
+        return await self.page(
+            request,
+            session,
+            "assign.html",
+            item=item,
+            source=source,
+            team=request.query_params.get("team", ""),
+            name=name,
+            found=found,
+            fields=views.assignment_fields(source),
+            priorities=views.PRIORITIES,
+        )
+
+    async def assign(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        source = "team" if form.get("source") == "team" else "record"
+        body = views.assign_command(form, source)
+        status, answer = await self.send(
+            session, "allocation.assign_work.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, session.worker_names).to_json()
+        back = (
+            f"/teams/{_q(form['team'])}"
+            if source == "team" and form.get("team")
+            else f"/persons/{_q(body['person_id'])}"
+        )
+        return RedirectResponse(back, status_code=303)
+
+    # --- the person summary (AL04, AL12, AL15) --------------------------------------------------
+
+    async def person(self, request: Request) -> Response:
+        session = self.session(request)
+        person_id = request.path_params["person_id"]
+        record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
+        return await self.page(request, session, "person.html", record=record)
+
+    # --- the application ------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        self.session(request)
+        return RedirectResponse("/teams", status_code=303)
+
+    async def healthz(self, _: Request) -> Response:
+        return JSONResponse({"status": "up", "service": self.settings.service_name})
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        await self.signin.aclose()
+        await self.signin.verifier.aclose()
+
+    def asgi(self, *, manage_lifecycle: bool = True) -> Starlette:
+        async def needs_sign_in(request: Request, _: Exception) -> Response:
+            if request.method == "GET":
+                target = urllib.parse.quote(request.url.path, safe="/")
+                return RedirectResponse(f"/sign-in?next={target}", status_code=303)
+            return self.plain("Sign in", "Your session has ended: sign in again.", 401, True)
+
+        async def csrf_refused(_: Request, __: Exception) -> Response:
+            return self.plain("Not sent", "The form had expired: go back and try again.", 403)
+
+        async def read_refused(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, ReadRefused)
+            rule = exc.body.get("rule")
+            reason = str(exc.body.get("error") or exc.body.get("reason") or "not allowed")
+            title = f"You cannot see this: rule {rule}" if rule else "You cannot see this"
+            session = self.sessions.get(request.cookies.get(COOKIE))
+            if session is None:
+                return self.plain(title, reason, exc.status)
+            return await self.page(
+                request, session, "refused.html", exc.status, title=title, reason=reason
+            )
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                if manage_lifecycle:
+                    await self.aclose()
+
+        return Starlette(
+            routes=[
+                Route("/", self.home),
+                Route("/sign-in", self.sign_in),
+                Route("/signed-in", self.signed_in),
+                Route("/sign-out", self.sign_out, methods=["POST"]),
+                Route("/signed-out", self.signed_out),
+                Route("/position", self.change_position, methods=["POST"]),
+                Route("/inbox/unread", self.unread),
+                Route("/teams", self.teams),
+                Route("/teams/{team}", self.team),
+                Route("/work-items/{work_item_id}/assign", self.assign_form),
+                Route("/work-items/{work_item_id}/assign", self.assign, methods=["POST"]),
+                Route("/persons/{person_id}", self.person),
+                Route("/healthz", self.healthz),
+                Mount(
+                    "/assets",
+                    StaticFiles(
+                        directory=NODE / "govuk-frontend/dist/govuk/assets", check_dir=False
+                    ),
+                ),
+                Mount(
+                    "/static/govuk",
+                    StaticFiles(directory=NODE / "govuk-frontend/dist/govuk", check_dir=False),
+                ),
+                Mount(
+                    "/static/moj",
+                    StaticFiles(
+                        directory=NODE / "@ministryofjustice/frontend/moj", check_dir=False
+                    ),
+                ),
+                Mount("/static/web", StaticFiles(directory=HERE / "static", check_dir=False)),
+            ],
+            exception_handlers={
+                SignInNeeded: needs_sign_in,
+                CsrfRefused: csrf_refused,
+                ReadRefused: read_refused,
+            },
+            lifespan=lifespan,
+        )
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+def _back(path: str | None) -> str:
+    """Only a path of this service (no open redirect)."""
+    return path if path and path.startswith("/") and not path.startswith("//") else "/teams"
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """A posted url-encoded form (the pages' only kind), bounded in size."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/x-www-form-urlencoded"
+    ):
+        raise CsrfRefused
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise CsrfRefused
+    return dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _json(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {"error": answer.text[:500]}
+    return body if isinstance(body, dict) else {"error": str(body)[:500]}

@@ -1,0 +1,143 @@
+"""The workview in a browser: people sign in by the identity provider's page, screen the team's
+current work and update assignments by clicking; every page visited passes axe-core (WCAG 2.2
+AA, no serious or critical violation); each outcome, or refusal with its rule, is on the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.allocation import Priority, StepType
+from services.allocation import domain
+from tests.allocation.helpers import HUB_1, get, referral, step
+from tests.conftest import RunningService
+from tests.support.client import CommandClient, EventLog
+from tests.web.conftest import WebServer, accessible, path_of, playwright_api, sign_in
+
+expect = playwright_api.expect
+
+
+def row_of(page: Any, table: str, text: str) -> Any:
+    return page.locator(f"#{table} tbody tr").filter(has_text=text)
+
+
+async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    allocation: RunningService,
+) -> None:
+    triage = await referral(commands, event_log, name="Wanda Webview")
+    await sign_in(page, web, "so-hub")
+
+    # AL04: the team summary lists the teams she screens; the Hub Team's current work has the
+    # referral's triage in Incoming work.
+    summary = page.locator("#team-summary")
+    await expect(summary).to_contain_text(domain.HUB_TEAM)
+    await summary.get_by_role("link", name=domain.HUB_TEAM).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(domain.HUB_TEAM)
+    row = row_of(page, "incoming-work", "Wanda Webview")
+    await expect(row).to_contain_text(StepType.TRIAGE)
+    await expect(page.locator("#incomplete-work")).to_be_visible()
+    await expect(page.locator("#incoming-requests")).to_be_visible()
+    await accessible(page)
+
+    # AL06, AL07, AL16: Update assignment from the row: find the worker by name, raise the
+    # priority (offered here, from the team's current work), a note, Assign.
+    await row.get_by_role("link", name="Update assignment").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Update assignment")
+    await page.get_by_label("Pass to worker: find by name").fill("Ada")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_label("Ada Brooks").check()
+    await expect(page.get_by_label("Priority")).to_be_visible()
+    await accessible(page)
+    await page.get_by_label("Priority").select_option(Priority.HIGH)
+    await page.get_by_label("Note (optional)").fill("please triage today")
+    await page.get_by_role("button", name="Assign").click()
+
+    # The outcome: back on the team's current work, what changed, and the row gone from it.
+    await expect(page.locator("#outcome")).to_contain_text(
+        f"{StepType.TRIAGE} is now in Ada Brooks's incoming work, priority high."
+    )
+    assert path_of(page) == f"/teams/{domain.HUB_TEAM}"
+    await expect(row_of(page, "incoming-work", "Wanda Webview")).to_have_count(0)
+    await accessible(page)
+    item = await get(allocation, "so-hub", f"/work-items/{triage.work_item_id}")
+    assert (item["owner_id"], item["priority"]) == (HUB_1.position_id, "high")
+
+    # AL04, AL12: the person summary has the change in its work history, with the note; from
+    # the record, Update assignment offers no priority (AL07).
+    await page.goto(f"{web.url}/persons/{triage.person_id}")
+    history = page.locator("#work-history")
+    await expect(history).to_contain_text(f"{StepType.TRIAGE} assigned")
+    await expect(history).to_contain_text("Note: please triage today")
+    await expect(page.locator("#current-work")).to_contain_text("Ada Brooks")
+    await accessible(page)
+    await page.locator("#current-work").get_by_role("link", name="Update assignment").click()
+    await page.get_by_label("Pass to worker: find by name").fill("Ben")
+    await page.get_by_role("button", name="Find").click()
+    await expect(page.get_by_label("Ben Carter")).to_be_visible()
+    await expect(page.get_by_label("Priority")).to_have_count(0)
+    await accessible(page)
+
+
+async def test_al05_refusal_is_shown_with_its_rule_and_reason(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    allocation: RunningService,
+) -> None:
+    triage = await referral(commands, event_log, name="Rhys Refused")
+    assessment = await step(commands, event_log, triage.person_id, StepType.TRUSTED_ASSESSMENT)
+    await sign_in(page, web, "so-north", f"/teams/{domain.NORTH_TEAM}")
+
+    row = row_of(page, "incoming-work", "Rhys Refused")
+    await row.get_by_role("link", name="Update assignment").click()
+    await page.get_by_label("Pass to worker: find by name").fill("Grace")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_label("Grace Mensah").check()
+    await page.get_by_role("button", name="Assign").click()
+
+    # AL05: no `Involved Worker` relationship: refused, the rule and its reason on the page.
+    outcome = page.locator("#outcome")
+    await expect(outcome).to_contain_text("Not done: rule AL05")
+    await expect(outcome).to_contain_text("Involved Worker")
+    await expect(row_of(page, "incoming-work", "Rhys Refused")).to_have_count(1)
+    await accessible(page)
+    item = await get(allocation, "so-north", f"/work-items/{assessment.work_item_id}")
+    assert item["owner_kind"] == "team" and item["owner_id"] == domain.NORTH_TEAM
+
+
+async def test_tr05_web_session_cookie_csrf_and_sign_out(web: WebServer, page: Any) -> None:
+    # Signed out, a page sends the browser to the provider's sign-in.
+    await page.goto(f"{web.url}/teams")
+    await expect(page.get_by_placeholder("sub")).to_be_visible()
+    await page.get_by_placeholder("sub").fill("so-south")
+    await page.get_by_role("button", name="Authorize").click()
+    await expect(page.locator("#signed-in-user")).to_have_text("so-south")
+
+    # The header: the current position and the notification inbox's unread count.
+    await expect(page.get_by_label("Current position")).to_contain_text(
+        "Senior Officer, Wellbeing Service South Team"
+    )
+    await expect(page.locator("#unread-count")).to_contain_text("unread")
+    await accessible(page)
+
+    # The session cookie: an id only, HttpOnly, SameSite=Lax (Secure over TLS; this is http).
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "casework_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert "so-south" not in cookie["value"]
+
+    # A form without the session's CSRF token is refused and changes nothing.
+    forged = await page.request.post(f"{web.url}/sign-out", form={"csrf_token": "forged"})
+    assert forged.status == 403
+    await page.reload()
+    await expect(page.locator("#signed-in-user")).to_have_text("so-south")
+
+    # Sign out: the session is gone; the next page asks for sign-in again.
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("You have signed out")
+    await accessible(page)
+    await page.goto(f"{web.url}/teams")
+    await expect(page.get_by_placeholder("sub")).to_be_visible()
