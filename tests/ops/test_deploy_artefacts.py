@@ -160,6 +160,8 @@ def test_topics_are_the_contracts_with_the_tables_partitions(base: list[dict[str
     assert set(partitions.values()) == {table["partitions"]}
     script = (ROOT / "deploy" / "kafka" / "acls.sh").read_text()
     assert f"PARTITIONS=${{PARTITIONS:-{table['partitions']}}}" in script
+    config = _one(base, "ConfigMap", "casework")["data"]
+    assert config["CASEWORK_TOPIC_PARTITIONS"] == str(table["partitions"]), "recreated topics"
     for doc in (d for d in base if d["kind"] == "KafkaTopic"):
         assert doc["metadata"]["labels"]["strimzi.io/cluster"]
         assert int(doc["spec"]["config"]["retention.ms"]) > 0
@@ -312,6 +314,14 @@ def test_compose_gives_the_host_a_broker_listener(compose: dict[str, Any]) -> No
     assert host == "localhost"
     assert f"127.0.0.1:{port}:{port}" in kafka["ports"]
     assert env["KAFKA_LISTENER_NAME_EXTERNAL_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+
+
+def test_compose_topics_have_the_tables_partitions(compose: dict[str, Any]) -> None:
+    partitions = load_acl_table()["partitions"]
+    assert compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == partitions
+    for name in SERVICE_PRINCIPALS:
+        env = compose["services"][name]["environment"]
+        assert env["CASEWORK_TOPIC_PARTITIONS"] == str(partitions), name
 
 
 def test_compose_keeps_data_in_volumes(compose: dict[str, Any]) -> None:
