@@ -387,19 +387,24 @@ class BulkItemOutcome(Bounded):
     reason: Text | None = None
 
 
+# TR08: a bulk assignment's outcome (and its preview) is published in parts of at most this
+# many items, so each event stays well inside the record size limit however many there were.
+BULK_EVENT_ITEMS = 500
+
+
 class BulkAssignPreviewed(Event):
+    """AL08: each item's outcome, nothing changed; `would_apply` is for the whole selection. In
+    `parts` events (numbered by `part`) like BulkAssigned when there are many items."""
+
     TYPE: ClassVar[str] = "allocation.bulk_assign_previewed.v1"
     KEY_FIELD: ClassVar[str | None] = "to_position_id"
 
     to_position_id: str
     note: Text
-    outcomes: list[BulkItemOutcome] = Field(max_length=BULK_ITEMS_MAX)
+    outcomes: list[BulkItemOutcome] = Field(max_length=BULK_EVENT_ITEMS)
     would_apply: bool
-
-
-# TR08: a bulk assignment's outcome is published in parts of at most this many items, so each
-# event stays well inside the record size limit however many items were assigned.
-BULK_EVENT_ITEMS = 500
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
 
 
 class BulkAssigned(Event):

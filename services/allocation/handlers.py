@@ -569,14 +569,26 @@ async def preview_bulk_assign(ctx: HandlerContext[PreviewBulkAssign]) -> None:
     """AL08: each item's outcome; nothing changes."""
     cmd = ctx.message
     _, _, outcomes = await _bulk_decide(ctx, cmd)
-    ctx.emit(
-        BulkAssignPreviewed(
-            to_position_id=cmd.to_position_id,
-            note=cmd.note,
-            outcomes=outcomes,
-            would_apply=all(o.ok for o in outcomes),
+    parts = _parts(len(outcomes))
+    for part, chunk in enumerate(parts, start=1):
+        ctx.emit(
+            BulkAssignPreviewed(
+                to_position_id=cmd.to_position_id,
+                note=cmd.note,
+                outcomes=outcomes[chunk],
+                would_apply=all(o.ok for o in outcomes),
+                part=part,
+                parts=len(parts),
+            )
         )
-    )
+
+
+def _parts(count: int) -> list[slice]:
+    """TR08: a bulk outcome in parts of BULK_EVENT_ITEMS, each fitting the record limit."""
+    return [
+        slice(start, start + BULK_EVENT_ITEMS)
+        for start in range(0, max(count, 1), BULK_EVENT_ITEMS)
+    ]
 
 
 @dispatcher.on(BulkAssign)
@@ -624,10 +636,8 @@ async def bulk_assign(ctx: HandlerContext[BulkAssign]) -> None:
         )
         for item in items
     ]
-    # TR08: in parts, so that each event fits the record size limit.
-    parts = max(1, -(-len(items) // BULK_EVENT_ITEMS))
-    for part in range(parts):
-        chunk = slice(part * BULK_EVENT_ITEMS, (part + 1) * BULK_EVENT_ITEMS)
+    parts = _parts(len(items))
+    for part, chunk in enumerate(parts, start=1):
         ctx.emit(
             BulkAssigned(
                 to_position_id=target.position_id,
@@ -635,8 +645,8 @@ async def bulk_assign(ctx: HandlerContext[BulkAssign]) -> None:
                 note=cmd.note,
                 items=snapshots[chunk],
                 from_owners=[item.placement.owner for item in items[chunk]],
-                part=part + 1,
-                parts=parts,
+                part=part,
+                parts=len(parts),
             )
         )
 
