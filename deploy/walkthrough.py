@@ -765,7 +765,7 @@ async def emergency_scheduled(w: Walk) -> str:
         SM_JUD_REV,
         EmergencyAccessRequested,
     )
-    grant_at = datetime.now(UTC) + timedelta(seconds=2)
+    grant_at = datetime.now(UTC) + timedelta(seconds=12)  # well after the answer arrives
     scheduled = await w.ok(
         AnswerEmergencyRequest(
             user_id=TL_JUD_REV.user_id, p30_id=requested.p30_id, grant_at=grant_at
