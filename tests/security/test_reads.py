@@ -501,6 +501,15 @@ async def test_ac19_tr05_caseworker_cannot_read_the_team_view(world: World) -> N
     assert {"pos-cw-enf-1", "pos-cw-enf-2"} <= {c["position_id"] for c in view["caseworkers"]}
 
 
+async def test_ac20_tr05_only_the_access_team_reads_the_p30s_to_action(world: World) -> None:
+    """AC20: the queue of P30s and emergency requests awaiting the access team is the access
+    team's; a team leader, a caseworker or a stranger is refused, naming the rule."""
+    for reader in (TL_ENF_1.user_id, CW_ENF_1.user_id, f"stranger-{uuid.uuid4().hex[:8]}"):
+        refused(await world.access.get(reader, "/p30s/to-action"), 403, "AC20")
+    queue = await world.access.get("flls-1", "/p30s/to-action")
+    assert queue.status_code == 200 and isinstance(queue.json()["p30s"], list)
+
+
 async def test_tr05_ac18_segment_list_write_needs_a_token_and_a_json_body(world: World) -> None:
     """A write takes the token in a header and a JSON body: a cross-site form (which sends
     neither) cannot make one, a cookie is no sign-in."""
