@@ -1,5 +1,6 @@
 """Access's read API (JSON over HTTP): a user's positions, P30 history, reviews due, outstanding
-emergency P30s, removals, telephony routing (AC05) and the work views of AC17-AC19.
+emergency P30s, the access team's queue of P30s to action (AC20, AC21), removals, telephony
+routing (AC05) and the work views of AC17-AC19.
 
 TR05: every read needs a sign-in token and the reader is the token's user: their own views are
 under `/me/...`. Another person's access records (`/users/{user_id}/...`) are read only by those
