@@ -44,7 +44,7 @@ from deploy.client import (
     remove_stack_file,
     write_stack_file,
 )
-from deploy.stack import DEV_ROLE_HOLDERS, EDGE, Stack
+from deploy.stack import DEV_ROLE_HOLDERS, EDGE, WEB, Stack
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=True, help="Run and drive the casework platform."
@@ -146,6 +146,21 @@ def _status_table(stack: Stack) -> Table:
     return table
 
 
+def _print_web(stack: Stack) -> None:
+    """The web address and whom to sign in as on the development provider's page."""
+    web = stack.services.get(WEB)
+    if web is None:
+        console.print("web not started: install its assets with `npm ci --prefix services/web`")
+        return
+    console.print(f"web [bold]{web.url}[/] (sign in by typing a user id on the provider's page)")
+    holders = ", ".join(str(u["sub"]) for u in DEV_ROLE_HOLDERS)
+    console.print(
+        f"development users: {holders}; once the walkthrough directory is loaded (`casework "
+        "directory load services/access/walkthrough_directory.json`), its people: so-hub, "
+        "so-north, so-south, so-mgmt, hub-1, hub-2, ta-north-1, tl-enf-1, cw-enf-1, ..."
+    )
+
+
 @app.command()
 def up(
     state_dir: Path | None = typer.Option(
@@ -172,6 +187,7 @@ def up(
         stack.start_services(log_dir=state_dir / "logs")
         stack.supervise()  # a service that dies is started again, with backoff
         console.print(f"recorded in [bold]{write_stack_file(stack, state_dir)}[/]")
+        _print_web(stack)
         with Live(_status_table(stack), console=console, refresh_per_second=1) as live:
             while not stopping:
                 time.sleep(1)

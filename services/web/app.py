@@ -319,6 +319,14 @@ class Web:
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "up", "service": self.settings.service_name})
 
+    async def readyz(self, _: Request) -> Response:
+        """Ready once the identity provider answers: no one can sign in before."""
+        ready = False
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            await self.signin.config()
+            ready = True
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
     async def aclose(self) -> None:
         for client in self.clients.values():
             await client.aclose()
@@ -370,6 +378,8 @@ class Web:
                 Route("/work-items/{work_item_id}/assign", self.assign, methods=["POST"]),
                 Route("/persons/{person_id}", self.person),
                 Route("/healthz", self.healthz),
+                Route("/livez", self.healthz),
+                Route("/readyz", self.readyz),
                 Mount(
                     "/assets",
                     StaticFiles(

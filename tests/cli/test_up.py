@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.stack import EDGE, available_services
+from deploy.stack import EDGE, WEB, available_services, web_installed
 from tests.cli.conftest import ROOT, Cli, cli_env
 
 
@@ -48,7 +48,8 @@ def test_up_records_the_stack_for_other_commands_and_stops_on_ctrl_c(
         while urls is None and up.poll() is None and time.monotonic() < deadline:
             urls = _ready(state / "stack.json")
             time.sleep(0.2)  # polling a process that converges; never asserting after a sleep
-        assert urls is not None and set(urls) == {*available_services(), EDGE}
+        web = {WEB} if web_installed() else set()  # started once its assets are installed
+        assert urls is not None and set(urls) == {*available_services(), EDGE, *web}
 
         cli = Cli(state)
         cli.login("directory-admin", "so-hub")
@@ -62,6 +63,8 @@ def test_up_records_the_stack_for_other_commands_and_stops_on_ctrl_c(
     assert up.returncode == 0, output
     assert "Traceback" not in output
     assert "stopping" in output and "ready" in output
+    if web:  # `casework up` prints where the web pages are
+        assert f"web {urls[WEB]}" in output, output
     assert not (state / "stack.json").exists()
     gone = Cli(state)("workview", "Wellbeing Service Hub Team")
     assert gone.returncode == 2 and "the allocation service's URL is unknown" in gone.stderr

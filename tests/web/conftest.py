@@ -27,8 +27,6 @@ from tests.allocation.helpers import WALKTHROUGH_DIRECTORY, eventually
 from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
 CHROMIUM = "/usr/bin/chromium"
 AXE = NODE / "axe-core" / "axe.min.js"
 # WCAG 2.2 AA, as UK public services must meet it.
@@ -130,6 +128,7 @@ async def web(
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
+    playwright_api = pytest.importorskip("playwright.async_api")
     playwright = await playwright_api.async_playwright().start()
     # Debian's chromium: no browser is downloaded. Root in CI: no sandbox.
     launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -167,7 +166,7 @@ async def sign_in(page: Any, web: WebServer, user_id: str, path: str = "/teams")
     await page.goto(f"{web.url}{path}")
     await page.get_by_placeholder("sub").fill(user_id)
     await page.get_by_role("button", name="Authorize").click()
-    expect = playwright_api.expect
+    expect = pytest.importorskip("playwright.async_api").expect
     await expect(page.locator("#signed-in-user")).to_have_text(user_id)
     await accessible(page)
 

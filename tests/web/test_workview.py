@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from contracts.allocation import Priority, StepType
 from services.allocation import domain
 from tests.allocation.helpers import HUB_1, get, referral, step
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
-from tests.web.conftest import WebServer, accessible, path_of, playwright_api, sign_in
+from tests.web.conftest import WebServer, accessible, path_of, sign_in
 
-expect = playwright_api.expect
+# The browser tests need Playwright (Python) and Debian's chromium; never a downloaded browser.
+expect = pytest.importorskip("playwright.async_api").expect
 
 
 def row_of(page: Any, table: str, text: str) -> Any:
