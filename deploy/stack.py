@@ -38,6 +38,26 @@ PARTITIONS = 4
 def available_services() -> list[str]:
     return [name for name in SERVICES if (SERVICES_DIR / name / "service.py").exists()]
 
+WEB = "web"  # the pages people use in a browser (services/web), beside the edge
+
+
+def web_installed() -> bool:
+    """The web service runs once its assets are installed (`npm ci --prefix services/web`)."""
+    import importlib.util
+
+    assets = SERVICES_DIR / WEB / "node_modules" / "govuk-frontend"
+    return assets.is_dir() and importlib.util.find_spec("govuk_frontend_jinja") is not None
+
+
+def web_env(public_url: str, urls: dict[str, str]) -> dict[str, str]:
+    """Where the web service is reached and where it finds the edge and the read APIs."""
+    env = {"CASEWORK_WEB_PUBLIC_URL": public_url}
+    for name in (EDGE, "allocation", "access", "notifications"):
+        if name in urls:
+            env[f"CASEWORK_WEB_{name.upper()}_URL"] = urls[name]
+    return env
+
+
 
 # People of the development provider who hold application roles; anyone else signs in by
 # typing their user id on its page (the walkthrough's caseworkers and officers).
@@ -388,6 +408,16 @@ class Stack:
             log_dir.mkdir(parents=True, exist_ok=True)
         for name in [*available_services(), EDGE]:
             self.start_service(name, log_path=(log_dir / f"{name}.log") if log_dir else None)
+        if web_installed():
+            port = free_port()
+            self.start_service(
+                WEB,
+                port=port,
+                extra_env=web_env(
+                    f"http://127.0.0.1:{port}", {n: s.url for n, s in self.services.items()}
+                ),
+                log_path=(log_dir / f"{WEB}.log") if log_dir else None,
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
