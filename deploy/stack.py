@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import Topics
+from services.shared import logs
 from services.shared.auth import SigningKey, key_set
 from services.shared.identity import AppRole
 
@@ -33,10 +35,12 @@ SERVICES = ("allocation", "signoff", "access", "notifications")
 EDGE = "edge"  # the command API people's requests enter by (TR02); holds the signing key
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 PARTITIONS = 4
+log = logs.get(__name__)
 
 
 def available_services() -> list[str]:
     return [name for name in SERVICES if (SERVICES_DIR / name / "service.py").exists()]
+
 
 WEB = "web"  # the pages people use in a browser (services/web), beside the edge
 
@@ -56,7 +60,6 @@ def web_env(public_url: str, urls: dict[str, str]) -> dict[str, str]:
         if name in urls:
             env[f"CASEWORK_WEB_{name.upper()}_URL"] = urls[name]
     return env
-
 
 
 # People of the development provider who hold application roles; anyone else signs in by
@@ -310,10 +313,104 @@ class ServiceProcess:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    log_path: Path | None = None
+    restarts: int = 0  # how often the supervisor started it again after it died
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        """Starts the process again: same port, same environment, same log."""
+        self.process = _spawn_service(self.name, self.env, self.log_path)
+        self.started_at = time.monotonic()
+
+
+def _spawn_service(
+    name: str, env: dict[str, str], log_path: Path | None
+) -> subprocess.Popen[bytes]:
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}"],
+        env=env,
+        stdout=out,
+        stderr=out,
+        cwd=str(SERVICES_DIR.parent),
+    )
+
+
+class Supervisor:
+    """Starts a service process again when it dies, after a backoff that doubles with each
+    death in quick succession (1 s, 2 s, 4 s ... up to `backoff_max`) and starts again from 1 s
+    once a process has stayed up for `steady` seconds. Every restart is logged and counted in
+    `ServiceProcess.restarts`."""
+
+    def __init__(
+        self,
+        services: dict[str, ServiceProcess],
+        *,
+        poll: float = 0.2,
+        backoff_first: float = 1.0,
+        backoff_max: float = 30.0,
+        steady: float = 60.0,
+    ) -> None:
+        self.services = services
+        self.poll = poll
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self.steady = steady
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # held while (re)starting, so stop never races a spawn
+        self._backoff: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name="casework-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No more restarts; returns once the supervisor has stopped looking."""
+        self._stopping.set()
+        with self._lock:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.poll):
+            for service in list(self.services.values()):
+                with self._lock:
+                    if not self._stopping.is_set():
+                        self._look_after(service)
+
+    def _look_after(self, service: ServiceProcess) -> None:
+        code = service.process.poll()
+        if code is None:
+            if time.monotonic() - service.started_at > self.steady:
+                self._backoff.pop(service.name, None)
+            return
+        now = time.monotonic()
+        due = self._due.get(service.name)
+        if due is None:
+            delay = self._backoff.get(service.name, self.backoff_first)
+            self._backoff[service.name] = min(delay * 2, self.backoff_max)
+            self._due[service.name] = now + delay
+            log.warning(
+                "service exited; restarting it",
+                service=service.name,
+                exit_code=code,
+                after_seconds=delay,
+                restarts=service.restarts,
+            )
+            return
+        if now < due:
+            return
+        del self._due[service.name]
+        service.spawn()
+        service.restarts += 1
+        log.warning("service restarted", service=service.name, restarts=service.restarts)
 
 
 @dataclass
@@ -328,6 +425,7 @@ class Stack:
     use_environment: bool = True  # False: always the embedded broker and PostgreSQL
     identity: DevIdentityProvider | None = None
     edge_env: dict[str, str] = field(default_factory=dict)  # the signing key: the edge's only
+    supervisor: Supervisor | None = None
 
     def start_infrastructure(self) -> dict[str, str]:
         environ = os.environ if self.use_environment else {}
@@ -391,17 +489,16 @@ class Stack:
             "CASEWORK_HTTP_PORT": str(port),
             **(extra_env or {}),
         }
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            env=env,
-            stdout=out,
-            stderr=out,
-            cwd=str(SERVICES_DIR.parent),
-        )
-        service = ServiceProcess(name, port, process)
+        service = ServiceProcess(name, port, _spawn_service(name, env, log_path), env, log_path)
         self.services[name] = service
         return service
+
+    def supervise(self, **options: float) -> Supervisor:
+        """Restarts any of this stack's service processes that dies, until `stop`."""
+        if self.supervisor is None:
+            self.supervisor = Supervisor(self.services, **options)
+            self.supervisor.start()
+        return self.supervisor
 
     def start_services(self, log_dir: Path | None = None) -> None:
         if log_dir:
@@ -435,6 +532,8 @@ class Stack:
             raise TimeoutError(f"services not ready: {sorted(pending)}")
 
     def stop(self) -> None:
+        if self.supervisor:  # first, so that nothing stopped here is started again
+            self.supervisor.stop()
         for service in self.services.values():
             if service.process.poll() is None:
                 service.process.terminate()

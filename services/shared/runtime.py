@@ -151,6 +151,7 @@ class ServiceRuntime:
             self.needed_topics(),
             restart_consumer=self._restart_consumer,
             consuming=lambda: bool(self.assigned_partitions()),
+            stalled=lambda: "consumer" in self.liveness.stalled(),
         )
 
     def needed_topics(self) -> list[str]:

@@ -47,10 +47,6 @@ class Settings(BaseSettings):
     relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
     retry_backoff_max_seconds: float = 5.0
-    # Lost topics (an in-memory broker restarted): how often a service checks that its topics
-    # exist, and the partitions it recreates them with (as deploy/stack.py creates them).
-    topic_check_seconds: float = 5.0
-    topic_partitions: int = 4
     # TR08: the largest record a service reads or publishes (below the broker's
     # message.max.bytes). Bigger records are dead-lettered; bigger outcomes refused.
     max_record_bytes: int = MAX_RECORD_BYTES
@@ -71,8 +67,6 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
-    # A warning or error repeated within this window is counted, not written again.
-    log_repeat_window_seconds: float = 30.0
     # A warning or error repeated within this window is counted, not written again.
     log_repeat_window_seconds: float = 30.0
 

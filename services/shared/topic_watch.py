@@ -7,12 +7,18 @@ consumer holds partitions again.
 Clients recreate a lost topic on their own (a metadata request for it auto-creates it), so a
 topic being there says little. Each consumer group therefore keeps a marker topic nobody asks
 for by name: while it exists the broker has kept its state; when it is gone, the broker lost
-everything since the marker was made, whatever other topics are back."""
+everything since the marker was made, whatever other topics are back.
+
+A broker that kept its state (s3 storage) can still leave the Kafka client's consumer stuck
+after the connection dropped mid-fetch: it holds partitions, has lag and fetches nothing. So the
+consumer is also restarted after a broker outage this watch saw, and when it has stalled (work
+waiting, no batch finished for `liveness_stall_seconds`, as /livez judges)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,25 +38,32 @@ class TopicWatch:
         *,
         restart_consumer: Callable[[], Awaitable[None]],
         consuming: Callable[[], bool],
+        stalled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.topics = sorted(set(topics))
         self.marker = f"_casework-marker.{settings.group_id}"
         self._restart_consumer = restart_consumer
         self._consuming = consuming
+        self._stalled = stalled
+        self._outage = False  # the broker did not answer a look since the last check
+        self._restarted_at = -float("inf")
         self._nudged = asyncio.Event()
         self.marker_made = False
         self.missing: list[str] = []  # missing at the last look
         self.marker_lost = False  # the broker restarted empty since the marker was made
         self.recovering = False  # recreated; the consumer has not joined again yet
-        self.recoveries = 0
+        self.recoveries = 0  # the broker lost its topics
+        self.consumer_restarts = 0  # for any reason
 
     async def not_ready_reason(self) -> str | None:
         """Why the service is not ready as far as its topics go, or None. Looks at the broker
         itself, so that a restarted broker is never called ready before the next check."""
-        with contextlib.suppress(Exception):  # an unreachable broker is the broker check's
+        try:
             async with asyncio.timeout(2):
                 self._look(await self.existing())
+        except Exception:  # an unreachable broker is the broker check's to report
+            self._outage = True
         if self.missing or self.marker_lost:
             self.nudge()
         if self.missing:
@@ -88,6 +101,7 @@ class TopicWatch:
         self._look(await self.existing())
         missing, lost = self.missing, self.marker_lost
         if not missing and not lost and self.marker_made:
+            await self._unstick()
             return []
         if missing or lost:
             log.warning("the broker lost topics; recreating them", topics=missing, empty=lost)
@@ -98,9 +112,25 @@ class TopicWatch:
             self.recovering = True
             # Positions held for the lost topics point past the new topics' records; a fresh
             # consumer takes the group's committed offsets instead (none: from the start).
-            await self._restart_consumer()
+            await self._restart(reason="the broker lost topics")
         self._look(await self.existing())
         return missing
+
+    async def _unstick(self) -> None:
+        outage, self._outage = self._outage, False
+        if outage:
+            await self._restart(reason="the broker did not answer for a while")
+        elif (
+            self._stalled()
+            and time.monotonic() - self._restarted_at > self.settings.liveness_stall_seconds
+        ):
+            await self._restart(reason="the consumer stalled with work waiting")
+
+    async def _restart(self, *, reason: str) -> None:
+        log.warning("restarting the consumer", reason=reason)
+        self._restarted_at = time.monotonic()
+        self.consumer_restarts += 1
+        await self._restart_consumer()
 
     async def _create(self, topics: list[str]) -> None:
         admin = self._admin()
@@ -130,6 +160,7 @@ class TopicWatch:
                 await self.check()
                 made = True
             except Exception as error:  # the broker is unreachable: /readyz says so already
+                self._outage = True
                 log.warning("topic check failed; trying again later", error=repr(error))
                 await asyncio.sleep(min(1.0, self.settings.topic_check_seconds))
 

@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from contracts import Actor, Envelope
-from contracts.allocation import ReceiveReferral
+from contracts import Actor, Envelope, Topics
+from contracts.allocation import ReceiveReferral, WorkItemCreated
 from deploy.identity import SignedInUsers
-from deploy.stack import EmbeddedBroker, create_database, create_topics
+from deploy.stack import (
+    DevIdentityProvider,
+    EmbeddedBroker,
+    Stack,
+    create_database,
+    create_topics,
+)
 from services.allocation.service import SPEC
-from services.shared.auth import SigningKey
+from services.shared.auth import SigningKey, key_set
 from services.shared.settings import Settings
 from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog, clients_on
@@ -176,3 +186,152 @@ async def test_broker_restarted_empty_services_recreate_topics_and_apply_every_c
         assert await _count(database, persons) == (60, 60)
     finally:
         broker.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offsets on `topic`, summed over its partitions."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        total = 0
+        for partition in consumer.partitions_for_topic(topic) or set():
+            total += await consumer.committed(TopicPartition(topic, partition)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def test_broker_with_s3_storage_killed_keeps_topics_records_and_offsets(
+    tmp_path: Path,
+) -> None:
+    """s3 storage (tansu over a local S3 server): the broker is SIGKILLed and started again on
+    the same port; the topics, every acknowledged record and the group's committed offsets are
+    still there. (The services are not run over it: see the README on what the embedded broker
+    keeps.)"""
+    pytest.importorskip("moto", reason="s3 storage needs the moto[server] package")
+    broker = EmbeddedBroker(storage="s3")
+    broker.start(str(tmp_path / "broker.log"))
+    topic, group = Topics.ALLOCATION_COMMANDS, "restart-probe"
+    try:
+        await create_topics(broker.bootstrap_servers)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            sent = [f"record-{i}".encode() for i in range(40)]
+            for value in sent:
+                await producer.send_and_wait(topic, value, key=value)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            read: list[bytes] = []
+            async with asyncio.timeout(60):
+                while len(read) < 10:
+                    batch = await consumer.getmany(timeout_ms=500, max_records=10 - len(read))
+                    read += [r.value or b"" for records in batch.values() for r in records]
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        committed = await _committed(broker.bootstrap_servers, group, topic)
+        assert committed == 10
+
+        broker.kill()
+        broker.start()
+        assert set(Topics.all()) <= await _topics(broker.bootstrap_servers)
+        assert await _committed(broker.bootstrap_servers, group, topic) == committed
+        assert sorted(await _read_all(broker.bootstrap_servers, topic, len(sent))) == sorted(sent)
+    finally:
+        broker.stop()
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _read_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
+    """Every record of `topic` from the start, once `expected` have been read."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        read: list[bytes] = []
+        async with asyncio.timeout(60):
+            while len(read) < expected:
+                batch = await consumer.getmany(timeout_ms=500)
+                read += [r.value or b"" for records in batch.values() for r in records]
+        return read
+    finally:
+        await consumer.stop()
+
+
+async def test_supervised_service_killed_is_started_again_and_applies_commands(
+    database: str,
+    identity: DevIdentityProvider,
+    settings_for: Callable[..., Settings],
+    edge_key: SigningKey,
+    users: SignedInUsers,
+    tmp_path: Path,
+) -> None:
+    """`casework up` supervision: allocation as a process of the stack, SIGKILLed; the
+    supervisor starts it again on the same port, it applies a command sent afterwards, and
+    stopping the stack ends it for good."""
+    broker = EmbeddedBroker(storage="memory")
+    broker.start()
+    await create_topics(broker.bootstrap_servers)
+    stack = Stack(state_dir=tmp_path / "state", use_environment=False)
+    stack.env = {
+        "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "CASEWORK_DATABASE_URL": database,
+        "CASEWORK_OIDC_ISSUER": identity.issuer,
+        "CASEWORK_ASSERTION_KEYS": key_set(edge_key),
+    }
+    try:
+        service = stack.start_service("allocation", log_path=tmp_path / "allocation.log")
+        stack.supervise(backoff_first=0.2)
+        await asyncio.to_thread(stack.wait_ready, 90)
+        first = service.process
+        first.send_signal(signal.SIGKILL)
+        async with asyncio.timeout(90):
+            while True:  # wait for the outcome: started again and ready
+                if service.restarts == 1 and await _ready(service.url):
+                    break
+                await asyncio.sleep(0.1)
+        assert service.process.pid != first.pid
+        assert first.wait(5) == -signal.SIGKILL
+
+        edge = settings_for(
+            "edge",
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            assertion_signing_key=edge_key.dumps(),
+        )
+        async with clients_on(broker.bootstrap_servers, edge, users) as (commands, events):
+            referral = _referral()
+            sent = await commands.send(referral, OFFICER)
+            (outcome,) = await events.outcome(sent.message_id, timeout=60)
+            assert outcome.type == WorkItemCreated.TYPE
+        assert await _count(database, [referral.person_id]) == (1, 1)
+    finally:
+        stack.stop()
+        broker.stop()
+    assert service.process.poll() is not None
+    assert service.restarts == 1  # stopping is not dying: no restart after stop
+
+
+async def _ready(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=2) as http:
+            return (await http.get(f"{url}/readyz")).status_code == 200
+    return False
