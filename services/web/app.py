@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -270,10 +271,7 @@ class Web:
         source = "team" if request.query_params.get("from") == "team" else "record"
         item = await self.read(session, "allocation", f"/work-items/{_q(item_id)}")
         name = request.query_params.get("name", "").strip()
-        found: list[dict[str, Any]] = []
-        if name:  # AL16: "Find" a worker by name
-            found = (await self.read(session, "allocation", "/workers", name=name))["workers"]
-            session.worker_names.update({w["position_id"]: w["name"] for w in found})
+        found = await self.find_workers(session, name)
         return await self.page(
             request,
             session,
@@ -309,6 +307,117 @@ class Web:
         person_id = request.path_params["person_id"]
         record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
         return await self.page(request, session, "person.html", record=record)
+
+    # --- Worker relationships -> Add (AL16) -----------------------------------------------------
+
+    async def relationship_form(self, request: Request) -> Response:
+        session = self.session(request)
+        person_id = request.path_params["person_id"]
+        record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
+        types = (await self.read(session, "allocation", "/relationship-types"))[
+            "relationship_types"
+        ]
+        name = request.query_params.get("name", "").strip()
+        found = await self.find_workers(session, name)
+        return await self.page(
+            request,
+            session,
+            "relationship.html",
+            person=record["person"],
+            types=types,
+            name=name,
+            found=found,
+            today=datetime.now(UTC).date(),
+        )
+
+    async def add_relationship(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        types = (await self.read(session, "allocation", "/relationship-types"))[
+            "relationship_types"
+        ]
+        body = views.relationship_command(form, types)
+        status, answer = await self.send(
+            session, "allocation.record_worker_relationship.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, session.worker_names).to_json()
+        return RedirectResponse(f"/persons/{_q(body['person_id'])}", status_code=303)
+
+    async def find_workers(self, session: Session, name: str) -> list[dict[str, Any]]:
+        """AL16: "Find" a worker by name, among those the reader may allocate to."""
+        if not name:
+            return []
+        found: list[dict[str, Any]] = (
+            await self.read(session, "allocation", "/workers", name=name)
+        )["workers"]
+        session.worker_names.update({w["position_id"]: w["name"] for w in found})
+        return found
+
+    # --- Bulk assign (AL08) ---------------------------------------------------------------------
+
+    async def bulk_form(self, request: Request) -> Response:
+        session = self.session(request)
+        return await self.bulk_page(
+            request,
+            session,
+            request.query_params.get("person_name", "").strip(),
+            request.query_params.get("name", "").strip(),
+        )
+
+    async def bulk_page(
+        self,
+        request: Request,
+        session: Session,
+        person_name: str,
+        name: str,
+        form: dict[str, str] | None = None,
+        ticked: list[str] | None = None,
+        preview: list[dict[str, Any]] | None = None,
+    ) -> Response:
+        items: list[dict[str, Any]] = []
+        if person_name:
+            items = (
+                await self.read(session, "allocation", "/work-items", person_name=person_name)
+            )["work_items"]
+        return await self.page(
+            request,
+            session,
+            "bulk.html",
+            person_name=person_name,
+            name=name,
+            items=items,
+            found=await self.find_workers(session, name),
+            form=form or {},
+            ticked=set(ticked or []),
+            preview={str(p["work_item_id"]): p for p in preview or []},
+            previewed=preview is not None,
+        )
+
+    async def bulk(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        ticked = [v for k, v in form.items() if k.startswith("item-")]
+        body = views.bulk_command(form, ticked)
+        if form.get("action") == "preview":  # changes nothing: each item's outcome
+            status, answer = await self.send(
+                session, "allocation.preview_bulk_assign.v1", body, form.get("form_id", "")
+            )
+            preview = views.bulk_preview(status, answer)
+            if preview is None:
+                session.flash = views.outcome(status, answer).to_json()
+            return await self.bulk_page(
+                request,
+                session,
+                form.get("person_name", ""),
+                form.get("name", ""),
+                form,
+                ticked,
+                preview,
+            )
+        status, answer = await self.send(
+            session, "allocation.bulk_assign.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, session.worker_names).to_json()
+        query = urllib.parse.urlencode({"person_name": form.get("person_name", "")})
+        return RedirectResponse(f"/bulk-assign?{query}", status_code=303)
 
     # --- the application ------------------------------------------------------------------------
 
@@ -377,6 +486,14 @@ class Web:
                 Route("/work-items/{work_item_id}/assign", self.assign_form),
                 Route("/work-items/{work_item_id}/assign", self.assign, methods=["POST"]),
                 Route("/persons/{person_id}", self.person),
+                Route("/persons/{person_id}/relationships/add", self.relationship_form),
+                Route(
+                    "/persons/{person_id}/relationships/add",
+                    self.add_relationship,
+                    methods=["POST"],
+                ),
+                Route("/bulk-assign", self.bulk_form),
+                Route("/bulk-assign", self.bulk, methods=["POST"]),
                 Route("/healthz", self.healthz),
                 Route("/livez", self.healthz),
                 Route("/readyz", self.readyz),

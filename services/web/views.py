@@ -5,6 +5,7 @@ render and send."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -46,7 +47,12 @@ def _changed(event: dict[str, Any], names: dict[str, str]) -> str | None:
     if kind == "current_position_changed":
         return f"You now act in position {payload.get('position_id')}."
     if kind == "worker_relationship_recorded":
-        return f"{names.get(payload.get('worker_position_id', ''), 'The worker')} is recorded."
+        who = names.get(payload.get("worker_position_id", "")) or payload.get("worker_user_id")
+        since = payload.get("from_date")
+        return f"{who} is recorded as {payload.get('relationship_type')} from {since}."
+    if kind == "bulk_assigned":
+        who = names.get(payload.get("to_position_id", "")) or payload.get("to_user_id")
+        return f"{len(payload.get('items', []))} items passed to {who}, with the note."
     if kind == "command_rejected":
         return None
     return None
@@ -129,3 +135,43 @@ def assign_command(form: dict[str, str], source: str) -> dict[str, Any]:
     if fields["priority"] and form.get("priority") in PRIORITIES:
         body["priority"] = form["priority"]
     return body
+
+
+def relationship_command(form: dict[str, str], types: list[str]) -> dict[str, Any]:
+    """The RecordWorkerRelationship body of an Add worker relationship form (AL16: the type from
+    the list; the from-date as entered, which the form fills in with today)."""
+    body: dict[str, Any] = {
+        "person_id": form.get("person_id", ""),
+        "worker_position_id": form.get("worker_position_id", ""),
+    }
+    if form.get("relationship_type") in types:
+        body["relationship_type"] = form["relationship_type"]
+    try:
+        body["from_date"] = date(
+            int(form.get("from-year", "")),
+            int(form.get("from-month", "")),
+            int(form.get("from-day", "")),
+        ).isoformat()
+    except ValueError:
+        body["from_date"] = "not a date"  # refused by the contract, shown as a problem
+    return body
+
+
+def bulk_command(form: dict[str, str], ticked: list[str]) -> dict[str, Any]:
+    """AL08: the ticked items, one worker, one note for all."""
+    return {
+        "work_item_ids": ticked,
+        "to_position_id": form.get("to_position_id", ""),
+        "note": form.get("note", "").strip(),
+    }
+
+
+def bulk_preview(status: int, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """AL08: each item's outcome from a preview's events (None if the preview was refused)."""
+    if status != 200:
+        return None
+    items: list[dict[str, Any]] = []
+    for event in body.get("outcome", []):
+        if str(event.get("type", "")).startswith("allocation.bulk_assign_previewed"):
+            items.extend(event.get("payload", {}).get("outcomes", []))
+    return items

@@ -4,6 +4,7 @@ AA, no serious or critical violation); each outcome, or refusal with its rule, i
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -144,3 +145,83 @@ async def test_tr05_web_session_cookie_csrf_and_sign_out(web: WebServer, page: A
     await accessible(page)
     await page.goto(f"{web.url}/teams")
     await expect(page.get_by_placeholder("sub")).to_be_visible()
+
+
+async def test_al16_add_worker_relationship_then_the_assignment_is_allowed(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    allocation: RunningService,
+) -> None:
+    triage = await referral(commands, event_log, name="Rosa Related")
+    assessment = await step(commands, event_log, triage.person_id, StepType.TRUSTED_ASSESSMENT)
+    await sign_in(page, web, "so-north", f"/persons/{triage.person_id}")
+
+    # Worker relationships -> Add: find the worker by name, the type from the list, the
+    # from-date filled in with today.
+    await page.get_by_role("link", name="Add worker relationship").click()
+    await page.get_by_label("Find worker by name").fill("Grace")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_label("Grace Mensah").check()
+    await expect(page.get_by_label("Relationship type")).to_have_value("Involved Worker")
+    today = date.today()
+    await expect(page.get_by_label("Year")).to_have_value(str(today.year))
+    await accessible(page)
+    await page.get_by_role("button", name="Add").click()
+    await expect(page.locator("#outcome")).to_contain_text(
+        "Grace Mensah is recorded as Involved Worker from"
+    )
+    await expect(page.locator("#relationships")).to_contain_text("Grace Mensah: Involved Worker")
+    await accessible(page)
+
+    # Now the Trusted Assessment may be passed to her (AL05), from the record (no priority).
+    await (
+        page.locator("#current-work tbody tr")
+        .filter(has_text=StepType.TRUSTED_ASSESSMENT)
+        .get_by_role("link", name="Update assignment")
+        .click()
+    )
+    await page.get_by_label("Pass to worker: find by name").fill("Grace")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_role("button", name="Assign").click()
+    await expect(page.locator("#outcome")).to_contain_text(
+        f"{StepType.TRUSTED_ASSESSMENT} is now in Grace Mensah's incoming work"
+    )
+    item = await get(allocation, "so-north", f"/work-items/{assessment.work_item_id}")
+    assert item["owner_id"] == "pos-ta-north-1"
+
+
+async def test_al08_bulk_assign_previews_each_item_then_assigns_all(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    allocation: RunningService,
+) -> None:
+    first = await referral(commands, event_log, name="Bella Bulkfirst")
+    second = await referral(commands, event_log, name="Bella Bulksecond")
+    await sign_in(page, web, "so-hub", "/bulk-assign")
+
+    await page.get_by_label("Person's name").fill("Bella Bulk")
+    await page.get_by_label("Pass to worker: find by name").fill("Ben")
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_label("Bella Bulkfirst").check()
+    await page.get_by_label("Bella Bulksecond").check()
+    await page.get_by_label("One note for every item").fill("both to Ben")
+    await accessible(page)
+
+    # Preview assign: each item's outcome, nothing changed yet.
+    await page.get_by_role("button", name="Preview assign").click()
+    await expect(page.get_by_text("Would be passed")).to_have_count(2)
+    await accessible(page)
+    before = await get(allocation, "so-hub", f"/work-items/{first.work_item_id}")
+    assert before["owner_kind"] == "team"
+
+    # Assign: all of them, one note for all.
+    await page.get_by_role("button", name="Assign", exact=True).click()
+    await expect(page.locator("#outcome")).to_contain_text("2 items passed to Ben Carter")
+    await accessible(page)
+    for created in (first, second):
+        item = await get(allocation, "so-hub", f"/work-items/{created.work_item_id}")
+        assert item["owner_id"] == "pos-hub-2"
