@@ -175,6 +175,9 @@ def up(
     state_dir = state_dir or STATE["dir"]
     stack = Stack(state_dir=state_dir)
     stopping = False
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = state_dir / UP_PID_FILE  # how `casework down` finds this process
+    pid_file.write_text(str(os.getpid()))
 
     def _stop(*_: object) -> None:
         nonlocal stopping
@@ -198,6 +201,39 @@ def up(
         console.print("stopping…")
         remove_stack_file(state_dir)
         stack.stop()
+        pid_file.unlink(missing_ok=True)
+
+
+UP_PID_FILE = "up.pid"
+
+
+@app.command()
+def down(
+    state_dir: Path | None = typer.Option(
+        None, help="The state dir of the stack to stop (default: the global --state-dir)."
+    ),
+    timeout: float = typer.Option(60.0, help="Longest wait for everything to have stopped."),
+) -> None:
+    """Stop the stack `casework up` runs: its supervisor first (nothing is restarted), then
+    every service, the broker, PostgreSQL and the identity provider."""
+    pid_file = (state_dir or STATE["dir"]) / UP_PID_FILE
+    if not pid_file.exists():
+        console.print("no stack is running here")
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)  # left by an `up` that was killed
+        console.print("no stack is running here")
+        return
+    deadline = time.monotonic() + timeout
+    while pid_file.exists() and time.monotonic() < deadline:  # `up` removes it when all stopped
+        time.sleep(0.2)
+    if pid_file.exists():
+        console.print(f"[red]the stack (process {pid}) has not stopped after {timeout:.0f} s[/]")
+        raise typer.Exit(1)
+    console.print("stopped")
 
 
 @app.command()

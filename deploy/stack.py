@@ -30,6 +30,7 @@ from contracts import Topics
 from services.shared import logs
 from services.shared.auth import SigningKey, key_set
 from services.shared.identity import AppRole
+from services.shared.settings import Settings
 
 SERVICES = ("allocation", "signoff", "access", "notifications")
 EDGE = "edge"  # the command API people's requests enter by (TR02); holds the signing key
@@ -104,9 +105,6 @@ def end_process(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> 
             process.kill()
 
 
-BROKER_STORAGE_VARIABLE = "CASEWORK_BROKER_STORAGE"  # memory (default) or s3
-
-
 class EmbeddedObjectStore:
     """A local S3-compatible server (moto's, from the `moto[server]` package) with one bucket,
     for tansu's `s3://` storage engine: the broker's topics, records and committed offsets
@@ -170,9 +168,9 @@ class EmbeddedBroker:
         object_store: EmbeddedObjectStore | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.storage = storage or os.environ.get(BROKER_STORAGE_VARIABLE, "memory")
+        self.storage = storage or Settings().broker_storage  # CASEWORK_BROKER_STORAGE
         if self.storage not in ("memory", "s3"):
-            raise ValueError(f"{BROKER_STORAGE_VARIABLE} is memory or s3, not {self.storage!r}")
+            raise ValueError(f"broker storage is memory or s3, not {self.storage!r}")
         self.object_store = object_store
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: str | None = None

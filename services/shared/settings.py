@@ -1,5 +1,7 @@
 """Settings from environment variables (prefix CASEWORK_)."""
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     # exist, and the partitions it recreates them with (as deploy/stack.py creates them).
     topic_check_seconds: float = 5.0
     topic_partitions: int = 4
+    # The embedded stack's broker (deploy/stack.py): `memory` loses everything with the broker
+    # process; `s3` keeps it in a local S3 server (evaluation only, see README).
+    broker_storage: Literal["memory", "s3"] = "memory"
 
     # The inbox must remember a message id for as long as the message can be redelivered or
     # replayed: keep it at least as long as the topics' retention.
