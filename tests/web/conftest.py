@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -159,6 +161,15 @@ async def accessible(page: Any) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert not bad, f"{page.url}: {bad}"
+
+
+SCREENSHOTS = os.environ.get("CASEWORK_WEB_SCREENSHOTS")  # a folder: the README's pictures
+
+
+async def screenshot(page: Any, name: str) -> None:
+    """The page as a picture for docs/screenshots, only when CASEWORK_WEB_SCREENSHOTS is set."""
+    if SCREENSHOTS:
+        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
 async def sign_in(page: Any, web: WebServer, user_id: str, path: str = "/teams") -> None:

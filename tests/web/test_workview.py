@@ -14,7 +14,7 @@ from services.allocation import domain
 from tests.allocation.helpers import HUB_1, get, referral, step
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
-from tests.web.conftest import WebServer, accessible, path_of, sign_in
+from tests.web.conftest import WebServer, accessible, path_of, screenshot, sign_in
 
 # The browser tests need Playwright (Python) and Debian's chromium; never a downloaded browser.
 expect = pytest.importorskip("playwright.async_api").expect
@@ -38,6 +38,7 @@ async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
     # referral's triage in Incoming work.
     summary = page.locator("#team-summary")
     await expect(summary).to_contain_text(domain.HUB_TEAM)
+    await screenshot(page, "team-summary")
     await summary.get_by_role("link", name=domain.HUB_TEAM).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(domain.HUB_TEAM)
     row = row_of(page, "incoming-work", "Wanda Webview")
@@ -45,6 +46,7 @@ async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
     await expect(page.locator("#incomplete-work")).to_be_visible()
     await expect(page.locator("#incoming-requests")).to_be_visible()
     await accessible(page)
+    await screenshot(page, "team-work")
 
     # AL06, AL07, AL16: Update assignment from the row: find the worker by name, raise the
     # priority (offered here, from the team's current work), a note, Assign.
@@ -57,6 +59,7 @@ async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
     await accessible(page)
     await page.get_by_label("Priority").select_option(Priority.HIGH)
     await page.get_by_label("Note (optional)").fill("please triage today")
+    await screenshot(page, "update-assignment")
     await page.get_by_role("button", name="Assign").click()
 
     # The outcome: back on the team's current work, what changed, and the row gone from it.
@@ -66,6 +69,7 @@ async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
     assert path_of(page) == f"/teams/{domain.HUB_TEAM}"
     await expect(row_of(page, "incoming-work", "Wanda Webview")).to_have_count(0)
     await accessible(page)
+    await screenshot(page, "assigned-outcome")
     item = await get(allocation, "so-hub", f"/work-items/{triage.work_item_id}")
     assert (item["owner_id"], item["priority"]) == (HUB_1.position_id, "high")
 
@@ -77,6 +81,7 @@ async def test_al04_al06_al07_senior_officer_screens_and_assigns_a_referral(
     await expect(history).to_contain_text("Note: please triage today")
     await expect(page.locator("#current-work")).to_contain_text("Ada Brooks")
     await accessible(page)
+    await screenshot(page, "person-summary")
     await page.locator("#current-work").get_by_role("link", name="Update assignment").click()
     await page.get_by_label("Pass to worker: find by name").fill("Ben")
     await page.get_by_role("button", name="Find").click()
@@ -109,6 +114,7 @@ async def test_al05_refusal_is_shown_with_its_rule_and_reason(
     await expect(outcome).to_contain_text("Involved Worker")
     await expect(row_of(page, "incoming-work", "Rhys Refused")).to_have_count(1)
     await accessible(page)
+    await screenshot(page, "refusal-al05")
     item = await get(allocation, "so-north", f"/work-items/{assessment.work_item_id}")
     assert item["owner_kind"] == "team" and item["owner_id"] == domain.NORTH_TEAM
 
@@ -215,6 +221,7 @@ async def test_al08_bulk_assign_previews_each_item_then_assigns_all(
     await page.get_by_role("button", name="Preview assign").click()
     await expect(page.get_by_text("Would be passed")).to_have_count(2)
     await accessible(page)
+    await screenshot(page, "bulk-assign-preview")
     before = await get(allocation, "so-hub", f"/work-items/{first.work_item_id}")
     assert before["owner_kind"] == "team"
 
