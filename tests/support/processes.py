@@ -5,6 +5,7 @@ on the same consumer group, so the restarted instance resumes from the committed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 from typing import IO
+
+import httpx
 
 from deploy.stack import free_port
 from services.shared.auth import SigningKey, key_set
@@ -45,15 +48,17 @@ class KillableService:
         self.starts = 0
         self.kills = 0
         self.started_at = 0.0  # wall clock (s) of the latest start
+        self.port = 0  # its HTTP port (health, readiness, read API) since the latest start
 
     def environment(self, failpoint: str | None = None) -> dict[str, str]:
+        self.port = free_port()
         env = {
             **os.environ,
             "CASEWORK_SERVICE_NAME": self.name,
             "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "CASEWORK_DATABASE_URL": self.database_url,
             "CASEWORK_ASSERTION_KEYS": key_set(self.keys),
-            "CASEWORK_HTTP_PORT": str(free_port()),
+            "CASEWORK_HTTP_PORT": str(self.port),
             "CASEWORK_RELAY_POLL_SECONDS": "0.2",
             "CASEWORK_LOG_LEVEL": "WARNING",
             "CASEWORK_SESSION_TIMEOUT_MS": "6000",  # a killed instance's partitions move sooner
@@ -93,6 +98,13 @@ class KillableService:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
             self.kills += 1
+
+    async def ready(self) -> bool:
+        """Whether its /readyz says ready (database, broker and its topics)."""
+        with contextlib.suppress(httpx.HTTPError):
+            async with httpx.AsyncClient(timeout=2) as http:
+                return (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200
+        return False
 
     async def died(self, timeout: float = 60.0) -> int:
         assert self.process is not None
