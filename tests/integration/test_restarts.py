@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -35,6 +40,7 @@ from deploy.stack import (
 from services.allocation.service import SPEC
 from services.shared.auth import SigningKey, key_set
 from services.shared.settings import Settings
+from tests.cli.conftest import ROOT, cli_env
 from tests.conftest import RunningService, start_service
 from tests.support.client import CommandClient, EventLog, clients_on
 from tests.support.infra import Infra
@@ -55,6 +61,16 @@ def database(infra: Infra) -> Iterator[str]:
     admin = url.set(database="postgres").render_as_string(hide_password=False)
     asyncio.run(create_database(admin, name))
     yield url.set(database=name).render_as_string(hide_password=False)
+    with contextlib.suppress(Exception):
+        asyncio.run(_drop_database(admin, name))
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -335,3 +351,84 @@ async def _ready(url: str) -> bool:
         async with httpx.AsyncClient(timeout=2) as http:
             return (await http.get(f"{url}/readyz")).status_code == 200
     return False
+
+
+def _children(parent: int, module: str) -> list[int]:
+    """The processes `parent` started with `python -m <module>` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if ppid == parent and module.encode() in argv:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is not alive
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    return False
+
+
+async def test_casework_up_starts_a_killed_service_again_and_down_stops_everything(
+    database: str, tmp_path: Path
+) -> None:
+    """`casework up` as an operator runs it: allocation's process is SIGKILLed, up starts it
+    again on the address recorded for it, and `casework down` ends every process."""
+    state = tmp_path / "state"
+    env = cli_env(CASEWORK_DATABASE_URL=database)
+    up = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "deploy", "--state-dir", str(state), "up"),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(180):
+            while True:  # wait for the outcome: the stack recorded and allocation ready
+                if (state / "stack.json").exists():
+                    urls = json.loads((state / "stack.json").read_text())["services"]
+                    if await _ready(urls["allocation"]) and _children(up.pid, "services.edge"):
+                        break
+                assert up.returncode is None, "casework up exited"
+                await asyncio.sleep(0.2)
+        (first,) = _children(up.pid, "services.allocation")
+        everything = [
+            pid
+            for module in ("services.allocation", "services.edge", "oidc_provider_mock")
+            for pid in _children(up.pid, module)
+        ]
+        os.kill(first, signal.SIGKILL)
+        async with asyncio.timeout(120):
+            while True:  # started again by the supervisor, on the same address
+                again = [p for p in _children(up.pid, "services.allocation") if p != first]
+                if again and await _ready(urls["allocation"]):
+                    break
+                await asyncio.sleep(0.2)
+        everything += again
+
+        down = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "deploy", "--state-dir", str(state), "down"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
+        assert await asyncio.wait_for(up.wait(), 30) == 0
+        assert not [pid for pid in everything if _alive(pid)]
+        assert not (state / "up.pid").exists()
+    finally:
+        if up.returncode is None:
+            up.kill()
+            await up.wait()
