@@ -81,7 +81,8 @@ def _plumbing(
     metadata: sa.MetaData, name: str, define: Callable[[sa.MetaData], sa.Table]
 ) -> sa.Table:
     """A plumbing table of the service's schema (defined once, on first use)."""
-    return metadata.tables.get(name) or define(metadata)
+    table = metadata.tables.get(name)
+    return table if table is not None else define(metadata)
 
 
 async def _raw_records(message: Any) -> Any:
@@ -126,13 +127,17 @@ class ServiceRuntime:
             self.engine,
             spec.outbox,
             self.broker,
+            parked=spec.parked,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            max_record_bytes=settings.max_record_bytes,
         )
         self.processor = BatchProcessor(
             engine=self.engine,
             outbox_table=spec.outbox,
             inbox_table=spec.inbox,
+            outcome_table=spec.outcomes,
+            max_record_bytes=settings.max_record_bytes,
             dispatcher=spec.dispatcher,
             verifier=auth.AssertionVerifier(
                 settings.assertion_keys,
@@ -246,6 +251,23 @@ class ServiceRuntime:
         consumer = getattr(self._subscriber, "consumer", None)
         return set(consumer.assignment()) if consumer is not None else set()
 
+    async def _parked_rows(self, request: Request) -> Response:
+        """TR08: the outbox rows the relay parked, for an operator."""
+        await guard.with_role(request, identity.AppRole.OPERATOR)
+        async with self.engine.connect() as conn:
+            rows = await outbox.list_parked(conn, self.spec.parked)
+        return JSONResponse([{**row, "parked_at": row["parked_at"].isoformat()} for row in rows])
+
+    async def _replay_parked(self, request: Request) -> Response:
+        await guard.with_role(request, identity.AppRole.OPERATOR)
+        row_id = int(request.path_params["row_id"])
+        async with self.engine.begin() as conn:
+            replayed = await outbox.replay_parked(conn, self.spec.parked, self.spec.outbox, row_id)
+        if not replayed:
+            raise guard.HttpRefusal(404, f"no parked outbox row {row_id}", "TR08")
+        self.relay.wake()
+        return JSONResponse({"replayed": row_id}, status_code=202)
+
     async def ready(self) -> dict[str, bool]:
         database = False
         with contextlib.suppress(Exception):
@@ -298,6 +320,8 @@ class ServiceRuntime:
                 Route("/readyz", readyz),
                 Route("/livez", livez),
                 Route("/metrics", metrics_endpoint),
+                Route("/outbox/parked", self._parked_rows),
+                Route("/outbox/parked/{row_id:int}/replay", self._replay_parked, methods=["POST"]),
                 *self.spec.routes,
             ],
             middleware=[Middleware(metrics.HttpMetrics, service=self.spec.name)],

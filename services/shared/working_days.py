@@ -19,7 +19,8 @@ def bank_holidays() -> frozenset[date]:
     """England and Wales bank holidays from the package's own data (no network)."""
     calendar = BankHolidays(use_cached_holidays=True)
     return frozenset(
-        holiday["date"] for holiday in calendar.get_holidays(division=BankHolidays.ENGLAND_AND_WALES)
+        holiday["date"]
+        for holiday in calendar.get_holidays(division=BankHolidays.ENGLAND_AND_WALES)
     )
 
 
