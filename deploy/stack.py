@@ -57,7 +57,7 @@ def web_installed() -> bool:
 def web_env(public_url: str, urls: dict[str, str]) -> dict[str, str]:
     """Where the web service is reached and where it finds the edge and the read APIs."""
     env = {"CASEWORK_WEB_PUBLIC_URL": public_url}
-    for name in (EDGE, "allocation", "access", "notifications"):
+    for name in (EDGE, "allocation", "signoff", "access", "notifications"):
         if name in urls:
             env[f"CASEWORK_WEB_{name.upper()}_URL"] = urls[name]
     return env

@@ -36,7 +36,7 @@ log = logs.get(__name__)
 HERE = Path(__file__).resolve().parent
 NODE = HERE / "node_modules"
 MAX_FORM_BYTES = 64 * 1024
-SERVICES = ("edge", "allocation", "access", "notifications")
+SERVICES = ("edge", "allocation", "signoff", "access", "notifications")
 
 
 class SignInNeeded(Exception):
@@ -80,6 +80,7 @@ class Web:
         urls = {
             "edge": web.edge_url,
             "allocation": web.allocation_url,
+            "signoff": web.signoff_url,
             "access": web.access_url,
             "notifications": web.notifications_url,
         }
@@ -419,6 +420,41 @@ class Web:
         query = urllib.parse.urlencode({"person_name": form.get("person_name", "")})
         return RedirectResponse(f"/bulk-assign?{query}", status_code=303)
 
+    # --- Sign-off (SO01-SO03, SO07) -------------------------------------------------------------
+
+    async def signoff_requests(self, request: Request) -> Response:
+        """SO01, SO02: a team's incoming requests (the Management Team's), titled request name
+        + step name."""
+        session = self.session(request)
+        team = request.path_params["team"]
+        found = await self.read(session, "signoff", f"/teams/{_q(team)}/incoming-requests")
+        return await self.page(
+            request, session, "requests.html", team=team, requests=found["incoming_requests"]
+        )
+
+    async def step_summary(self, request: Request) -> Response:
+        """SO03: the Workflow Step Summary, with Completed or Returned for an outstanding
+        request (SO07)."""
+        session = self.session(request)
+        step_id = request.path_params["step_id"]
+        step = await self.read(session, "signoff", f"/steps/{_q(step_id)}")
+        outstanding = [r for r in step["requests"] if r["state"] == "outstanding"]
+        return await self.page(
+            request,
+            session,
+            "step.html",
+            step=step,
+            outstanding=outstanding[-1] if outstanding else None,
+            team=request.query_params.get("team", ""),
+        )
+
+    async def decide(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        command_type, body = views.decision_command(form)
+        status, answer = await self.send(session, command_type, body, form.get("form_id", ""))
+        session.flash = views.outcome(status, answer).to_json()
+        return RedirectResponse(f"/steps/{_q(body['step_id'])}", status_code=303)
+
     # --- the application ------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
@@ -492,6 +528,9 @@ class Web:
                     self.add_relationship,
                     methods=["POST"],
                 ),
+                Route("/sign-off/teams/{team}", self.signoff_requests),
+                Route("/steps/{step_id}", self.step_summary),
+                Route("/steps/{step_id}/decision", self.decide, methods=["POST"]),
                 Route("/bulk-assign", self.bulk_form),
                 Route("/bulk-assign", self.bulk, methods=["POST"]),
                 Route("/healthz", self.healthz),

@@ -11,6 +11,7 @@ class WebSettings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"  # the browser's address of this service
     edge_url: str = "http://127.0.0.1:8000"
     allocation_url: str = "http://127.0.0.1:8001"
+    signoff_url: str = "http://127.0.0.1:8002"
     access_url: str = "http://127.0.0.1:8003"
     notifications_url: str = "http://127.0.0.1:8004"
     # The development provider takes any secret; a real one is given the client's own.

@@ -53,6 +53,13 @@ def _changed(event: dict[str, Any], names: dict[str, str]) -> str | None:
     if kind == "bulk_assigned":
         who = names.get(payload.get("to_position_id", "")) or payload.get("to_user_id")
         return f"{len(payload.get('items', []))} items passed to {who}, with the note."
+    if kind == "request_completed":
+        return "The request is completed: the step may now be finished."
+    if kind == "request_returned":
+        back = names.get(payload.get("return_to_position_id") or "") or payload.get(
+            "return_to_position_id"
+        )
+        return f"The request is returned to {back or 'the worker'} with the note."
     if kind == "command_rejected":
         return None
     return None
@@ -175,3 +182,15 @@ def bulk_preview(status: int, body: dict[str, Any]) -> list[dict[str, Any]] | No
         if str(event.get("type", "")).startswith("allocation.bulk_assign_previewed"):
             items.extend(event.get("payload", {}).get("outcomes", []))
     return items
+
+
+def decision_command(form: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """SO07: Completed or Returned with a note, as the command it asks for."""
+    body: dict[str, Any] = {
+        "request_id": form.get("request_id", ""),
+        "step_id": form.get("step_id", ""),
+        "person_id": form.get("person_id", ""),
+    }
+    if form.get("decision") == "returned":
+        return "signoff.return_request.v1", {**body, "note": form.get("note", "").strip()}
+    return "signoff.complete_request.v1", body

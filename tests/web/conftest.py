@@ -62,9 +62,22 @@ async def notifications_service(
 
 
 @pytest.fixture(scope="session")
+async def signoff_service(
+    settings_for: Callable[..., Settings], users: SignedInUsers
+) -> AsyncIterator[RunningService]:
+    from services.signoff.service import SPEC
+
+    service = await start_service(SPEC, settings_for("signoff"), users)
+    yield service
+    await service.http.aclose()
+    await service.runtime.stop()
+
+
+@pytest.fixture(scope="session")
 async def walkthrough(
     access_service: RunningService,
     allocation: RunningService,
+    signoff_service: RunningService,
     commands: CommandClient,
     event_log: EventLog,
 ) -> None:
@@ -75,7 +88,11 @@ async def walkthrough(
 
     async def projected() -> bool:
         answer = await allocation.get("so-north", "/teams")
-        return answer.status_code == 200 and bool(answer.json()["teams"])
+        if answer.status_code != 200 or not answer.json()["teams"]:
+            return False
+        team = "Wellbeing%20Service%20Management%20Team"
+        requests = await signoff_service.get("so-mgmt", f"/teams/{team}/incoming-requests")
+        return requests.status_code == 200
 
     await eventually(projected)
 
@@ -90,6 +107,7 @@ async def web(
     settings_for: Callable[..., Settings],
     edge: httpx.AsyncClient,
     allocation: RunningService,
+    signoff_service: RunningService,
     access_service: RunningService,
     notifications_service: RunningService,
     walkthrough: None,
@@ -102,6 +120,7 @@ async def web(
         clients={
             "edge": edge,
             "allocation": allocation.http,
+            "signoff": signoff_service.http,
             "access": access_service.http,
             "notifications": notifications_service.http,
         },

@@ -9,15 +9,34 @@ from typing import Any
 
 import pytest
 
-from contracts.allocation import Priority, StepType
+from contracts.allocation import AssignWork, Priority, RecordWorkerRelationship, StepType
+from contracts.signoff import SaveStep, SendRequest
 from services.allocation import domain
-from tests.allocation.helpers import HUB_1, get, referral, step
+from tests.allocation.helpers import (
+    HUB_1,
+    SO_NORTH,
+    TA_NORTH,
+    eventually,
+    get,
+    ok,
+    referral,
+    step,
+)
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 from tests.web.conftest import WebServer, accessible, path_of, screenshot, sign_in
 
 # The browser tests need Playwright (Python) and Debian's chromium; never a downloaded browser.
 expect = pytest.importorskip("playwright.async_api").expect
+
+# The seed's Trusted Assessment, every mandatory question answered (SO05).
+ANSWERS = {
+    "what_matters": "Staying independent at home",
+    "presenting_needs": "Help with shopping and meals",
+    "risks": "Falls at night",
+    "support_plan": "Weekly visits from a support officer",
+    "progressing_to_support_officer": "Yes",
+}
 
 
 def row_of(page: Any, table: str, text: str) -> Any:
@@ -232,3 +251,63 @@ async def test_al08_bulk_assign_previews_each_item_then_assigns_all(
     for created in (first, second):
         item = await get(allocation, "so-hub", f"/work-items/{created.work_item_id}")
         assert item["owner_id"] == "pos-hub-2"
+
+
+async def test_so07_management_team_returns_the_request_with_a_note(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    signoff_service: RunningService,
+) -> None:
+    # A Trusted Assessment with its form filled in and its mandatory request sent, by the
+    # people the seed names, through the edge (AL05, SO01).
+    triage = await referral(commands, event_log, name="Sofia Signoff")
+    assessment = await step(commands, event_log, triage.person_id, StepType.TRUSTED_ASSESSMENT)
+    person, item = triage.person_id, assessment.work_item_id
+    await ok(
+        commands,
+        event_log,
+        RecordWorkerRelationship(person_id=person, worker_position_id=TA_NORTH.position_id or ""),
+        SO_NORTH,
+    )
+    await ok(
+        commands,
+        event_log,
+        AssignWork(person_id=person, work_item_id=item, to_position_id=TA_NORTH.position_id or ""),
+        SO_NORTH,
+    )
+
+    async def with_the_assessor() -> bool:
+        summary = await signoff_service.get(TA_NORTH.user_id, f"/steps/{item}")
+        return summary.status_code == 200 and summary.json()["owner_id"] == TA_NORTH.position_id
+
+    await eventually(with_the_assessor)
+    await ok(
+        commands, event_log, SaveStep(step_id=item, person_id=person, answers=ANSWERS), TA_NORTH
+    )
+    await ok(commands, event_log, SendRequest(step_id=item, person_id=person), TA_NORTH)
+
+    # SO01, SO02: the Management Team's incoming requests, titled request name + step name.
+    await sign_in(page, web, "so-mgmt")
+    await page.get_by_role("link", name="Sign-off requests").click()
+    requests = page.locator("#signoff-requests")
+    row = requests.locator("tbody tr").filter(has_text="Sofia Signoff")
+    await expect(row).to_contain_text(StepType.TRUSTED_ASSESSMENT)
+    await accessible(page)
+    await screenshot(page, "signoff-requests")
+
+    # SO03: the Workflow Step Summary with the answers; SO07: Returned with a note.
+    await row.get_by_role("link").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(StepType.TRUSTED_ASSESSMENT)
+    await expect(page.locator("main")).to_contain_text(ANSWERS["what_matters"])
+    await accessible(page)
+    await page.get_by_label("Returned", exact=True).check()
+    await page.get_by_label("Note (with Returned, for the worker)").fill("Add the night risks")
+    await screenshot(page, "step-summary")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#outcome")).to_contain_text("The request is returned to")
+    await expect(page.locator("#requests")).to_contain_text("returned (note: Add the night risks)")
+    await accessible(page)
+    summary = await signoff_service.get(TA_NORTH.user_id, f"/steps/{item}")
+    assert [r["state"] for r in summary.json()["requests"]] == ["returned"]
