@@ -8,7 +8,8 @@ It runs on infrastructure of its own: its own embedded broker and its own embedd
 (stopped and started again on the same data directory), never the machine's shared server. The
 OpenID Connect provider is the session's; the edge is in-process, on the campaign's broker.
 
-The figures (commands by kind, kills, restarts, recovery times, duration) are printed."""
+The figures (commands by kind, kills, restarts, recovery times, duration) are printed with the
+random seed of the kill points; CASEWORK_CAMPAIGN_SEED runs a campaign again with a given seed."""
 
 from __future__ import annotations
 
@@ -103,8 +104,8 @@ SEED = int(os.environ.get("CASEWORK_CAMPAIGN_SEED", "0")) or random.SystemRandom
     1, 2**31
 )
 
-# A triage item's commands, in key order: who sends them and what each changes. The model below
-# folds them into the owner, state and priority they imply.
+# A triage item's commands, in key order, and what each changes: `ItemModel.apply` folds them
+# into the owner, state and priority they imply.
 ITEM_PLAN: list[tuple[str, str | None]] = [
     ("assign", "pos-hub-1"),
     ("priority", Priority.URGENT),
@@ -128,9 +129,8 @@ def broker_keeps_records(broker: EmbeddedBroker) -> bool:
     (tansu over S3 storage, `CASEWORK_BROKER_STORAGE=s3`): then it is restarted mid-campaign.
     The default in-memory broker loses everything when it restarts, so it is restarted as the
     last fault, once every command has its outcome, and commands sent after it must work (the
-    services recreate their topics). S3 storage over the local object store is too slow for
-    this campaign's budget on a small machine, hence not the default here."""
-    return getattr(broker, "storage", "memory") == "s3"
+    services recreate their topics)."""
+    return broker.storage == "s3"
 
 
 @dataclass
