@@ -36,6 +36,22 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ADMIN = Actor(user_id="directory-admin")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests start access, sign-off and notifications services of their own and
+    load the walkthrough directory through access; beside other directories' tests, which start
+    theirs, two of each would share one consumer group and one database. So they run in a
+    session of their own (`pytest tests/web`, as .ci/run does) and are skipped in any other."""
+    here = Path(__file__).resolve().parent
+    if all(here in Path(str(i.path)).resolve().parents for i in items):
+        return
+    alone = pytest.mark.skip(reason="browser tests run in a session of their own: pytest tests/web")
+    for item in items:
+        if here in Path(str(item.path)).resolve().parents and "web" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(alone)
+
+
 @pytest.fixture(scope="session")
 async def access_service(
     settings_for: Callable[..., Settings], users: SignedInUsers
