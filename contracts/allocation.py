@@ -59,6 +59,9 @@ class ReceiveReferral(Command):
     person_name: str = Field(min_length=1)
     area: str | None = None
     reason: Text = ""
+    # DL01: when the referral reached the service, if before it was logged (a letter, a form
+    # sent on): its due date counts from then. At most RECEIVED_BEFORE_MAX_DAYS earlier.
+    received_at: datetime | None = None
 
 
 class ReceiveServiceRequest(Command):
@@ -72,6 +75,7 @@ class ReceiveServiceRequest(Command):
     person_name: str = Field(min_length=1)
     unit_id: str = Field(min_length=1)
     description: Text = ""
+    received_at: datetime | None = None  # DL01: as ReceiveReferral's
 
 
 class CreateStep(Command):

@@ -65,6 +65,7 @@ from contracts.allocation import (
     WorkerRelationshipRecorded,
     WorkItemAssigned,
     WorkItemCreated,
+    WorkItemOverdue,
     WorkItemReturned,
     WorkItemStarted,
 )
@@ -321,6 +322,42 @@ async def referral(w: Walk) -> str:
     return (
         f"triage {created.work_item_id} in the Hub Team's incoming work (AL01), "
         f"due {due.date().isoformat()} (DL01)"
+    )
+
+
+async def late_referral_overdue(w: Walk) -> str:
+    """DL01, DL02: a referral that reached the service a week before it was logged is due from
+    its receipt, so it is overdue at once; the service's own sweep flags it and the Hub Team's
+    Senior Officer is told."""
+    received = datetime.now(UTC) - timedelta(days=7)
+    created = await w.ok(
+        ReceiveReferral(
+            person_id=f"P-{uuid.uuid4().hex[:8]}",
+            person_name="Owen Late",
+            area="South",
+            reason="referral letter received by post last week",
+            received_at=received,
+        ),
+        SO_HUB,
+        WorkItemCreated,
+    )
+    due = deadlines.due_at_for(StepType.TRIAGE, received)
+    expect(created.due_at == due, f"due {created.due_at}, not {due} from its receipt")
+    await w.event(WorkItemOverdue, person_id=created.person_id)
+    await w.read(
+        SO_HUB,
+        "allocation",
+        f"/teams/{HUB_TEAM}/work",
+        lambda b: any(
+            i["work_item_id"] == str(created.work_item_id) and i["overdue"] is True
+            for i in b["incoming_work"]
+        ),
+        "the late triage flagged overdue in the Hub Team's incoming work",
+    )
+    await w.notified(SO_HUB.user_id, "DL02", work_item_id=created.work_item_id)
+    return (
+        f"triage received {received.date().isoformat()}, due {due.date().isoformat()}: "
+        "flagged overdue and its Senior Officer told (DL01, DL02)"
     )
 
 
@@ -989,6 +1026,7 @@ PROCEDURES: list[tuple[str, list[tuple[str, StepFn]]]] = [
             ("support plan delivered, request sent", delivery_sent),
             ("request returned with a note", request_returned),
             ("the person's record shows the whole path", person_record),
+            ("a referral received late is overdue and escalated", late_referral_overdue),
         ],
     ),
     (

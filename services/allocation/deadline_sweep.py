@@ -20,7 +20,6 @@ from services.shared import db, logs
 from services.shared.runtime import ServiceRuntime, UnitOfWork
 
 log = logs.get(__name__)
-SWEEP_SECONDS = 60.0
 BATCH = 500  # rows per transaction: a backlog is flagged in several short transactions
 
 
@@ -98,4 +97,4 @@ async def run(runtime: ServiceRuntime) -> None:
             await sweep(runtime)
         except Exception:
             log.exception("deadline sweep failed; retrying at the next tick")
-        await asyncio.sleep(SWEEP_SECONDS)
+        await asyncio.sleep(runtime.settings.deadline_sweep_seconds)

@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 from contracts.allocation import StepType, WorkState
 from services.shared import working_days
+from services.shared.rules import RuleViolation
 
 DUE_WORKING_DAYS: Mapping[StepType, int] = MappingProxyType(
     {
@@ -45,6 +46,27 @@ class DeadlineFlag(StrEnum):
     NONE = "none"
     DUE = "due"
     OVERDUE = "overdue"
+
+
+# DL01: how much earlier than it is logged work may say it was received.
+RECEIVED_BEFORE_MAX_DAYS = 30
+
+
+def counted_from(received_at: datetime | None, now: datetime) -> datetime:
+    """DL01: the moment an item's working days count from: when the work was received, if it
+    says so, else now. A receipt in the future, or more than RECEIVED_BEFORE_MAX_DAYS back,
+    is refused."""
+    if received_at is None:
+        return now
+    if received_at.tzinfo is None:
+        raise RuleViolation("DL01", "received_at needs a time zone")
+    if received_at > now:
+        raise RuleViolation("DL01", "work cannot be received after it is logged")
+    if received_at < now - timedelta(days=RECEIVED_BEFORE_MAX_DAYS):
+        raise RuleViolation(
+            "DL01", f"work received more than {RECEIVED_BEFORE_MAX_DAYS} days ago is logged as new"
+        )
+    return received_at
 
 
 def due_at_for(

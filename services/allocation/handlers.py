@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,12 +196,13 @@ async def _create_work_item(
     priority: str = domain.DEFAULT_PRIORITY,
     note: str = "",
     id_from_message: bool = False,
+    received_at: datetime | None = None,
 ) -> bool:
     """Creates the item, its history entry and its event. An id derived from the consumed
     message (`id_from_message`) is new by construction (the inbox applies a message once), so
     its rows are staged and written with the rest of the batch; a caller-chosen id is checked."""
     notes = [{"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}] if note else []
-    due_at = deadlines.due_at_for(step_type, ctx.now)  # DL01
+    due_at = deadlines.due_at_for(step_type, deadlines.counted_from(received_at, ctx.now))  # DL01
     row = {
         "work_item_id": work_item_id,
         "person_id": person_id,
@@ -266,8 +268,10 @@ async def _intake(
     step_type: StepType,
     placement: domain.Placement,
     note: str,
+    received_at: datetime | None,
 ) -> None:
     """New work from outside (a referral, a service request): the person and the item, staged."""
+    deadlines.counted_from(received_at, ctx.now)  # DL01: decided before anything is staged
     ctx.stage(
         store.PERSON_UPSERT,
         {"person_id": person_id, "name": person_name, "area": area},
@@ -282,6 +286,7 @@ async def _intake(
         placement=placement,
         note=note,
         id_from_message=True,
+        received_at=received_at,
     )
 
 
@@ -297,6 +302,7 @@ async def receive_referral(ctx: HandlerContext[ReceiveReferral]) -> None:
         step_type=StepType.TRIAGE,
         placement=domain.placement_for_new_step(StepType.TRIAGE, cmd.area),
         note=cmd.reason,
+        received_at=cmd.received_at,
     )
 
 
@@ -313,6 +319,7 @@ async def receive_service_request(ctx: HandlerContext[ReceiveServiceRequest]) ->
         step_type=StepType.SERVICE_REQUEST,
         placement=domain.intake(cmd.unit_id, (unit or {}).get("hopper_id")),
         note=cmd.description,
+        received_at=cmd.received_at,
     )
 
 

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
     retry_backoff_max_seconds: float = 5.0
+    # DL02: how often allocation looks for work that has fallen due or become overdue (cheap:
+    # an indexed query over unflagged items).
+    deadline_sweep_seconds: float = 5.0
     # TR08: the largest record a service reads or publishes (below the broker's
     # message.max.bytes). Bigger records are dead-lettered; bigger outcomes refused.
     max_record_bytes: int = MAX_RECORD_BYTES

@@ -43,6 +43,7 @@ from tests.allocation.helpers import (
     ok,
     only,
     reaction,
+    refused,
 )
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
@@ -288,3 +289,41 @@ async def test_dl02_finished_work_is_not_flagged(
     await fence(commands, event_log, item)
     assert not flagged(event_log, WorkItemDue, item.work_item_id)
     assert not flagged(event_log, WorkItemOverdue, item.work_item_id)
+
+
+async def test_dl01_dl02_a_referral_received_a_week_before_it_is_logged_is_overdue_at_once(
+    directory: RunningService, commands: CommandClient, event_log: EventLog
+) -> None:
+    """The service's own sweep (every few seconds, the real clock) flags it; nobody drives it."""
+    person = new_person()
+    received = datetime.now(UTC) - timedelta(days=7)
+    referral = ReceiveReferral(
+        person_id=person, person_name="Owen Late", area="South", received_at=received
+    )
+    created = only(await ok(commands, event_log, referral, SO_HUB), WorkItemCreated)
+    assert created.due_at == deadlines.due_at_for(StepType.TRIAGE, received)
+    assert created.due_at is not None and created.due_at < datetime.now(UTC)
+
+    def overdue() -> list[Any]:
+        return [
+            e
+            for e in event_log.envelopes()
+            if e.type == WorkItemOverdue.TYPE
+            and e.payload["item"]["work_item_id"] == str(created.work_item_id)
+        ]
+
+    await event_log.wait_for(overdue, timeout=60)
+    work = await get(directory, SO_HUB, f"/teams/{HUB_TEAM}/work")
+    (row,) = [i for i in work["incoming_work"] if i["work_item_id"] == str(created.work_item_id)]
+    assert row["overdue"] is True
+
+
+async def test_dl01_work_cannot_be_received_after_it_is_logged(
+    directory: RunningService, commands: CommandClient, event_log: EventLog
+) -> None:
+    later = datetime.now(UTC) + timedelta(days=1)
+    referral = ReceiveReferral(
+        person_id=new_person(), person_name="Fay Future", area="North", received_at=later
+    )
+    rejection = await refused(commands, event_log, referral, SO_HUB)
+    assert rejection.rule == "DL01" and "after it is logged" in rejection.reason

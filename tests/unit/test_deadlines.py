@@ -6,7 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from contracts.allocation import StepType, WorkState
+from services.allocation import deadlines
 from services.allocation.deadlines import (
     DUE_WORKING_DAYS,
     DeadlineFlag,
@@ -16,6 +19,7 @@ from services.allocation.deadlines import (
     sweep_horizon,
 )
 from services.notifications import domain as notifications
+from services.shared.rules import RuleViolation
 
 # Tuesday 23 December 2025, mid-morning: Christmas Day and Boxing Day (Thursday, Friday) and
 # the weekend follow.
@@ -99,3 +103,21 @@ def test_dl02_assignee_and_leaders_are_told_once_each_per_item_and_flag() -> Non
     )
     assert (notice.kind, notice.rule) == (notifications.Kind.WORK_OVERDUE, "DL02")
     assert "2025-12-29" in notice.body
+
+
+def test_dl01_work_received_before_it_is_logged_counts_from_its_receipt() -> None:
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    received = datetime(2026, 11, 23, 9, tzinfo=UTC)  # a Monday, a week before
+    assert deadlines.counted_from(None, now) == now
+    assert deadlines.counted_from(received, now) == received
+    assert due_at_for(StepType.TRIAGE, deadlines.counted_from(received, now)) == (
+        datetime(2026, 11, 25, 23, 59, 59, tzinfo=UTC)
+    )
+
+
+def test_dl01_a_receipt_in_the_future_or_too_long_ago_is_refused() -> None:
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    for received in (now + timedelta(minutes=1), now - timedelta(days=31)):
+        with pytest.raises(RuleViolation) as refused:
+            deadlines.counted_from(received, now)
+        assert refused.value.rule == "DL01"
