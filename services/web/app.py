@@ -238,10 +238,12 @@ class Web:
         """AC17: the switch in the header; views and permissions follow the chosen position."""
         session, form = await self.form(request)
         body = {"user_id": session.user_id, "position_id": form.get("position_id", "")}
+        positions, _ = await self.current_position(session)
         status, answer = await self.send(
             session, "access.change_position.v1", body, form.get("form_id", "")
         )
-        session.flash = views.outcome(status, answer).to_json()
+        labels = {p.position_id: p.label for p in positions}
+        session.flash = views.outcome(status, answer, labels).to_json()
         return RedirectResponse(_back(form.get("back")), status_code=303)
 
     async def unread(self, request: Request) -> Response:

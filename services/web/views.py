@@ -45,7 +45,8 @@ def _changed(event: dict[str, Any], names: dict[str, str]) -> str | None:
         line = f"{item.get('step_type')} is now in {_owner(item, names)}'s {folder}"
         return f"{line}, priority {item.get('priority')}." if item.get("priority") else line + "."
     if kind == "current_position_changed":
-        return f"You now act in position {payload.get('position_id')}."
+        position = str(payload.get("position_id"))
+        return f"You now act as {names.get(position, position)}."
     if kind == "worker_relationship_recorded":
         who = names.get(payload.get("worker_position_id", "")) or payload.get("worker_user_id")
         since = payload.get("from_date")

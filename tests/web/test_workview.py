@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from contracts import Actor
+from contracts.access import AccessGrantRecorded, ActionP30, P30Recorded, RequestHierarchicalAccess
 from contracts.allocation import AssignWork, Priority, RecordWorkerRelationship, StepType
 from contracts.signoff import SaveStep, SendRequest
 from services.allocation import domain
@@ -19,6 +21,7 @@ from tests.allocation.helpers import (
     eventually,
     get,
     ok,
+    only,
     referral,
     step,
 )
@@ -311,3 +314,52 @@ async def test_so07_management_team_returns_the_request_with_a_note(
     await accessible(page)
     summary = await signoff_service.get(TA_NORTH.user_id, f"/steps/{item}")
     assert [r["state"] for r in summary.json()["requests"]] == ["returned"]
+
+
+async def test_al10_a_team_not_screened_is_refused_with_its_rule(web: WebServer, page: Any) -> None:
+    # TR05 with AL10: a Trusted Assessor does not screen the Hub Team's work; the page says so
+    # and names the rule, and shows none of the team's work.
+    await sign_in(page, web, "ta-north-1", f"/teams/{domain.HUB_TEAM}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "You cannot see this: rule AL10"
+    )
+    await expect(page.locator("#incoming-work")).to_have_count(0)
+    await accessible(page)
+
+
+async def test_ac17_changing_position_in_the_header(
+    web: WebServer, page: Any, commands: CommandClient, event_log: EventLog
+) -> None:
+    # A hierarchical access position for an enforcement caseworker in Appeals team 1, as the
+    # agency's procedure grants it (AC12: completed by their TL, actioned by FLLS).
+    recorded = await ok(
+        commands,
+        event_log,
+        RequestHierarchicalAccess(
+            user_id="cw-enf-2",
+            unit_ids=["team-appeals-1"],
+            agreed_with="tl-appeals-1",
+            reason="Appeals needs enforcement work completed",
+        ),
+        Actor(user_id="tl-enf-1", position_id="pos-tl-enf-1"),
+    )
+    p30 = only(recorded, P30Recorded)
+    actioned = await ok(
+        commands,
+        event_log,
+        ActionP30(user_id=p30.user_id, p30_id=p30.p30_id),
+        Actor(user_id="flls-1", position_id="pos-flls-1"),
+    )
+    appeals = only(actioned, AccessGrantRecorded).position_id
+
+    await sign_in(page, web, "cw-enf-2")
+    switch = page.get_by_label("Current position")
+    await expect(switch.locator("option")).to_have_count(2)
+    await expect(switch).to_have_value("pos-cw-enf-2")
+    await switch.select_option(appeals)
+    await page.get_by_role("button", name="Change position").click()
+    await expect(page.locator("#outcome")).to_contain_text(
+        "You now act as caseworker, team-appeals-1"
+    )
+    await expect(page.get_by_label("Current position")).to_have_value(appeals)
+    await accessible(page)
