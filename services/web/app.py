@@ -172,6 +172,7 @@ class Web:
             positions=positions,
             current=next((p for p in positions if p.position_id == current), None),
             unread=unread,
+            unread_poll_ms=int(self.web.unread_poll_seconds * 1000),
             csrf=session.csrf,
             form_id=uuid.uuid4().hex,
             outcome=views.Outcome.from_json(flash) if flash else None,

@@ -17,3 +17,4 @@ class WebSettings(BaseSettings):
     # The development provider takes any secret; a real one is given the client's own.
     client_secret: str = "development"
     session_idle_seconds: float = 8 * 3600.0
+    unread_poll_seconds: float = 15.0  # how often the header asks for the unread count

@@ -132,7 +132,7 @@ async def web(
     url = f"http://127.0.0.1:{port}"
     app = Web(
         settings_for("web"),
-        WebSettings(public_url=url),
+        WebSettings(public_url=url, unread_poll_seconds=0.5),
         clients={
             "edge": edge,
             "allocation": allocation.http,

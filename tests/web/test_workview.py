@@ -16,6 +16,8 @@ from contracts.signoff import SaveStep, SendRequest
 from services.allocation import domain
 from tests.allocation.helpers import (
     HUB_1,
+    HUB_2,
+    SO_HUB,
     SO_NORTH,
     TA_NORTH,
     eventually,
@@ -363,3 +365,29 @@ async def test_ac17_changing_position_in_the_header(
     )
     await expect(page.get_by_label("Current position")).to_have_value(appeals)
     await accessible(page)
+
+
+async def test_nt01_the_headers_unread_count_updates_live(
+    web: WebServer, page: Any, commands: CommandClient, event_log: EventLog
+) -> None:
+    await sign_in(page, web, HUB_2.user_id)
+    count = page.locator("#unread-count")
+    await expect(count).to_contain_text("unread")
+    before = int((await count.inner_text()).split()[0])
+
+    # Work lands in her incoming work: she is told (NT01), and the header shows it without a
+    # reload (it asks the web service for the count).
+    triage = await referral(commands, event_log, name="Lena Live")
+    await ok(
+        commands,
+        event_log,
+        AssignWork(
+            person_id=triage.person_id,
+            work_item_id=triage.work_item_id,
+            to_position_id=HUB_2.position_id or "",
+        ),
+        SO_HUB,
+    )
+    await page.wait_for_function(
+        "n => parseInt(document.getElementById('unread-count').textContent) > n", arg=before
+    )

@@ -7,5 +7,5 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) { if (body) tag.textContent = body.unread + " unread"; })
       .catch(function () {});
-  }, 15000);
+  }, Number(tag.dataset.pollMs) || 15000);
 })();
