@@ -193,7 +193,7 @@ class Web:
 
     async def sign_in(self, request: Request) -> Response:
         after = request.query_params.get("next", "/teams")
-        started, location = await self.signin.start(after if after.startswith("/") else "/teams")
+        started, location = await self.signin.start(_back(after))  # a path of this service
         self.sessions.begin(started)
         return RedirectResponse(location, status_code=303)
 
@@ -360,12 +360,7 @@ class Web:
 
     async def bulk_form(self, request: Request) -> Response:
         session = self.session(request)
-        return await self.bulk_page(
-            request,
-            session,
-            request.query_params.get("person_name", "").strip(),
-            request.query_params.get("name", "").strip(),
-        )
+        return await self.bulk_page(request, session, "", "")
 
     async def bulk_page(
         self,
@@ -400,6 +395,13 @@ class Web:
         session, form = await self.form(request)
         ticked = [v for k, v in form.items() if k.startswith("item-")]
         body = views.bulk_command(form, ticked)
+        if form.get("action") == "search":  # posted: a person's name stays out of the URL
+            return await self.bulk_page(
+                request,
+                session,
+                form.get("person_name", "").strip(),
+                form.get("name", "").strip(),
+            )
         if form.get("action") == "preview":  # changes nothing: each item's outcome
             status, answer = await self.send(
                 session, "allocation.preview_bulk_assign.v1", body, form.get("form_id", "")
@@ -420,8 +422,7 @@ class Web:
             session, "allocation.bulk_assign.v1", body, form.get("form_id", "")
         )
         session.flash = views.outcome(status, answer, session.worker_names).to_json()
-        query = urllib.parse.urlencode({"person_name": form.get("person_name", "")})
-        return RedirectResponse(f"/bulk-assign?{query}", status_code=303)
+        return RedirectResponse("/bulk-assign", status_code=303)
 
     # --- Sign-off (SO01-SO03, SO07) -------------------------------------------------------------
 

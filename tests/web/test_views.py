@@ -95,3 +95,12 @@ def test_tr05_session_csrf_and_sign_in_state_used_once() -> None:
     assert not session.csrf_ok("forged") and not session.csrf_ok(None)
     sessions.drop(sid)
     assert sessions.get(sid) is None
+
+
+def test_tr05_after_sign_in_only_a_path_of_this_service() -> None:
+    from services.web.app import _back
+
+    assert _back("/teams/Hub") == "/teams/Hub"
+    assert _back("//evil.example/x") == "/teams"
+    assert _back("https://evil.example") == "/teams"
+    assert _back(None) == "/teams"

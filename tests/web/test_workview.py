@@ -237,6 +237,7 @@ async def test_al08_bulk_assign_previews_each_item_then_assigns_all(
     await page.get_by_label("Pass to worker: find by name").fill("Ben")
     await page.get_by_role("button", name="Search").click()
     await page.get_by_label("Bella Bulkfirst").check()
+    assert "Bella" not in page.url  # no personal data in URLs beyond ids
     await page.get_by_label("Bella Bulksecond").check()
     await page.get_by_label("One note for every item").fill("both to Ben")
     await accessible(page)
