@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import Topics
+from deploy import db_roles
 from services.shared import logs
 from services.shared.auth import SigningKey, key_set
 from services.shared.identity import AppRole
@@ -423,6 +424,8 @@ class Stack:
     use_environment: bool = True  # False: always the embedded broker and PostgreSQL
     identity: DevIdentityProvider | None = None
     edge_env: dict[str, str] = field(default_factory=dict)  # the signing key: the edge's only
+    # Each service's own database URL (its role) on the embedded PostgreSQL.
+    database_urls: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
 
     def start_infrastructure(self) -> dict[str, str]:
@@ -435,6 +438,8 @@ class Stack:
         if not database_url:
             self.postgres = EmbeddedPostgres(self.state_dir.resolve() / "pgdata")
             database_url = self.postgres.start()
+            # Each service connects as its own role, owning only its schema (as deployed).
+            self.database_urls = asyncio.run(db_roles.provision(database_url, SERVICES))
         asyncio.run(create_topics(bootstrap))
         issuer = environ.get("CASEWORK_OIDC_ISSUER")
         if not issuer:
@@ -487,6 +492,10 @@ class Stack:
             "CASEWORK_HTTP_PORT": str(port),
             **(extra_env or {}),
         }
+        if name in self.database_urls:
+            env["CASEWORK_DATABASE_URL"] = self.database_urls[name]
+        elif name not in SERVICES:
+            env.pop("CASEWORK_DATABASE_URL", None)  # the edge and the web keep no data
         service = ServiceProcess(name, port, _spawn_service(name, env, log_path), env, log_path)
         self.services[name] = service
         return service

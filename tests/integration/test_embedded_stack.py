@@ -25,6 +25,11 @@ def test_embedded_stack_runs_a_command_end_to_end(tmp_path: Path) -> None:
         assert "CASEWORK_ASSERTION_SIGNING_KEY" not in env  # TR07: the edge's alone
         service = stack.start_service("allocation", log_path=tmp_path / "allocation.log")
         edge = stack.start_service(EDGE, log_path=tmp_path / "edge.log")
+        # Each service connects as its own database role; the edge gets no database at all.
+        assert service.env["CASEWORK_DATABASE_URL"].startswith(
+            "postgresql+asyncpg://casework_allocation@"
+        )
+        assert "CASEWORK_DATABASE_URL" not in edge.env
         stack.wait_ready(timeout=90)
         ready = httpx.get(f"{service.url}/readyz", timeout=5).json()
         assert ready == {"ready": True, "database": True, "broker": True}
