@@ -459,6 +459,50 @@ class Web:
         session.flash = views.outcome(status, answer).to_json()
         return RedirectResponse(f"/steps/{_q(body['step_id'])}", status_code=303)
 
+    # --- Agency (AC17-AC19) ---------------------------------------------------------------------
+
+    async def my_service_requests(self, request: Request) -> Response:
+        """AC18: only the open items of the current position."""
+        session = self.session(request)
+        mine = await self.read(session, "access", "/me/my-service-requests")
+        return await self.page(
+            request,
+            session,
+            "agency_list.html",
+            title="My service requests",
+            items=mine["items"],
+            read_only=False,
+        )
+
+    async def segment_list(self, request: Request) -> Response:
+        """AC18: every open item of the user across positions, with no completing from it."""
+        session = self.session(request)
+        listed = await self.read(session, "access", "/me/segment-list")
+        return await self.page(
+            request,
+            session,
+            "agency_list.html",
+            title="Personal SR segment list view",
+            items=listed["items"],
+            read_only=True,
+        )
+
+    async def work_management(self, request: Request) -> Response:
+        """AC19: the team's caseworkers and hopper, for its team leader's current position."""
+        session = self.session(request)
+        view = await self.read(session, "access", "/me/team-view")
+        return await self.page(request, session, "work_management.html", view=view)
+
+    async def assign_from_hopper(self, request: Request) -> Response:
+        """AC19: from the hopper to one of that team's caseworkers (allocation decides)."""
+        session, form = await self.form(request)
+        body = views.assign_command(form, "record")
+        status, answer = await self.send(
+            session, "allocation.assign_work.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, session.worker_names).to_json()
+        return RedirectResponse("/work-management", status_code=303)
+
     # --- the application ------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
@@ -535,6 +579,10 @@ class Web:
                 Route("/sign-off/teams/{team}", self.signoff_requests),
                 Route("/steps/{step_id}", self.step_summary),
                 Route("/steps/{step_id}/decision", self.decide, methods=["POST"]),
+                Route("/my-service-requests", self.my_service_requests),
+                Route("/segment-list", self.segment_list),
+                Route("/work-management", self.work_management),
+                Route("/work-management/assign", self.assign_from_hopper, methods=["POST"]),
                 Route("/bulk-assign", self.bulk_form),
                 Route("/bulk-assign", self.bulk, methods=["POST"]),
                 Route("/healthz", self.healthz),

@@ -11,7 +11,14 @@ import pytest
 
 from contracts import Actor
 from contracts.access import AccessGrantRecorded, ActionP30, P30Recorded, RequestHierarchicalAccess
-from contracts.allocation import AssignWork, Priority, RecordWorkerRelationship, StepType
+from contracts.allocation import (
+    AssignWork,
+    Priority,
+    ReceiveServiceRequest,
+    RecordWorkerRelationship,
+    StepType,
+    WorkItemCreated,
+)
 from contracts.signoff import SaveStep, SendRequest
 from services.allocation import domain
 from tests.allocation.helpers import (
@@ -22,6 +29,7 @@ from tests.allocation.helpers import (
     TA_NORTH,
     eventually,
     get,
+    new_person,
     ok,
     only,
     referral,
@@ -33,6 +41,8 @@ from tests.web.conftest import WebServer, accessible, path_of, screenshot, sign_
 
 # The browser tests need Playwright (Python) and Debian's chromium; never a downloaded browser.
 expect = pytest.importorskip("playwright.async_api").expect
+
+TL_APPEALS = Actor(user_id="tl-appeals-1", position_id="pos-tl-appeals-1")
 
 # The seed's Trusted Assessment, every mandatory question answered (SO05).
 ANSWERS = {
@@ -330,16 +340,14 @@ async def test_al10_a_team_not_screened_is_refused_with_its_rule(web: WebServer,
     await accessible(page)
 
 
-async def test_ac17_changing_position_in_the_header(
-    web: WebServer, page: Any, commands: CommandClient, event_log: EventLog
-) -> None:
-    # A hierarchical access position for an enforcement caseworker in Appeals team 1, as the
-    # agency's procedure grants it (AC12: completed by their TL, actioned by FLLS).
+async def hierarchical_position(commands: CommandClient, event_log: EventLog, user_id: str) -> str:
+    """A hierarchical access position for an enforcement caseworker in Appeals team 1, as the
+    agency's procedure grants it (AC12: completed by their TL, actioned by FLLS)."""
     recorded = await ok(
         commands,
         event_log,
         RequestHierarchicalAccess(
-            user_id="cw-enf-2",
+            user_id=user_id,
             unit_ids=["team-appeals-1"],
             agreed_with="tl-appeals-1",
             reason="Appeals needs enforcement work completed",
@@ -353,7 +361,13 @@ async def test_ac17_changing_position_in_the_header(
         ActionP30(user_id=p30.user_id, p30_id=p30.p30_id),
         Actor(user_id="flls-1", position_id="pos-flls-1"),
     )
-    appeals = only(actioned, AccessGrantRecorded).position_id
+    return only(actioned, AccessGrantRecorded).position_id
+
+
+async def test_ac17_changing_position_in_the_header(
+    web: WebServer, page: Any, commands: CommandClient, event_log: EventLog
+) -> None:
+    appeals = await hierarchical_position(commands, event_log, "cw-enf-2")
 
     await sign_in(page, web, "cw-enf-2")
     switch = page.get_by_label("Current position")
@@ -392,3 +406,61 @@ async def test_nt01_the_headers_unread_count_updates_live(
     await page.wait_for_function(
         "n => parseInt(document.getElementById('unread-count').textContent) > n", arg=before
     )
+
+
+async def test_ac18_ac19_hopper_work_assigned_and_seen_by_position(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    access_service: RunningService,
+) -> None:
+    appeals = await hierarchical_position(commands, event_log, "cw-enf-1")
+    intake = await ok(
+        commands,
+        event_log,
+        ReceiveServiceRequest(
+            person_id=new_person(), person_name="Hugo Hopper", unit_id="team-appeals-1"
+        ),
+        TL_APPEALS,
+    )
+    person = only(intake, WorkItemCreated).person_id
+
+    async def in_the_team_view() -> bool:
+        view = await access_service.get(TL_APPEALS.user_id, "/me/team-view")
+        return view.status_code == 200 and person in {i["person_id"] for i in view.json()["items"]}
+
+    await eventually(in_the_team_view)
+
+    # AC19: Work management, the team leader's team: assign from the hopper to a caseworker.
+    await sign_in(page, web, TL_APPEALS.user_id, "/work-management")
+    row = page.locator("#team-items tbody tr").filter(has_text=person)
+    await expect(row).to_contain_text("hopper-team-appeals-1")
+    await accessible(page)
+    await screenshot(page, "work-management")
+    await row.get_by_label(f"Caseworker for {person}").select_option(appeals)
+    await row.get_by_role("button", name="Assign").click()
+    await expect(page.locator("#outcome")).to_contain_text("is now in cw-enf-1's incoming work")
+    await page.get_by_role("button", name="Sign out").click()
+
+    async def held_by_the_caseworker() -> bool:
+        listed = await access_service.get("cw-enf-1", "/me/segment-list")
+        return person in {i["person_id"] for i in listed.json()["items"]}
+
+    await eventually(held_by_the_caseworker)
+
+    # AC18: in her primary position My service requests does not list it; the segment list
+    # (every position, read-only) does; after changing position (AC17), My service requests does.
+    await sign_in(page, web, "cw-enf-1", "/my-service-requests")
+    await expect(page.locator("#service-requests")).not_to_contain_text(person)
+    await accessible(page)
+    await page.get_by_role("link", name="Segment list").click()
+    await expect(page.locator("#service-requests")).to_contain_text(person)
+    await expect(page.locator("main")).to_contain_text("cannot be completed from this view")
+    await accessible(page)
+    await screenshot(page, "segment-list")
+    await page.get_by_label("Current position").select_option(appeals)
+    await page.get_by_role("button", name="Change position").click()
+    await page.get_by_role("link", name="My service requests").click()
+    await expect(page.locator("#service-requests")).to_contain_text(person)
+    await accessible(page)
