@@ -452,6 +452,16 @@ class Web:
             team=request.query_params.get("team", ""),
         )
 
+    async def finish(self, request: Request) -> Response:
+        """SO05, SO08, SO09: Finish; a refusal comes back with its rule."""
+        session, form = await self.form(request)
+        body = {"step_id": form.get("step_id", ""), "person_id": form.get("person_id", "")}
+        status, answer = await self.send(
+            session, "signoff.finish_step.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer).to_json()
+        return RedirectResponse(f"/steps/{_q(body['step_id'])}", status_code=303)
+
     async def decide(self, request: Request) -> Response:
         session, form = await self.form(request)
         command_type, body = views.decision_command(form)
@@ -579,6 +589,7 @@ class Web:
                 Route("/sign-off/teams/{team}", self.signoff_requests),
                 Route("/steps/{step_id}", self.step_summary),
                 Route("/steps/{step_id}/decision", self.decide, methods=["POST"]),
+                Route("/steps/{step_id}/finish", self.finish, methods=["POST"]),
                 Route("/my-service-requests", self.my_service_requests),
                 Route("/segment-list", self.segment_list),
                 Route("/work-management", self.work_management),

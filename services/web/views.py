@@ -61,6 +61,9 @@ def _changed(event: dict[str, Any], names: dict[str, str]) -> str | None:
             "return_to_position_id"
         )
         return f"The request is returned to {back or 'the worker'} with the note."
+    if kind == "step_finished":
+        sent = len(payload.get("next_actions", []))
+        return f"The step is finished; {sent} next action(s) sent."
     if kind == "command_rejected":
         return None
     return None

@@ -4,6 +4,7 @@ AA, no serious or critical violation); each outcome, or refusal with its rule, i
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -19,7 +20,13 @@ from contracts.allocation import (
     StepType,
     WorkItemCreated,
 )
-from contracts.signoff import SaveStep, SendRequest
+from contracts.signoff import (
+    TRANSFER_TO_SUPPORT_OFFICER,
+    AddNextActions,
+    NextActionInput,
+    SaveStep,
+    SendRequest,
+)
 from services.allocation import domain
 from tests.allocation.helpers import (
     HUB_1,
@@ -269,16 +276,12 @@ async def test_al08_bulk_assign_previews_each_item_then_assigns_all(
         assert item["owner_id"] == "pos-hub-2"
 
 
-async def test_so07_management_team_returns_the_request_with_a_note(
-    web: WebServer,
-    page: Any,
-    commands: CommandClient,
-    event_log: EventLog,
-    signoff_service: RunningService,
-) -> None:
-    # A Trusted Assessment with its form filled in and its mandatory request sent, by the
-    # people the seed names, through the edge (AL05, SO01).
-    triage = await referral(commands, event_log, name="Sofia Signoff")
+async def requested_assessment(
+    commands: CommandClient, event_log: EventLog, signoff_service: RunningService, name: str
+) -> tuple[str, uuid.UUID]:
+    """A Trusted Assessment with its form filled in and its mandatory request sent, by the
+    people the seed names, through the edge (AL05, SO01): the person and the step."""
+    triage = await referral(commands, event_log, name=name)
     assessment = await step(commands, event_log, triage.person_id, StepType.TRUSTED_ASSESSMENT)
     person, item = triage.person_id, assessment.work_item_id
     await ok(
@@ -303,6 +306,17 @@ async def test_so07_management_team_returns_the_request_with_a_note(
         commands, event_log, SaveStep(step_id=item, person_id=person, answers=ANSWERS), TA_NORTH
     )
     await ok(commands, event_log, SendRequest(step_id=item, person_id=person), TA_NORTH)
+    return person, item
+
+
+async def test_so07_management_team_returns_the_request_with_a_note(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    signoff_service: RunningService,
+) -> None:
+    _, item = await requested_assessment(commands, event_log, signoff_service, "Sofia Signoff")
 
     # SO01, SO02: the Management Team's incoming requests, titled request name + step name.
     await sign_in(page, web, "so-mgmt")
@@ -463,4 +477,58 @@ async def test_ac18_ac19_hopper_work_assigned_and_seen_by_position(
     await page.get_by_role("button", name="Change position").click()
     await page.get_by_role("link", name="My service requests").click()
     await expect(page.locator("#service-requests")).to_contain_text(person)
+    await accessible(page)
+
+
+async def test_al15_so07_completed_request_then_the_finished_step_in_documents(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    signoff_service: RunningService,
+    allocation: RunningService,
+) -> None:
+    person, item = await requested_assessment(
+        commands, event_log, signoff_service, "Dora Documented"
+    )
+
+    # SO07: the Management Team's Senior Officer marks the request Completed.
+    await sign_in(page, web, "so-mgmt", f"/steps/{item}")
+    await page.get_by_label("Completed").check()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#outcome")).to_contain_text("The request is completed")
+    await expect(page.locator("#requests")).to_contain_text("completed")
+
+    # The assessor adds the next action (SO04); the Senior Officer finishes the step (SO05,
+    # SO08, SO09).
+    action = NextActionInput(
+        action_type=TRANSFER_TO_SUPPORT_OFFICER,
+        assignee_kind="worker",
+        assignee_id="pos-gso-north-1",
+        note="Weekly visits, starting Monday",
+    )
+    await ok(
+        commands,
+        event_log,
+        AddNextActions(step_id=item, person_id=person, actions=[action]),
+        TA_NORTH,
+    )
+    await page.reload()
+    await expect(page.locator("#next-actions")).to_contain_text(TRANSFER_TO_SUPPORT_OFFICER)
+    await page.get_by_role("button", name="Finish").click()
+    await expect(page.locator("#outcome")).to_contain_text("The step is finished")
+    await accessible(page)
+
+    async def documented() -> bool:
+        record = await allocation.get("so-north", f"/persons/{person}")
+        return record.status_code == 200 and bool(record.json()["documents"])
+
+    await eventually(documented)
+
+    # AL15: the person summary's Documents show the finished step with its answers.
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, web, "so-north", f"/persons/{person}")
+    documents = page.locator("#documents")
+    await expect(documents).to_contain_text(StepType.TRUSTED_ASSESSMENT)
+    await expect(documents).to_contain_text(ANSWERS["support_plan"])
     await accessible(page)
