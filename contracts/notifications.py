@@ -11,6 +11,10 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from contracts.envelope import Command, Event
+from contracts.limits import LIST_MAX, Text, Url
+
+# Parked deliveries replayed by one command (TR06).
+REPLAY_MAX = 1000
 
 
 class Channel(StrEnum):
@@ -41,7 +45,7 @@ class NotificationFailed(Event):
     recipient_id: str
     channel: str
     attempt: int
-    reason: str
+    reason: Text
 
 
 class NotificationParked(Event):
@@ -51,7 +55,7 @@ class NotificationParked(Event):
     notification_id: uuid.UUID
     recipient_id: str
     channel: str
-    reason: str
+    reason: Text
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -64,7 +68,7 @@ class SetChannelPreferences(Command):
     KEY_FIELD: ClassVar[str | None] = "user_id"
 
     user_id: str = Field(min_length=1)
-    channels: list[Channel]
+    channels: list[Channel] = Field(max_length=LIST_MAX)
 
 
 class ChannelPreferencesSet(Event):
@@ -72,7 +76,7 @@ class ChannelPreferencesSet(Event):
     KEY_FIELD: ClassVar[str | None] = "user_id"
 
     user_id: str
-    channels: list[Channel]
+    channels: list[Channel] = Field(max_length=LIST_MAX)
 
 
 WebhookId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -105,8 +109,8 @@ class WebhookRegistered(Event):
     KEY_FIELD: ClassVar[str | None] = "webhook_id"
 
     webhook_id: str
-    url: str
-    event_types: list[str]
+    url: Url
+    event_types: list[str] = Field(max_length=LIST_MAX)
     owner_id: str | None = None
 
 
@@ -133,10 +137,10 @@ class ReplayParkedDeliveries(Command):
 
     TYPE: ClassVar[str] = "notifications.replay_parked.v1"
 
-    delivery_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    delivery_ids: list[uuid.UUID] = Field(default_factory=list, max_length=REPLAY_MAX)
 
 
 class ParkedDeliveriesReplayed(Event):
     TYPE: ClassVar[str] = "notifications.parked_replayed.v1"
 
-    delivery_ids: list[uuid.UUID]
+    delivery_ids: list[uuid.UUID] = Field(max_length=REPLAY_MAX)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from contracts import Actor, registered_types
+from contracts import Actor, Command, Event, registered_types
 from contracts.allocation import ReceiveReferral
 from contracts.limits import STRING_MAX, TEXT_MAX
 
@@ -69,3 +69,31 @@ def test_tr08_nul_characters_are_refused_as_invalid_input_naming_where() -> None
     assert "person_name" in str(refused.value) and "NUL" in str(refused.value)
     with pytest.raises(ValidationError):
         Actor(user_id="u\x00")
+
+
+def _limits(model: type[Any]) -> dict[str, int]:
+    """Each top-level field's maxLength or maxItems (of any variant of its type)."""
+    found: dict[str, int] = {}
+    for name, prop in model.model_json_schema().get("properties", {}).items():
+        variants = [prop, *prop.get("anyOf", [])]
+        limits = [v[k] for v in variants for k in ("maxLength", "maxItems") if k in v]
+        if limits:
+            found[name] = max(limits)
+    return found
+
+
+def test_tr08_an_event_can_carry_whatever_its_services_commands_accept() -> None:
+    """A field an event shares with a command of its service is no narrower, so no accepted
+    command fails while its outcome is being made."""
+    models = registered_types().values()
+    narrower = []
+    for command in (m for m in models if issubclass(m, Command)):
+        service = command.TYPE.split(".")[0]
+        accepted = _limits(command)
+        for event in (m for m in models if issubclass(m, Event) and m.TYPE.startswith(service)):
+            for name, limit in _limits(event).items():
+                if name in accepted and limit < accepted[name]:
+                    narrower.append(
+                        f"{event.TYPE}.{name} {limit} < {command.TYPE} {accepted[name]}"
+                    )
+    assert narrower == []
