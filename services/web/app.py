@@ -118,7 +118,7 @@ class Web:
         if session.tokens.expires_at - 30 < time.time():
             try:
                 session.tokens = await self.signin.refresh(session.tokens)
-            except SignInFailed:
+            except (SignInFailed, identity.SignInError):
                 raise SignInNeeded from None
         return session.tokens.id_token
 

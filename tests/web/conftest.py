@@ -161,6 +161,7 @@ async def web(
     server.should_exit = True
     await task
     await app.signin.aclose()
+    await app.signin.verifier.aclose()
 
 
 @pytest.fixture(scope="session")
