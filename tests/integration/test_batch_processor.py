@@ -57,7 +57,9 @@ async def handle(ctx: HandlerContext[ReceiveReferral]) -> None:
     if name == "too-many-parameters":
         # asyncpg's limit is 32,767 parameters: a statement the driver refuses, not a busy
         # database, so nothing is gained by reading the record again.
-        await ctx.execute(sa.select(people.c.name).where(people.c.person_id.in_([str(i) for i in range(33_000)])))
+        await ctx.execute(
+            sa.select(people.c.name).where(people.c.person_id.in_([str(i) for i in range(33_000)]))
+        )
     if name == "slow":
         await ctx.execute(sa.select(sa.func.pg_sleep(0.3)))
     if name.startswith("staged"):

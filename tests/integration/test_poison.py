@@ -39,6 +39,7 @@ async def _publish_signed(
     commands: CommandClient, key: SigningKey, envelope: Envelope, value: bytes | None = None
 ) -> None:
     value = value or envelope.model_dump_json().encode()
+    assert envelope.actor is not None
     assertion = AssertionSigner(key).sign(
         value=value,
         topic=Topics.ALLOCATION_COMMANDS,
