@@ -177,7 +177,13 @@ def env_var(principal: str) -> str:
 def dotenv_values(existing: Mapping[str, str] | None = None) -> dict[str, str]:
     """Passwords docker-compose.yml expects, keeping any already set."""
     existing = existing or {}
-    wanted = ["KAFKA_ADMIN_PASSWORD", *(env_var(p) for p in PRINCIPALS), "POSTGRES_PASSWORD"]
+    wanted = [
+        "KAFKA_ADMIN_PASSWORD",
+        *(env_var(p) for p in PRINCIPALS),
+        "POSTGRES_PASSWORD",
+        # each service's own database role (deploy/db_roles.py)
+        *(f"DB_PASSWORD_{service.upper()}" for service in SERVICE_PRINCIPALS),
+    ]
     return {k: existing.get(k) or generate_password() for k in wanted}
 
 

@@ -12,7 +12,6 @@ deploy.db_roles`). It is idempotent."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -117,10 +116,14 @@ async def provision(
 
 def main() -> None:
     """`python -m deploy.db_roles`: provisions the roles named by CASEWORK_SERVICES (comma
-    separated) in CASEWORK_ADMIN_DATABASE_URL's database; passwords from
-    CASEWORK_DATABASE_PASSWORDS (a JSON object by service, supplied as a Secret)."""
+    separated) in CASEWORK_ADMIN_DATABASE_URL's database, each with the password in
+    CASEWORK_DB_PASSWORD_<SERVICE> (supplied as a Secret; a role without one has none)."""
     services = [s for s in os.environ.get("CASEWORK_SERVICES", "").split(",") if s]
-    passwords = json.loads(os.environ.get("CASEWORK_DATABASE_PASSWORDS", "{}"))
+    passwords = {
+        s: os.environ[f"CASEWORK_DB_PASSWORD_{s.upper()}"]
+        for s in services
+        if os.environ.get(f"CASEWORK_DB_PASSWORD_{s.upper()}")
+    }
     urls = asyncio.run(provision(os.environ["CASEWORK_ADMIN_DATABASE_URL"], services, passwords))
     for service in urls:
         print(f"{service}: role {role_name(service)} owns schema {service}")
