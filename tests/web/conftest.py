@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The browser tests start access, sign-off and notifications services of their own and
     load the walkthrough directory through access; beside other directories' tests, which start
     theirs, two of each would share one consumer group and one database. So they run in a
-    session of their own (`pytest tests/web`, as .ci/run does) and are skipped in any other."""
+    session of their own (`pytest tests/web`, as bin/test does) and are skipped in any other."""
     here = Path(__file__).resolve().parent
     if all(here in Path(str(i.path)).resolve().parents for i in items):
         return
