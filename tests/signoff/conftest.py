@@ -89,6 +89,23 @@ async def _directory_applied(service: RunningService) -> bool:
     return {s.position_id for s in SEATS} <= have
 
 
+def _settled(service: RunningService) -> Callable[[], Awaitable[bool]]:
+    """True once the count of applied messages has stayed the same for three seconds (longer
+    than a batch takes to commit)."""
+    seen: list[tuple[int, float]] = []
+
+    async def check() -> bool:
+        inbox = service.runtime.spec.inbox
+        async with service.runtime.engine.connect() as conn:
+            count = int(await conn.scalar(sa.select(sa.func.count()).select_from(inbox)) or 0)
+        now = time.monotonic()
+        if not seen or seen[-1][0] != count:
+            seen.append((count, now))
+        return now - seen[-1][1] >= 3.0
+
+    return check
+
+
 @pytest.fixture(scope="session")
 async def seeded_directory(commands: CommandClient) -> None:
     """The walkthrough directory published on access.events, as the access service does."""
@@ -103,7 +120,13 @@ async def signoff(
     from services.signoff.service import SPEC
 
     service = await start_service(SPEC, settings_for("signoff"), users)
-    await wait_until(lambda: _directory_applied(service), "sign-off's directory seeded")
+    # A session's earlier tests leave thousands of allocation and access events that sign-off
+    # reads from the start (every triage it tracks): a generous bound for the catch-up, then
+    # until what it has applied stops growing, so no test waits behind that history.
+    await wait_until(
+        lambda: _directory_applied(service), "sign-off's directory seeded", timeout=300
+    )
+    await wait_until(_settled(service), "sign-off caught up with the topics", timeout=300)
     yield service
     await service.http.aclose()
     await service.runtime.stop()
