@@ -196,13 +196,13 @@ async def _create_work_item(
     priority: str = domain.DEFAULT_PRIORITY,
     note: str = "",
     id_from_message: bool = False,
-    received_at: datetime | None = None,
+    counted_from: datetime | None = None,
 ) -> bool:
     """Creates the item, its history entry and its event. An id derived from the consumed
     message (`id_from_message`) is new by construction (the inbox applies a message once), so
     its rows are staged and written with the rest of the batch; a caller-chosen id is checked."""
     notes = [{"note": note, "by": _actor_user(ctx), "at": ctx.now.isoformat()}] if note else []
-    due_at = deadlines.due_at_for(step_type, deadlines.counted_from(received_at, ctx.now))  # DL01
+    due_at = deadlines.due_at_for(step_type, counted_from or ctx.now)  # DL01
     row = {
         "work_item_id": work_item_id,
         "person_id": person_id,
@@ -271,7 +271,7 @@ async def _intake(
     received_at: datetime | None,
 ) -> None:
     """New work from outside (a referral, a service request): the person and the item, staged."""
-    deadlines.counted_from(received_at, ctx.now)  # DL01: decided before anything is staged
+    start = deadlines.counted_from(received_at, ctx.now)  # DL01: decided before anything is staged
     ctx.stage(
         store.PERSON_UPSERT,
         {"person_id": person_id, "name": person_name, "area": area},
@@ -286,7 +286,7 @@ async def _intake(
         placement=placement,
         note=note,
         id_from_message=True,
-        received_at=received_at,
+        counted_from=start,
     )
 
 

@@ -525,7 +525,7 @@ class BatchProcessor:
         }
         # TR08: a dead letter always fits; a copy too big is cut, and the headers say where
         # the whole record is and how to check it.
-        room = self._max_record_bytes - len(_headers_bytes(headers)) - 1_024
+        room = self._max_record_bytes - outbox.record_size(b"", item.key, headers) - 1_024
         if len(value) > room:
             headers |= {"dlq-truncated": "true", "dlq-original-bytes": str(len(value))}
             value = value[: max(room, 0)]
@@ -580,10 +580,6 @@ def _record_of(stored: dict[str, Any]) -> outbox.OutboxRecord:
     return outbox.OutboxRecord(
         stored["topic"], stored["key"], stored["value"].encode(), dict(stored["headers"])
     )
-
-
-def _headers_bytes(headers: dict[str, str]) -> bytes:
-    return b"".join(k.encode() + v.encode() for k, v in headers.items())
 
 
 def _brief(exc: BaseException) -> str:
