@@ -41,8 +41,8 @@ from contracts.access import (
 from contracts.allocation import PositionWorkReleased, PositionWorkReleaseFailed
 from services.access import actions, domain, store
 from services.access.domain import Held, Holdings
-from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext
 
 dispatcher = Dispatcher()
 CONSUMES = [Topics.ACCESS_COMMANDS, Topics.ALLOCATION_EVENTS]
@@ -795,9 +795,9 @@ def _register_allocation_events() -> None:
         if (
             type_name.startswith("allocation.")
             and issubclass(model, Event)
-            and type_name not in dispatcher.handlers
+            and not dispatcher.handles(type_name)
         ):
-            dispatcher.handlers[type_name] = _project_work
+            dispatcher.add(type_name, _project_work)
 
 
 _register_allocation_events()

@@ -24,7 +24,8 @@ from contracts.access import (
 from services.access import actions, domain, store
 from services.shared import logs
 from services.shared.rules import RuleViolation
-from services.shared.runtime import ServiceRuntime, UnitOfWork
+from services.shared.runtime import ServiceRuntime
+from services.shared.transaction import Transaction
 
 log = logs.get(__name__)
 SCAN_SECONDS = 60.0
@@ -42,7 +43,7 @@ class ReviewPolicy(BaseSettings):
     overdue_review_grace_working_days: int = Field(default=10, ge=0)
 
 
-async def _responsible(work: UnitOfWork, user_id: str) -> list[str]:
+async def _responsible(work: Transaction, user_id: str) -> list[str]:
     """AC08: the primary TL/SMs of the user's primary segment answer for the review."""
     conn = work.conn
     holdings = await store.holdings(conn, user_id)
@@ -54,13 +55,13 @@ async def _responsible(work: UnitOfWork, user_id: str) -> list[str]:
     return [u for u in managers if u != user_id]
 
 
-def _writer(work: UnitOfWork, seed: uuid.UUID) -> actions.Writer:
+def _writer(work: Transaction, seed: uuid.UUID) -> actions.Writer:
     return actions.Writer(
         conn=work.conn, now=work.now, seed=seed, emit=work.emit, actor_id=SCHEDULER
     )
 
 
-async def grant_scheduled(work: UnitOfWork) -> int:
+async def grant_scheduled(work: Transaction) -> int:
     """AC21: the emergency grants whose time scale has come, made as the access team answered
     (the P30 names who answered); one that is no longer possible is refused with the rule."""
     p = store.p30s
@@ -104,7 +105,7 @@ async def grant_scheduled(work: UnitOfWork) -> int:
     return done
 
 
-async def lapse_reviews(work: UnitOfWork, policy: ReviewPolicy) -> int:
+async def lapse_reviews(work: Transaction, policy: ReviewPolicy) -> int:
     """AC22: under the `remove` policy, an escalated review still unanswered after the grace
     period is removed through the AC16 release, with its own removal P30; never renewed."""
     if policy.overdue_review_policy is not domain.OverdueReviewPolicy.REMOVE:
@@ -180,7 +181,7 @@ async def lapse_reviews(work: UnitOfWork, policy: ReviewPolicy) -> int:
     return lapsed
 
 
-async def scan(work: UnitOfWork, policy: ReviewPolicy | None = None) -> int:
+async def scan(work: Transaction, policy: ReviewPolicy | None = None) -> int:
     """Flags what fell due as of `work.now` (each flag once), makes the emergency grants whose
     time has come and removes lapsed reviews under the `remove` policy. Returns how many."""
     policy = policy or ReviewPolicy()
@@ -276,7 +277,7 @@ async def run(runtime: ServiceRuntime) -> None:
     next_scan = loop.time()
     while True:
         try:
-            async with runtime.unit_of_work() as work:
+            async with runtime.transaction() as work:
                 if loop.time() >= next_scan:
                     next_scan = loop.time() + SCAN_SECONDS
                     await scan(work, policy)

@@ -17,7 +17,8 @@ from services.allocation import store
 from services.allocation.deadlines import DeadlineFlag, next_flag, sweep_horizon
 from services.allocation.domain import WorkItem
 from services.shared import db, logs
-from services.shared.runtime import ServiceRuntime, UnitOfWork
+from services.shared.runtime import ServiceRuntime
+from services.shared.transaction import Transaction
 
 log = logs.get(__name__)
 BATCH = 500  # rows per transaction: a backlog is flagged in several short transactions
@@ -46,7 +47,7 @@ async def _snapshots(conn: Any, items: list[WorkItem]) -> list[WorkItemSnapshot]
     return out
 
 
-async def sweep_batch(work: UnitOfWork, limit: int = BATCH) -> int:
+async def sweep_batch(work: Transaction, limit: int = BATCH) -> int:
     """Raises the deadline flags of up to `limit` items as of `work.now`; returns how many
     rows it took (each of them gets its flag)."""
     conn, now = work.conn, work.now
@@ -83,7 +84,7 @@ async def sweep(runtime: ServiceRuntime) -> int:
     """Sweeps as of the runtime's clock until nothing is left; returns how many were flagged."""
     flagged = 0
     while True:
-        async with runtime.unit_of_work() as work:
+        async with runtime.transaction() as work:
             taken = await sweep_batch(work)
         flagged += taken
         if taken < BATCH:

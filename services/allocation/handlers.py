@@ -16,11 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts import Topics
 from contracts.access import (
-    PositionGranted,
     PositionReleaseRequested,
     PositionRevoked,
-    UnitDefined,
-    UserRegistered,
 )
 from contracts.allocation import (
     BULK_EVENT_ITEMS,
@@ -66,28 +63,15 @@ from contracts.allocation import (
 from contracts.signoff import RequestCompleted, RequestReturned, RequestSent, StepFinished
 from services.allocation import deadlines, domain, store
 from services.shared import logs
-from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.directory import register as register_directory
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext
 
 log = logs.get(__name__)
 dispatcher = Dispatcher()
 CONSUMES = [Topics.ALLOCATION_COMMANDS, Topics.ACCESS_EVENTS, Topics.SIGNOFF_EVENTS]
 register_directory(dispatcher, store.directory_t)
 Ctx = HandlerContext[Any]
-
-
-def _forgetting(project: Any) -> Any:
-    async def handle(ctx: Ctx) -> None:
-        await project(ctx)
-        store.forget(ctx.conn)
-
-    return handle
-
-
-# The projection's handlers, followed by forgetting the batch's remembered lookups.
-for _type in (UnitDefined, UserRegistered, PositionGranted, PositionRevoked):
-    dispatcher.handlers[_type.TYPE] = _forgetting(dispatcher.handlers[_type.TYPE])
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -867,14 +851,11 @@ async def position_release_requested(ctx: HandlerContext[PositionReleaseRequeste
     )
 
 
-_project_revocation = dispatcher.handlers[PositionRevoked.TYPE]
-
-
 @dispatcher.on(PositionRevoked)
 async def position_revoked(ctx: HandlerContext[PositionRevoked]) -> None:
     """AC16: a removed position never keeps work. The saga moves it before the revocation; if
-    anything is still held when the revocation arrives, it goes back to the hopper now."""
-    await _project_revocation(ctx)
+    anything is still held when the revocation arrives, it goes back to the hopper now (the
+    directory projection's handler, registered first, has applied it already)."""
     try:
         items, to = await _release(ctx, ctx.message.position_id, None)
     except RuleViolation as violation:

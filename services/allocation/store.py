@@ -253,7 +253,7 @@ async def deadlines_reached(
 class _Lookups:
     """Directory lookups remembered for one consumed batch (its transaction): a batch of
     commands by one Senior Officer for one team reads the same positions and units again and
-    again. Forgotten whenever a directory event is applied (`forget`)."""
+    again. Forgotten whenever a directory event is applied (the projection empties the memo)."""
 
     def __init__(self) -> None:
         self.seats: dict[str, Seat | None] = {}
@@ -270,13 +270,6 @@ def _lookups(conn: AsyncConnection) -> _Lookups:
     if memo is None:
         return _Lookups()  # a plain connection (the read API): no memory, every lookup reads
     return memo.setdefault(_LOOKUPS, _Lookups())  # type: ignore[no-any-return]
-
-
-def forget(conn: AsyncConnection) -> None:
-    """The directory changed in this transaction: read it again from now on."""
-    memo: dict[str, Any] | None = getattr(conn, "memo", None)
-    if memo is not None:
-        memo.pop(_LOOKUPS, None)
 
 
 async def seat(conn: AsyncConnection, position_id: str | None) -> Seat | None:

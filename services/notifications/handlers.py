@@ -54,8 +54,8 @@ from contracts.notifications import (
 from contracts.signoff import RequestReturned, RequestSent
 from services.notifications import domain, store
 from services.shared import directory
-from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext
 
 dispatcher = Dispatcher()
 CONSUMES = [
@@ -298,8 +298,6 @@ async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
 # --- access.events (directory, NT04, NT05, NT06) -------------------------------------------
 
 directory.register(dispatcher, store.directory_t)
-_project_grant = dispatcher.handlers[PositionGranted.TYPE]
-_project_revoke = dispatcher.handlers[PositionRevoked.TYPE]
 
 
 def p30_series(p30_id: uuid.UUID) -> str:
@@ -368,7 +366,6 @@ async def _fire_now(
 async def position_granted(ctx: HandlerContext[PositionGranted]) -> None:
     """Projects the grant and delivers the notices that waited for the position's holder (NT07);
     NT06: the user is told of secondary access (an emergency grant is told by NT04 instead)."""
-    await _project_grant(ctx)
     m = ctx.message
     for waiting in await store.waiting_for(ctx.conn, m.position_id):
         # NT07: a notice that arrived before the directory knew the position's holder.
@@ -401,8 +398,7 @@ async def position_granted(ctx: HandlerContext[PositionGranted]) -> None:
 async def position_revoked(ctx: HandlerContext[PositionRevoked]) -> None:
     """Projects the removal; NT06: the user is told of removed secondary access."""
     m = ctx.message
-    before = await store.directory.position(ctx.conn, m.position_id)
-    await _project_revoke(ctx)
+    before = await store.directory.position(ctx.conn, m.position_id, active_only=False)
     if before is None or not domain.is_secondary(before.kind):
         return
     notice = domain.access_changed(
@@ -619,8 +615,7 @@ async def replay_parked(ctx: HandlerContext[ReplayParkedDeliveries]) -> None:
 def dispatcher_for(policy: domain.WebhookPolicy) -> Dispatcher:
     """The service's handlers with webhook registration bound to the configured targets and
     addresses (TR06)."""
-    bound = Dispatcher()
-    bound.handlers.update(dispatcher.handlers)
+    bound = dispatcher.without(RegisterWebhook)
 
     @bound.on(RegisterWebhook)
     async def register(ctx: HandlerContext[RegisterWebhook]) -> None:

@@ -41,12 +41,13 @@ from services.notifications.channels import Channels, DeliveryError, DeliveryRef
 from services.notifications.settings import DeliverySettings, SmtpSettings
 from services.shared import logs
 from services.shared.outbox import OutboxRecord
-from services.shared.runtime import ServiceRuntime, UnitOfWork
+from services.shared.runtime import ServiceRuntime
+from services.shared.transaction import Transaction
 
 log = logs.get(__name__)
 
 
-def _emit_for(uow: UnitOfWork, source_id: uuid.UUID, correlation_id: uuid.UUID | None) -> Any:
+def _emit_for(uow: Transaction, source_id: uuid.UUID, correlation_id: uuid.UUID | None) -> Any:
     """Events caused by the source of a delivery (so callers can find them by causation)."""
 
     def emit(event: Event) -> Envelope:
@@ -67,7 +68,7 @@ async def deliver_due(
     batch_size: int = 50,
 ) -> int:
     """Sends the pending deliveries due at `now`; returns how many were attempted."""
-    async with runtime.unit_of_work(now) as uow:
+    async with runtime.transaction(now) as uow:
         rows = await store.claim_due(uow.conn, now, batch_size)
         if not rows:
             return 0
@@ -142,7 +143,7 @@ async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int 
     `handlers.fire_reminder`)."""
     fired = 0
     while True:
-        async with runtime.unit_of_work(now) as uow:
+        async with runtime.transaction(now) as uow:
             rows = await store.reminders_due(uow.conn, now, limit)
             for r in rows:
                 await handlers.fire_reminder(uow.conn, _emit_for(uow, r.reminder_id, None), r, now)

@@ -23,9 +23,9 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -41,13 +41,13 @@ from contracts import (
     Command,
     CommandRejected,
     Envelope,
-    Event,
     Message,
     Topics,
 )
 from contracts.limits import MAX_RECORD_BYTES
 from services.shared import auth, db, logs, metrics, outbox
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext, StagedConnection
 
 log = logs.get(__name__)
 
@@ -77,119 +77,6 @@ def utc_now() -> datetime:
 class _DirtyRejection(Exception):
     """A handler wrote state and then refused: the batch is redone one record at a time so the
     refused command's writes roll back alone."""
-
-
-class StagedConnection:
-    """The transaction's connection as handlers see it. Rows staged with `stage()` are written
-    together, one multi-row statement per statement kind, before the next statement of any
-    kind runs and at the end of the batch: a batch of N creations costs a few round trips,
-    not N. Any read therefore sees every staged row."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.raw = conn
-        self.wrote = False
-        # Read caches that live as long as this transaction (e.g. directory lookups repeated
-        # by many commands of one batch); keyed by the service that fills them.
-        self.memo: dict[str, Any] = {}
-        self._pending: list[tuple[Any, dict[str, Any], tuple[str, ...]]] = []
-
-    def stage(self, statement: Any, row: dict[str, Any], dedupe_on: tuple[str, ...] = ()) -> None:
-        """Queue one row for `statement` (an INSERT, possibly with ON CONFLICT). Rows of an
-        upsert that share the `dedupe_on` key collapse to the last one (one statement cannot
-        touch a row twice)."""
-        self.wrote = True
-        self._pending.append((statement, row, dedupe_on))
-
-    async def flush(self) -> None:
-        """Writes the staged rows, one statement per statement object, in the order each was
-        first staged (so stage only rows whose order across tables does not matter)."""
-        pending, self._pending = self._pending, []
-        groups: dict[int, tuple[Any, tuple[str, ...], list[dict[str, Any]]]] = {}
-        for statement, row, dedupe_on in pending:
-            groups.setdefault(id(statement), (statement, dedupe_on, []))[2].append(row)
-        for statement, dedupe_on, rows in groups.values():
-            if dedupe_on:
-                rows = list({tuple(r[k] for k in dedupe_on): r for r in rows}.values())
-            await db.insert_many(self.raw, statement, rows)
-
-    def discard(self) -> None:
-        self._pending.clear()
-
-    async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
-        await self.flush()
-        if isinstance(statement, sa.Insert | sa.Update | sa.Delete):
-            self.wrote = True
-        return await self.raw.execute(statement, parameters)
-
-    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return (await self.execute(statement, parameters)).scalar()
-
-    async def scalars(self, statement: Any, parameters: Any = None) -> sa.ScalarResult[Any]:
-        return (await self.execute(statement, parameters)).scalars()
-
-    def in_nested_transaction(self) -> bool:
-        return self.raw.in_nested_transaction()
-
-    def begin_nested(self) -> Any:
-        return self.raw.begin_nested()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
-
-
-@dataclass
-class HandlerContext(Generic[M]):
-    """What a handler gets: the message, its verified actor and the application roles of their
-    sign-in (commands only), the clock, and the transaction."""
-
-    conn: AsyncConnection  # a StagedConnection: use it like an AsyncConnection
-    envelope: Envelope
-    message: M
-    actor: Actor | None
-    now: datetime
-    event_topic: str
-    roles: frozenset[str] = frozenset()
-    emitted: list[outbox.OutboxRecord] = field(default_factory=list)
-
-    @property
-    def dirty(self) -> bool:
-        """Whether this handler has written (or staged) anything yet."""
-        return bool(getattr(self.conn, "wrote", False))
-
-    async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
-        return await self.conn.execute(statement, parameters)
-
-    def stage(self, statement: Any, row: dict[str, Any], dedupe_on: tuple[str, ...] = ()) -> None:
-        """Queue an insert to be written with others of its kind (see StagedConnection)."""
-        self.conn.stage(statement, row, dedupe_on)  # type: ignore[attr-defined]
-
-    def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:
-        """Queue an event caused by this message; it is written to the outbox with the state."""
-        envelope = self.envelope.caused(event, occurred_at=self.now)
-        self.emitted.append(
-            outbox.OutboxRecord.of(topic or self.event_topic, envelope, key or event.key())
-        )
-        return envelope
-
-
-Handler = Callable[[HandlerContext[Any]], Awaitable[None]]
-
-
-class Dispatcher:
-    """Maps message types to handlers. Commands need a verified actor; events are trusted for
-    the topic they come from (TR04: only their owner's event topic)."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {}
-
-    def on(
-        self, message_type: type[M]
-    ) -> Callable[[Callable[[HandlerContext[M]], Awaitable[None]]], Any]:
-        def register(fn: Callable[[HandlerContext[M]], Awaitable[None]]) -> Any:
-            self.handlers[message_type.TYPE] = fn  # type: ignore[assignment]
-            return fn
-
-        return register
 
 
 @dataclass
@@ -338,7 +225,7 @@ class BatchProcessor:
             item.dead_reason = f"envelope does not parse: {_short(exc)}"
             return item
         item.inbox_id = item.envelope.message_id
-        if item.envelope.type not in self._dispatcher.handlers and not _is_command_topic(record):
+        if not self._dispatcher.handles(item.envelope.type) and not _is_command_topic(record):
             # Another service's event topic carries many types; this service reads only some.
             item.ignored = True
             return item
@@ -351,7 +238,7 @@ class BatchProcessor:
         else:
             item.dead_reason = _misrouted(record.topic, item.message) or (
                 None
-                if item.envelope.type in self._dispatcher.handlers
+                if self._dispatcher.handles(item.envelope.type)
                 else f"no handler for {item.envelope.type} on {record.topic}"
             )
         if item.dead_reason is None and item.is_command:
@@ -446,36 +333,37 @@ class BatchProcessor:
         envelope, message = item.envelope, item.message
         actor = item.actor if item.is_command else envelope.actor
         conn.wrote = False
+        envelope = envelope.model_copy(update={"actor": actor})
         ctx: HandlerContext[Any] = HandlerContext(
-            conn=conn,  # type: ignore[arg-type]
-            envelope=envelope.model_copy(update={"actor": actor}),
-            message=message,
-            actor=actor,
+            conn=conn,
             now=self._clock(),
             event_topic=self._event_topic,
+            cause=envelope,
+            envelope=envelope,
+            message=message,
+            actor=actor,
             roles=item.roles,
         )
-        handler = self._dispatcher.handlers[envelope.type]
         try:
             if isolate:
                 try:
                     async with conn.begin_nested():
-                        await self._run(handler, ctx)
+                        await self._run(ctx)
                         await conn.flush()  # staged rows belong inside the savepoint
                 except _Refused:
                     conn.discard()
                     raise
             else:
-                await self._run(handler, ctx)
+                await self._run(ctx)
         except _Refused as refused:
             metrics.REJECTED.labels(refused.violation.rule).inc()
             return [self._rejection(item, refused.violation.rule, refused.violation.reason)]
         metrics.APPLIED.labels(envelope.type).inc()
         return _outcome(ctx.emitted)
 
-    async def _run(self, handler: Handler, ctx: HandlerContext[Any]) -> None:
+    async def _run(self, ctx: HandlerContext[Any]) -> None:
         try:
-            await handler(ctx)
+            await self._dispatcher.dispatch(ctx)
             self._check_sizes(ctx.emitted)
         except RuleViolation as violation:
             if ctx.dirty and not ctx.conn.in_nested_transaction():

@@ -2,7 +2,9 @@
 service that routes or authorises by position. Rebuilt by replaying the topic.
 
 A service includes it with `directory_tables(metadata)`, `register(dispatcher, tables)` and, in
-its first migration, `create_in_migration(schema)`."""
+its first migration, `create_in_migration(schema)`. The projection owns the transaction's read
+caches of directory facts: every directory event applied empties the transaction's memo, so
+nothing read before it (by this module or a service's own lookups) is used after it."""
 
 from __future__ import annotations
 
@@ -14,8 +16,13 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts import Actor
 from contracts.access import PositionGranted, PositionRevoked, UnitDefined, UserRegistered
-from services.shared.consumer import Dispatcher, HandlerContext
+from services.shared.positions import Position
+from services.shared.transaction import Dispatcher, HandlerContext
+
+__all__ = ["Directory", "DirectoryTables", "Position", "directory_tables", "register"]
+_ACTING = "directory.acting"
 
 
 @dataclass(frozen=True)
@@ -138,15 +145,13 @@ def register(dispatcher: Dispatcher, tables: DirectoryTables) -> None:
             p.update().where(p.c.position_id == ctx.message.position_id).values(active=False)
         )
 
+    for message_type in (UnitDefined, UserRegistered, PositionGranted, PositionRevoked):
+        dispatcher.add(message_type.TYPE, _forget)
 
-@dataclass(frozen=True)
-class Position:
-    position_id: str
-    user_id: str
-    unit_id: str
-    role: str
-    kind: str
-    emergency: bool
+
+async def _forget(ctx: HandlerContext[Any]) -> None:
+    """The directory changed in this transaction: cached reads of it are stale from here on."""
+    ctx.memo.clear()
 
 
 class Directory:
@@ -155,16 +160,31 @@ class Directory:
     def __init__(self, tables: DirectoryTables) -> None:
         self.t = tables
 
-    async def position(self, conn: AsyncConnection, position_id: str | None) -> Position | None:
+    async def position(
+        self, conn: AsyncConnection, position_id: str | None, *, active_only: bool = True
+    ) -> Position | None:
         if not position_id:
             return None
         p = self.t.positions
-        row = (
-            await conn.execute(
-                sa.select(p).where(p.c.position_id == position_id, p.c.active.is_(True))
-            )
-        ).first()
+        query = sa.select(p).where(p.c.position_id == position_id)
+        if active_only:
+            query = query.where(p.c.active.is_(True))
+        row = (await conn.execute(query)).first()
         return _position(row) if row else None
+
+    async def acting_position(self, conn: Any, actor: Actor | None) -> Position | None:
+        """The position a command's actor acts in (AL10-style checks): their current position
+        when the directory says they hold it and it is active, else None. Remembered for the
+        transaction (a batch of one person's commands reads it once)."""
+        if actor is None or not actor.position_id:
+            return None
+        memo: dict[Any, Any] = getattr(conn, "memo", {})
+        key = (_ACTING, actor.position_id)
+        if key not in memo:
+            held = await self.position(conn, actor.position_id)
+            memo[key] = held
+        held = memo[key]
+        return held if held is not None and held.user_id == actor.user_id else None
 
     async def positions_of(self, conn: AsyncConnection, user_id: str) -> list[Position]:
         p = self.t.positions
@@ -201,4 +221,5 @@ def _position(row: Any) -> Position:
         role=row.role,
         kind=row.kind,
         emergency=row.emergency,
+        active=row.active,
     )

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from contracts import Envelope, Event, Topics
+from contracts import Topics
 from services.shared import (
     auth,
     db,
@@ -36,10 +36,11 @@ from services.shared import (
     outbox,
     plumbing_tables,
 )
-from services.shared.consumer import BatchProcessor, Clock, Dispatcher, utc_now
-from services.shared.outbox import OutboxRecord, OutboxRelay
+from services.shared.consumer import BatchProcessor, Clock, utc_now
+from services.shared.outbox import OutboxRelay
 from services.shared.settings import Settings
 from services.shared.topic_watch import TopicWatch
+from services.shared.transaction import Dispatcher, StagedConnection, Transaction
 
 log = logs.get(__name__)
 
@@ -55,7 +56,7 @@ class ServiceSpec:
     event_topic: str
     routes: Sequence[BaseRoute] = field(default_factory=list)
     # Background loops (schedulers, delivery workers): started with the service, cancelled on
-    # stop. Each gets the runtime; state changes go through `runtime.unit_of_work()`.
+    # stop. Each gets the runtime; state changes go through `runtime.transaction()`.
     tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
@@ -88,24 +89,6 @@ def _plumbing(
 async def _raw_records(message: Any) -> Any:
     # The processor parses each record itself (bad records go to the DLQ, not to an exception).
     return message.raw_message
-
-
-@dataclass
-class UnitOfWork:
-    """A transaction not caused by a consumed message (a timer, a delivery worker): state
-    changes on `conn`, events via `emit`, both committed together."""
-
-    conn: Any
-    now: datetime
-    event_topic: str
-    emitted: list[OutboxRecord] = field(default_factory=list)
-
-    def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:
-        envelope = Envelope.wrap(event, occurred_at=self.now)
-        self.emitted.append(
-            OutboxRecord.of(topic or self.event_topic, envelope, key or event.key())
-        )
-        return envelope
 
 
 class ServiceRuntime:
@@ -239,10 +222,15 @@ class ServiceRuntime:
         return int(result.rowcount or 0)
 
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, now: datetime | None = None) -> AsyncIterator[UnitOfWork]:
+    async def transaction(self, now: datetime | None = None) -> AsyncIterator[Transaction]:
+        """A transaction not caused by a consumed message (a timer, a delivery worker)."""
         async with self.engine.begin() as conn:
-            work = UnitOfWork(conn, now or self.clock(), self.spec.event_topic)
+            staged = StagedConnection(conn)
+            work = Transaction(
+                conn=staged, now=now or self.clock(), event_topic=self.spec.event_topic
+            )
             yield work
+            await staged.flush()
             await outbox.write(conn, self.spec.outbox, work.emitted)
         self.relay.wake()
 

@@ -41,8 +41,8 @@ from contracts.signoff import (
     StepTracked,
 )
 from services.shared import directory
-from services.shared.consumer import Dispatcher, HandlerContext
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext
 from services.signoff import domain, store
 
 dispatcher = Dispatcher()

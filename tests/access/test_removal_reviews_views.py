@@ -294,19 +294,19 @@ async def test_ac09_review_flagged_before_due_escalated_when_overdue_and_confirm
         ]
 
     # DL03: flagged from ten working days before: not thirty days before, but five days before.
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=30)) as work:
+    async with access.runtime.transaction(now=due_at - timedelta(days=30)) as work:
         await scheduler.scan(work)
     assert flagged(AbsenceReviewDue) == []
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=5)) as work:
+    async with access.runtime.transaction(now=due_at - timedelta(days=5)) as work:
         await scheduler.scan(work)
-    async with access.runtime.unit_of_work(now=due_at - timedelta(days=4)) as work:
+    async with access.runtime.transaction(now=due_at - timedelta(days=4)) as work:
         await scheduler.scan(work)  # flagged once only
     (due,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewDue))
     assert due.responsible == [org.id("director"), org.id("sm-enf")]
     listed = (await access.get(org.id("sm-enf"), "/reviews/due", at=due_at.isoformat())).json()
     assert str(grant.grant_id) in {r["grant_id"] for r in listed["reviews"]}
 
-    async with access.runtime.unit_of_work(now=due_at + timedelta(days=1)) as work:
+    async with access.runtime.transaction(now=due_at + timedelta(days=1)) as work:
         await scheduler.scan(work)
     (overdue,) = await org.event_log.wait_for(lambda: flagged(AbsenceReviewOverdue))
     assert overdue.escalate_to == [org.id("director")]  # sm-enf's line manager
@@ -366,9 +366,9 @@ async def test_ac11_emergency_p30_past_its_deadline_is_flagged_overdue(
             if e.type == EmergencyP30Overdue.TYPE and e.payload["p30_id"] == str(emergency.p30_id)
         ]
 
-    async with access.runtime.unit_of_work(now=emergency.p30_deadline - timedelta(hours=1)) as w:
+    async with access.runtime.transaction(now=emergency.p30_deadline - timedelta(hours=1)) as w:
         await scheduler.scan(w)
-    async with access.runtime.unit_of_work(now=emergency.p30_deadline + timedelta(hours=1)) as w:
+    async with access.runtime.transaction(now=emergency.p30_deadline + timedelta(hours=1)) as w:
         await scheduler.scan(w)
     (flag,) = await org.event_log.wait_for(overdue)
     assert flag.requested_by == org.id("sm-enf") and flag.escalate_to == org.id("director")
@@ -532,17 +532,17 @@ async def test_ac21_emergency_answered_with_a_time_scale_is_granted_by_the_sched
             and e.payload["p30_id"] == str(requested.p30_id)
         ]
 
-    async with access.runtime.unit_of_work(now=scheduled.grant_at - timedelta(minutes=1)) as w:
+    async with access.runtime.transaction(now=scheduled.grant_at - timedelta(minutes=1)) as w:
         await scheduler.scan(w)
     assert granted() == []
-    async with access.runtime.unit_of_work(now=scheduled.grant_at) as w:
+    async with access.runtime.transaction(now=scheduled.grant_at) as w:
         await scheduler.scan(w)
     (made,) = await org.event_log.wait_for(granted)
     assert made.actioned_by == org.id("flls-1")  # as the access team answered
     assert made.p30_deadline == domain.p30_deadline(scheduled.grant_at)  # DL03, from the grant
     (secondary,) = (await positions(access, org, "tl-enf-2"))["secondary"]
     assert secondary["records"][0]["p30_state"] == "outstanding"  # the P30 is still required
-    async with access.runtime.unit_of_work(now=scheduled.grant_at + timedelta(hours=1)) as w:
+    async with access.runtime.transaction(now=scheduled.grant_at + timedelta(hours=1)) as w:
         await scheduler.scan(w)
     assert len(granted()) == 1  # made once
 
@@ -609,18 +609,18 @@ async def test_ac22_unanswered_review_removed_after_the_grace_period_under_the_r
             if e.type == AbsenceReviewLapsed.TYPE and e.payload["grant_id"] == str(grant.grant_id)
         ]
 
-    async with access.runtime.unit_of_work(now=due_at + timedelta(seconds=1)) as work:
+    async with access.runtime.transaction(now=due_at + timedelta(seconds=1)) as work:
         await scheduler.scan(work, remove)  # escalated (AC09), not yet removed
-    async with access.runtime.unit_of_work(now=end_of_grace + timedelta(days=400)) as work:
+    async with access.runtime.transaction(now=end_of_grace + timedelta(days=400)) as work:
         await scheduler.scan(work, escalate)  # escalate policy: never removed, never renewed
-    async with access.runtime.unit_of_work(now=end_of_grace - timedelta(seconds=1)) as work:
+    async with access.runtime.transaction(now=end_of_grace - timedelta(seconds=1)) as work:
         await scheduler.scan(work, remove)
     assert lapsed() == []
     (secondary,) = (await positions(access, org, "tl-enf-2"))["secondary"]
     assert secondary["state"] == "active"
     assert secondary["records"][0]["review_due_at"] == due_at.isoformat()  # not renewed
 
-    async with access.runtime.unit_of_work(now=end_of_grace) as work:
+    async with access.runtime.transaction(now=end_of_grace) as work:
         await scheduler.scan(work, remove)
     (lapse,) = await org.event_log.wait_for(lapsed)
     release = await org.event_log.wait_for(
@@ -646,6 +646,6 @@ async def test_ac22_unanswered_review_removed_after_the_grace_period_under_the_r
     )
     await org.event_log.wait_for(lambda: _caused(org, answer.message_id, PositionRevoked))
     assert (await positions(access, org, "tl-enf-2"))["secondary"] == []
-    async with access.runtime.unit_of_work(now=end_of_grace + timedelta(days=1)) as work:
+    async with access.runtime.transaction(now=end_of_grace + timedelta(days=1)) as work:
         await scheduler.scan(work, remove)
     assert len(lapsed()) == 1

@@ -85,7 +85,7 @@ def on(due: date, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -
 
 
 async def sweep_at(runtime: ServiceRuntime, now: datetime) -> int:
-    async with runtime.unit_of_work(now=now) as work:
+    async with runtime.transaction(now=now) as work:
         return await deadline_sweep.sweep_batch(work)
 
 

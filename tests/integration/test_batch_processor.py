@@ -24,9 +24,10 @@ from services.shared.auth import (
     SigningKey,
     key_set,
 )
-from services.shared.consumer import BatchProcessor, Dispatcher, HandlerContext
+from services.shared.consumer import BatchProcessor
 from services.shared.plumbing_tables import inbox_table, outbox_table, outcome_table
 from services.shared.rules import RuleViolation
+from services.shared.transaction import Dispatcher, HandlerContext
 from tests.support.infra import Infra
 
 SCHEMA = f"probe_{uuid.uuid4().hex[:8]}"

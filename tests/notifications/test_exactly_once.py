@@ -282,7 +282,7 @@ async def test_nt07_send_whose_record_was_lost_goes_again_with_the_same_message_
     bare = ServiceRuntime(build_spec(smtp_settings, DELIVERY, settings), settings)
     source, now = uuid.uuid4(), datetime.now(UTC)
     try:
-        async with bare.unit_of_work(now) as uow:
+        async with bare.transaction(now) as uow:
             notice = domain.request_returned(
                 request_id=uuid.uuid4(), step_id=uuid.uuid4(), person_id=uid("P"), note="n"
             )
