@@ -39,7 +39,7 @@ from services.shared import (
 from services.shared.consumer import BatchProcessor, Clock, utc_now
 from services.shared.outbox import OutboxRelay
 from services.shared.settings import Settings
-from services.shared.topic_watch import TopicWatch
+from services.shared.topic_watch import RewindAfterLoss, TopicWatch, commit_processed
 from services.shared.transaction import Dispatcher, StagedConnection, Transaction
 
 log = logs.get(__name__)
@@ -140,6 +140,7 @@ class ServiceRuntime:
             restart_consumer=self._restart_consumer,
             consuming=lambda: bool(self.assigned_partitions()),
             stalled=lambda: "consumer" in self.liveness.stalled(),
+            broker_lost=self._rewind.broker_lost,
         )
 
     def needed_topics(self) -> list[str]:
@@ -160,6 +161,7 @@ class ServiceRuntime:
 
     def _register_consumer(self) -> None:
         backoff = _Backoff(self.settings.retry_backoff_max_seconds)
+        self._rewind = RewindAfterLoss(lambda: self._subscriber.consumer)
 
         self._subscriber = self.broker.subscriber(
             *self.spec.consumes,
@@ -175,6 +177,7 @@ class ServiceRuntime:
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_records,
+            listener=self._rewind,
             include_in_schema=False,
         )
 
@@ -189,7 +192,8 @@ class ServiceRuntime:
                 await message.nack()
                 return
             backoff.reset()
-            await message.ack()  # offsets only after the transaction committed
+            # Offsets only after the transaction committed, and only past what it applied.
+            await commit_processed(message.consumer, message.raw_message)  # type: ignore[arg-type]
             self.liveness.batch_done()
 
     async def start(self) -> None:

@@ -1,8 +1,10 @@
 """Notices a broker that lost a service's topics (an in-memory broker restarted, a topic deleted)
 and brings them back without an operator: recreates the missing ones with the configured
-partitions, restarts the consumer so it starts again from the committed offsets of the new
-topics (not from positions remembered from the old ones), and says "not ready" until the
-consumer holds partitions again.
+partitions, restarts the consumer so it reads the new topics from their beginning (not from
+positions remembered from the old ones, nor from offsets committed from those positions; the
+inbox drops what was applied already), and says "not ready" until the consumer holds
+partitions again. Offsets are committed per applied record (`commit_processed`), never as the
+consumer's fetch positions.
 
 Clients recreate a lost topic on their own (a metadata request for it auto-creates it), so a
 topic being there says little. Each consumer group therefore keeps a marker topic nobody asks
@@ -20,7 +22,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -39,6 +43,7 @@ class TopicWatch:
         restart_consumer: Callable[[], Awaitable[None]],
         consuming: Callable[[], bool],
         stalled: Callable[[], bool] = lambda: False,
+        broker_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.topics = sorted(set(topics))
@@ -46,6 +51,7 @@ class TopicWatch:
         self._restart_consumer = restart_consumer
         self._consuming = consuming
         self._stalled = stalled
+        self._broker_lost = broker_lost
         self._outage = False  # the broker did not answer a look since the last check
         self._restarted_at = -float("inf")
         self._nudged = asyncio.Event()
@@ -110,8 +116,9 @@ class TopicWatch:
         if missing or lost:
             self.recoveries += 1
             self.recovering = True
-            # Positions held for the lost topics point past the new topics' records; a fresh
-            # consumer takes the group's committed offsets instead (none: from the start).
+            # Positions held for the lost topics point past the new topics' records: a fresh
+            # consumer reads each partition again from its beginning (RewindAfterLoss).
+            self._broker_lost()
             await self._restart(reason="the broker lost topics")
         self._look(await self.existing())
         return missing
@@ -171,3 +178,49 @@ class TopicWatch:
             request_timeout_ms=5000,
             **kafka_auth.kafka_client_kwargs(self.settings),
         )
+
+
+class RewindAfterLoss(ConsumerRebalanceListener):  # type: ignore[misc]
+    """After the broker lost its state, the group's committed offsets on the new topics cannot
+    be trusted: a consumer still fetching from its old positions may have committed positions
+    past records written after the restart. So every partition assigned for the first time
+    since the loss is read again from its beginning; the inbox drops what was applied already
+    (claim-first), so nothing is applied twice and nothing written after the restart is
+    skipped."""
+
+    def __init__(self, consumer: Callable[[], AIOKafkaConsumer | None]) -> None:
+        self._consumer = consumer
+        self._lost = False
+        self._rewound: set[TopicPartition] = set()
+
+    def broker_lost(self) -> None:
+        self._lost = True
+        self._rewound.clear()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer()
+        fresh = [tp for tp in assigned if tp not in self._rewound]
+        if not self._lost or consumer is None or not fresh:
+            return
+        await consumer.seek_to_beginning(*fresh)
+        self._rewound.update(fresh)
+        log.warning(
+            "read again from the beginning after the broker lost its state", partitions=len(fresh)
+        )
+
+
+async def commit_processed(
+    consumer: AIOKafkaConsumer, records: Iterable[ConsumerRecord[Any, Any]]
+) -> None:
+    """Commits the offsets past exactly the records applied, per partition. A plain commit()
+    would commit every assigned partition's fetch position, including ones still pointing
+    past the end of a topic the broker recreated empty."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    if offsets:
+        await consumer.commit(offsets)

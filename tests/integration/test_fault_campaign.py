@@ -810,14 +810,11 @@ async def test_tr08_fault_campaign_every_command_has_one_outcome_and_one_effect(
     await check_access(run.engine, run.orgs)
 
 
-# Seen in 1 of 4 runs: after the in-memory broker came back empty, a service committed the
-# positions it held before (9 on a partition whose new end was 1) before the topic watch
-# restarted its consumer, so the restarted consumer skipped the first new records. The fix
-# (seek the recreated topics to their beginning when a lost broker is detected) is the next
-# step of issue 11; until then this test may fail, and must not sink a run.
-@pytest.mark.xfail(
-    strict=False, reason="stale positions committed to a broker that came back empty (issue 11)"
-)
+# Once seen in 1 of 4 runs: after the in-memory broker came back empty, a service committed
+# the fetch positions it held before (9 on a partition whose new end was 1), so the restarted
+# consumer skipped the first new records. Services now commit only past the records applied and
+# read every partition again from its beginning after a lost broker (tests/integration/
+# test_offsets.py proves each half deterministically).
 async def test_tr08_broker_restarted_after_the_campaign_then_every_command_sent_works(
     campaign: Run, campaign_infra: CampaignInfra
 ) -> None:
