@@ -8,6 +8,7 @@ refusal with its rule, is shown on the next page."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import urllib.parse
 import uuid
@@ -24,6 +25,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from contracts.allocation import StepType
+from contracts.signoff import NEXT_ACTION_STEPS
 from services.shared import identity, logs
 from services.shared.settings import Settings
 from services.web import views
@@ -37,6 +40,10 @@ HERE = Path(__file__).resolve().parent
 NODE = HERE / "node_modules"
 MAX_FORM_BYTES = 64 * 1024
 SERVICES = ("edge", "allocation", "signoff", "access", "notifications")
+# The directory the forms name their choices from, unless CASEWORK_WEB_DIRECTORY_FILE says.
+DIRECTORY = HERE.parent / "access" / "walkthrough_directory.json"
+# SO01: the steps whose mandatory request goes to the Management Team before they finish.
+SIGNOFF_STEPS = frozenset({StepType.TRUSTED_ASSESSMENT.value, StepType.SUPPORT_PLAN_DELIVERY.value})
 
 
 class SignInNeeded(Exception):
@@ -105,6 +112,8 @@ class Web:
         )
         self.sessions = Sessions(web.session_idle_seconds)
         self.env = templates()
+        directory = Path(web.directory_file) if web.directory_file else DIRECTORY
+        self.catalogue = views.Catalogue.from_directory(json.loads(directory.read_text()))
 
     # --- plumbing: the session, reads as the person, commands as the person ---------------------
 
@@ -469,6 +478,155 @@ class Web:
         session.flash = views.outcome(status, answer).to_json()
         return RedirectResponse(f"/steps/{_q(body['step_id'])}", status_code=303)
 
+    # --- A worker's current work and step (AL03, AL13, SO01, SO04, SO05, SO08-SO10) ---------
+
+    async def my_work(self, request: Request) -> Response:
+        """The signed-in worker's current work across their positions; each step opens."""
+        session = self.session(request)
+        work = await self.read(session, "allocation", "/me/work")
+        return await self.page(request, session, "my_work.html", work=work)
+
+    async def queue_work(self, request: Request) -> Response:
+        """A worker's or an inbox's current work, from the team summary's caseloads (AL04)."""
+        session = self.session(request)
+        kind, owner = request.path_params["kind"], request.path_params["owner_id"]
+        path = (
+            f"/workers/{_q(owner)}/work"
+            if kind == "worker"
+            else f"/queues/{_q(kind)}/{_q(owner)}/work"
+        )
+        work = await self.read(session, "allocation", path)
+        team = request.query_params.get("team", "")
+        title = session.worker_names.get(owner, owner) if kind == "worker" else owner
+        return await self.page(
+            request, session, "queue.html", work=work, team=team, owner_title=title
+        )
+
+    def names(self, session: Session) -> dict[str, str]:
+        """Position, unit and user ids as a person reads them, for outcomes."""
+        found = {u.unit_id: u.name for u in self.catalogue.units.values()}
+        for p in self.catalogue.people.values():
+            found[p.user_id] = p.name
+            if p.position_id:
+                found[p.position_id] = p.name
+        return {**found, **session.worker_names}
+
+    async def work_step(self, request: Request) -> Response:
+        """The worker's step: Start, the sections, Save, next actions (Add / Add and close), the
+        mandatory request (SO01) and Finish, disabled with the reasons that block it."""
+        session = self.session(request)
+        item_id = request.path_params["work_item_id"]
+        item = await self.read(session, "allocation", f"/work-items/{_q(item_id)}")
+        step: dict[str, Any] | None = None
+        try:
+            step = await self.read(session, "signoff", f"/steps/{_q(item_id)}")
+        except ReadRefused as refused:
+            if refused.status != 404:  # 404: sign-off has not opened the form yet
+                raise
+        signoff_step = item["step_type"] in SIGNOFF_STEPS
+        find = request.query_params.get("find", "").strip()
+        found = self.catalogue.find_workers(find)
+        session.worker_names.update({w["position_id"]: w["name"] for w in found})
+        names = self.names(session)
+        return await self.page(
+            request,
+            session,
+            "work_step.html",
+            item=item,
+            step=step,
+            started=item["state"] == "incomplete",
+            signoff_step=signoff_step,
+            blockers=views.finish_blockers(step, signoff_step, True) if step else [],
+            may_send=bool(step) and views.may_send_request(step or {}, signoff_step),
+            adding=request.query_params.get("adding") == "1" or bool(find),
+            find=find,
+            found=found,
+            action_types=list(NEXT_ACTION_STEPS),
+            teams=[
+                u for u in self.catalogue.units.values() if u.kind == "team" and not u.parent_id
+            ],
+            priorities=views.PRIORITIES,
+            names=names,
+        )
+
+    async def _step_command(
+        self, request: Request, command_type: str, body_of: Any, back: str = ""
+    ) -> Response:
+        session, form = await self.form(request)
+        item_id = request.path_params["work_item_id"]
+        body = body_of(form)
+        status, answer = await self.send(session, command_type, body, form.get("form_id", ""))
+        session.flash = views.outcome(status, answer, self.names(session)).to_json()
+        return RedirectResponse(f"/work/{_q(item_id)}{back}", status_code=303)
+
+    async def start_step(self, request: Request) -> Response:
+        """AL03: incoming -> incomplete."""
+        return await self._step_command(
+            request,
+            "allocation.start_step.v1",
+            lambda f: {"person_id": f.get("person_id", ""), "work_item_id": f.get("step_id", "")},
+        )
+
+    async def save_step(self, request: Request) -> Response:
+        """SO09: Save keeps the step open."""
+        session = self.session(request)
+        item_id = request.path_params["work_item_id"]
+        step = await self.read(session, "signoff", f"/steps/{_q(item_id)}")
+        return await self._step_command(
+            request,
+            "signoff.save_step.v1",
+            lambda f: {
+                "step_id": f.get("step_id", ""),
+                "person_id": f.get("person_id", ""),
+                "answers": views.step_answers(f, step["sections"]),
+            },
+        )
+
+    async def add_next_action(self, request: Request) -> Response:
+        """SO04: Add (the form stays open for another) or Add and close."""
+        session, form = await self.form(request)
+        item_id = request.path_params["work_item_id"]
+        status, answer = await self.send(
+            session,
+            "signoff.add_next_actions.v1",
+            views.next_action_command(form),
+            form.get("form_id", ""),
+        )
+        session.flash = views.outcome(status, answer, self.names(session)).to_json()
+        again = form.get("action") == "add" or status != 200
+        return RedirectResponse(
+            f"/work/{_q(item_id)}" + ("?adding=1#add-next-action" if again else "#next-actions"),
+            status_code=303,
+        )
+
+    async def remove_next_action(self, request: Request) -> Response:
+        """SO10: until the step is finished a next action can be removed."""
+        return await self._step_command(
+            request,
+            "signoff.remove_next_action.v1",
+            lambda f: {
+                "step_id": f.get("step_id", ""),
+                "person_id": f.get("person_id", ""),
+                "action_id": f.get("action_id", ""),
+            },
+        )
+
+    async def send_request(self, request: Request) -> Response:
+        """SO01: the mandatory request to the Management Team's incoming requests."""
+        return await self._step_command(
+            request,
+            "signoff.send_request.v1",
+            lambda f: {"step_id": f.get("step_id", ""), "person_id": f.get("person_id", "")},
+        )
+
+    async def finish_work_step(self, request: Request) -> Response:
+        """SO05, SO08, SO09 (AL13): the worker finishes triage or Case Monitoring."""
+        return await self._step_command(
+            request,
+            "signoff.finish_step.v1",
+            lambda f: {"step_id": f.get("step_id", ""), "person_id": f.get("person_id", "")},
+        )
+
     # --- Agency (AC17-AC19) ---------------------------------------------------------------------
 
     async def my_service_requests(self, request: Request) -> Response:
@@ -590,6 +748,19 @@ class Web:
                 Route("/steps/{step_id}", self.step_summary),
                 Route("/steps/{step_id}/decision", self.decide, methods=["POST"]),
                 Route("/steps/{step_id}/finish", self.finish, methods=["POST"]),
+                Route("/my-work", self.my_work),
+                Route("/queues/{kind}/{owner_id}", self.queue_work),
+                Route("/work/{work_item_id}", self.work_step),
+                Route("/work/{work_item_id}/start", self.start_step, methods=["POST"]),
+                Route("/work/{work_item_id}/save", self.save_step, methods=["POST"]),
+                Route("/work/{work_item_id}/next-actions", self.add_next_action, methods=["POST"]),
+                Route(
+                    "/work/{work_item_id}/next-actions/remove",
+                    self.remove_next_action,
+                    methods=["POST"],
+                ),
+                Route("/work/{work_item_id}/request", self.send_request, methods=["POST"]),
+                Route("/work/{work_item_id}/finish", self.finish_work_step, methods=["POST"]),
                 Route("/my-service-requests", self.my_service_requests),
                 Route("/segment-list", self.segment_list),
                 Route("/work-management", self.work_management),

@@ -18,3 +18,6 @@ class WebSettings(BaseSettings):
     client_secret: str = "development"
     session_idle_seconds: float = 8 * 3600.0
     unread_poll_seconds: float = 15.0  # how often the header asks for the unread count
+    # The directory document (as loaded by its administrator) whose teams, segments and people
+    # the forms offer as choices; empty: the walkthrough directory shipped with the service.
+    directory_file: str = ""
