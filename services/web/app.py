@@ -671,6 +671,238 @@ class Web:
         session.flash = views.outcome(status, answer, session.worker_names).to_json()
         return RedirectResponse("/work-management", status_code=303)
 
+    # --- Secondary access (AC04, AC06-AC16, AC20-AC22) -----------------------------------------
+
+    async def _primary_unit(self, session: Session) -> str | None:
+        with contextlib.suppress(ReadRefused, httpx.HTTPError):
+            mine = await self.read(session, "access", "/me/positions")
+            return str((mine.get("primary") or {}).get("unit_id") or "") or None
+        return None
+
+    async def _access_team(self, session: Session) -> bool:
+        with contextlib.suppress(ReadRefused, httpx.HTTPError):
+            await self.read(session, "access", "/p30s/to-action")
+            return True
+        return False
+
+    async def access_home(self, request: Request) -> Response:
+        """The secondary access screens: the people a TL/SM asks access for, the forms, reviews
+        due, and the access team's P30s to action."""
+        session = self.session(request)
+        people = views.managed_people(
+            self.catalogue, await self._primary_unit(session), session.user_id
+        )
+        outstanding = (await self.read(session, "access", "/p30s/outstanding"))["outstanding"]
+        return await self.page(
+            request,
+            session,
+            "access.html",
+            people=people,
+            outstanding=outstanding,
+            access_team=await self._access_team(session),
+            names=self.names(session),
+        )
+
+    async def _p30_form(
+        self, request: Request, session: Session, template: str, **ctx: Any
+    ) -> Response:
+        unit = await self._primary_unit(session)
+        return await self.page(
+            request,
+            session,
+            template,
+            people=views.managed_people(self.catalogue, unit, session.user_id),
+            managers=views.managers(self.catalogue, session.user_id),
+            chosen=request.query_params.get("user_id", ""),
+            max_positions=views.MAX_POSITIONS,
+            names=self.names(session),
+            **ctx,
+        )
+
+    async def absence_form(self, request: Request) -> Response:
+        """AC06-AC10: several absence-related positions on one P30, up to ten in all."""
+        session = self.session(request)
+        return await self._p30_form(
+            request, session, "p30_absence.html", units=views.absence_targets(self.catalogue)
+        )
+
+    async def hierarchical_form(self, request: Request) -> Response:
+        """AC12-AC14: one position at a time, only into the four segments; functionally unique
+        ones warned."""
+        session = self.session(request)
+        return await self._p30_form(
+            request,
+            session,
+            "p30_hierarchical.html",
+            targets=views.hierarchical_targets(self.catalogue),
+        )
+
+    async def emergency_form(self, request: Request) -> Response:
+        """AC11, AC21: the business-critical emergency request."""
+        session = self.session(request)
+        return await self._p30_form(
+            request, session, "emergency.html", units=views.absence_targets(self.catalogue)
+        )
+
+    async def _access_command(
+        self,
+        session: Session,
+        form: dict[str, str],
+        command_type: str,
+        body: dict[str, Any],
+        back: str,
+    ) -> Response:
+        status, answer = await self.send(session, command_type, body, form.get("form_id", ""))
+        session.flash = views.outcome(status, answer, self.names(session)).to_json()
+        return RedirectResponse(back, status_code=303)
+
+    async def request_absence(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        body = views.absence_command(form)
+        refused = views.too_many_positions(body["unit_ids"])
+        if refused is not None:  # AC10: refused before anything is sent
+            session.flash = refused.to_json()
+            return RedirectResponse(
+                f"/access/p30/absence?user_id={_q(body['user_id'])}", status_code=303
+            )
+        return await self._access_command(
+            session,
+            form,
+            "access.request_absence_access.v1",
+            body,
+            f"/access/people/{_q(body['user_id'])}",
+        )
+
+    async def request_hierarchical(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        body = views.hierarchical_command(form)
+        return await self._access_command(
+            session,
+            form,
+            "access.request_hierarchical_access.v1",
+            body,
+            f"/access/people/{_q(body['user_id'])}",
+        )
+
+    async def request_emergency(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        body = views.emergency_command(form)
+        return await self._access_command(
+            session,
+            form,
+            "access.request_emergency_absence_access.v1",
+            body,
+            f"/access/people/{_q(body['user_id'])}",
+        )
+
+    async def access_person(self, request: Request) -> Response:
+        """A person's access: positions and the records backing each, with Remove; their P30s;
+        removals with the saga's progress (AC16); Lodge the P30 of an emergency grant (AC11)."""
+        session = self.session(request)
+        user_id = request.path_params["user_id"]
+        path = f"/users/{_q(user_id)}"
+        positions = await self.read(session, "access", f"{path}/positions")
+        p30s = (await self.read(session, "access", f"{path}/p30s"))["p30s"]
+        removals = (await self.read(session, "access", f"{path}/removals"))["removals"]
+        for r in removals:
+            r["progress"] = views.removal_progress(r)
+        return await self.page(
+            request,
+            session,
+            "access_person.html",
+            person_id=user_id,
+            person_name=self.catalogue.person_name(user_id),
+            positions=positions,
+            p30s=list(reversed(p30s)),
+            removals=list(reversed(removals)),
+            managers=views.managers(self.catalogue, session.user_id),
+            names=self.names(session),
+        )
+
+    async def request_removal(self, request: Request) -> Response:
+        """AC08, AC15, AC16: the removal; its work goes back to the hopper before the access."""
+        session, form = await self.form(request)
+        body = views.removal_command(form)
+        return await self._access_command(
+            session,
+            form,
+            "access.request_access_removal.v1",
+            body,
+            f"/access/people/{_q(body['user_id'])}",
+        )
+
+    async def lodge_p30(self, request: Request) -> Response:
+        """AC11: the completed P30 that closes an emergency grant's outstanding record."""
+        session, form = await self.form(request)
+        user_id = form.get("user_id", "")
+        body: dict[str, Any] = {
+            "user_id": user_id,
+            "p30_id": form.get("p30_id", ""),
+            "reason": form.get("reason", "").strip(),
+            "discussion_held": form.get("discussion_held") == "yes",
+            "discussed_with": form.get("discussed_with") or None,
+        }
+        return await self._access_command(
+            session, form, "access.lodge_p30.v1", body, f"/access/people/{_q(user_id)}"
+        )
+
+    async def reviews(self, request: Request) -> Response:
+        """AC09: the reviews due by a date (today unless chosen), each with Confirm or Remove."""
+        session = self.session(request)
+        by = views.due_by(request.query_params, datetime.now(UTC).date())
+        due = await self.read(session, "access", "/reviews/due", at=f"{by.isoformat()}T23:59:59")
+        return await self.page(
+            request,
+            session,
+            "reviews.html",
+            reviews=due["reviews"],
+            by=by,
+            names=self.names(session),
+        )
+
+    async def review(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        body = {
+            "user_id": form.get("user_id", ""),
+            "grant_id": form.get("grant_id", ""),
+            "confirm": form.get("decision") == "confirm",
+            "reason": form.get("reason", "").strip(),
+        }
+        back = "/access/reviews" + (
+            f"?{urllib.parse.urlencode({'by': form['by']})}" if form.get("by") else ""
+        )
+        return await self._access_command(
+            session, form, "access.review_absence_access.v1", body, back
+        )
+
+    async def to_action(self, request: Request) -> Response:
+        """AC20, AC21: the access team's queue: action or refuse a P30; grant an emergency
+        request at once or answer with a time."""
+        session = self.session(request)
+        queue = (await self.read(session, "access", "/p30s/to-action"))["p30s"]
+        return await self.page(
+            request, session, "to_action.html", p30s=queue, names=self.names(session)
+        )
+
+    async def action_p30(self, request: Request) -> Response:
+        session, form = await self.form(request)
+        command_type, body = views.access_team_command(form)
+        return await self._access_command(session, form, command_type, body, "/access/to-action")
+
+    async def send_to_hopper(self, request: Request) -> Response:
+        """AC19: a case moving to another team goes back to the segment hopper first."""
+        session, form = await self.form(request)
+        body = {
+            "person_id": form.get("person_id", ""),
+            "work_item_id": form.get("work_item_id", ""),
+            "note": form.get("note", "").strip(),
+        }
+        status, answer = await self.send(
+            session, "allocation.send_to_segment_hopper.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, self.names(session)).to_json()
+        return RedirectResponse("/work-management", status_code=303)
+
     # --- the application ------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
@@ -761,6 +993,21 @@ class Web:
                 ),
                 Route("/work/{work_item_id}/request", self.send_request, methods=["POST"]),
                 Route("/work/{work_item_id}/finish", self.finish_work_step, methods=["POST"]),
+                Route("/access", self.access_home),
+                Route("/access/p30/absence", self.absence_form),
+                Route("/access/p30/absence", self.request_absence, methods=["POST"]),
+                Route("/access/p30/hierarchical", self.hierarchical_form),
+                Route("/access/p30/hierarchical", self.request_hierarchical, methods=["POST"]),
+                Route("/access/emergency", self.emergency_form),
+                Route("/access/emergency", self.request_emergency, methods=["POST"]),
+                Route("/access/people/{user_id}", self.access_person),
+                Route("/access/removal", self.request_removal, methods=["POST"]),
+                Route("/access/lodge", self.lodge_p30, methods=["POST"]),
+                Route("/access/reviews", self.reviews),
+                Route("/access/reviews", self.review, methods=["POST"]),
+                Route("/access/to-action", self.to_action),
+                Route("/access/to-action", self.action_p30, methods=["POST"]),
+                Route("/work-management/hopper", self.send_to_hopper, methods=["POST"]),
                 Route("/my-service-requests", self.my_service_requests),
                 Route("/segment-list", self.segment_list),
                 Route("/work-management", self.work_management),

@@ -427,6 +427,18 @@ def managed_people(catalogue: Catalogue, unit_id: str | None, user_id: str) -> l
     )
 
 
+def managers(catalogue: Catalogue, user_id: str) -> list[Person]:
+    """The team leaders and segment managers a P30 names as approver or absent (AC08, AC12)."""
+    return sorted(
+        (
+            p
+            for p in catalogue.people.values()
+            if p.role in ("team leader", "segment manager") and p.user_id != user_id
+        ),
+        key=lambda p: p.name,
+    )
+
+
 def ticked(form: dict[str, str], prefix: str) -> list[str]:
     return [v for k, v in form.items() if k.startswith(prefix) and v]
 
@@ -591,3 +603,26 @@ def may_send_request(step: dict[str, Any], signoff_step: bool) -> bool:
         return False
     states = {r.get("state") for r in step.get("requests", [])}
     return not ({"outstanding", "completed"} & states)
+
+
+def due_by(params: Any, today: date) -> date:
+    """AC09: the date reviews are listed up to (`by`, a date), today unless chosen."""
+    try:
+        return date.fromisoformat(str(params.get("by", "")))
+    except ValueError:
+        return today
+
+
+def access_team_command(form: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """AC20, AC21: what the access team's button asks for: action, refuse (with the reason),
+    grant an emergency request at once, or answer it with the time it will be done."""
+    base = {"user_id": form.get("user_id", ""), "p30_id": form.get("p30_id", "")}
+    decision = form.get("decision")
+    if decision == "refuse":
+        return "access.refuse_p30.v1", {**base, "reason": form.get("reason", "").strip()}
+    if decision == "grant_now":
+        return "access.answer_emergency_request.v1", base
+    if decision == "grant_at":
+        at = form.get("grant_at", "").strip()
+        return "access.answer_emergency_request.v1", {**base, "grant_at": at or None}
+    return "access.action_p30.v1", base

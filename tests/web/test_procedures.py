@@ -6,14 +6,16 @@ Every page visited passes axe-core (WCAG 2.2 AA, no serious or critical violatio
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from contracts.allocation import StepType
+from contracts import Actor
+from contracts.allocation import ReceiveServiceRequest, StepType, WorkItemCreated
 from contracts.signoff import CASE_MONITORING_ACTION, TRUSTED_ASSESSMENT_ACTION
 from services.allocation import domain
-from tests.allocation.helpers import eventually, referral
+from tests.allocation.helpers import eventually, new_person, only, referral
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 from tests.web.conftest import WebServer, accessible, screenshot, sign_in
@@ -220,3 +222,174 @@ async def test_al01_so07_wellbeing_referral_from_triage_to_the_returned_request(
     await open_from_my_work(page, web, "ta-north-1", StepType.TRUSTED_ASSESSMENT, "Esme Endtoend")
     await expect(page.locator("#requests")).to_contain_text("returned (note: Add the stair risks)")
     await accessible(page)
+
+
+async def to_action(page: Any, row_text: str, button: str) -> None:
+    """The access team answers one P30 from its queue (AC20, AC21)."""
+    await page.goto(page.url.split("/access")[0] + "/access/to-action")
+    row = page.locator("#to-action tbody tr").filter(has_text=row_text)
+    await row.get_by_role("button", name=button).first.click()
+    await expect(page.locator("#outcome")).to_contain_text("Done")
+
+
+async def test_ac10_ac11_ac13_ac16_agency_standing_emergency_hierarchical_and_removal(
+    web: WebServer,
+    page: Any,
+    commands: CommandClient,
+    event_log: EventLog,
+    access_service: RunningService,
+    allocation: RunningService,
+) -> None:
+    # Standing absence-related access (AC06-AC10): the segment manager asks for a team
+    # leader's cover of two teams on one P30; more than ten positions are refused (AC10).
+    await sign_in(page, web, "sm-enf", "/access")
+    await accessible(page)
+    await page.locator("#people").get_by_role("link", name="Dana Reid").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Dana Reid")
+    await page.get_by_role("link", name="Ask for absence-related access").click()
+    await expect(page.get_by_label("Access for")).to_have_value("tl-enf-1")
+    boxes = page.locator("input[name^='unit-']")
+    for n in range(11):
+        await boxes.nth(n).check()
+    await page.get_by_role("button", name="Submit the P30").click()
+    await expect(page.locator("#outcome")).to_contain_text("Not done: rule AC10")
+    await page.get_by_label("Enforcement team 2").check()
+    await page.get_by_label("Appeals team 1").check()
+    await page.get_by_label("The discussion with the case-owning team leader took place").check()
+    await page.get_by_label("Discussed with and approved by").select_option("tl-enf-2")
+    await page.get_by_label("Reason").fill("Cover while Eli is on leave")
+    await accessible(page)
+    await screenshot(page, "p30-absence")
+    await page.get_by_role("button", name="Submit the P30").click()
+    await expect(page.locator("#outcome")).to_contain_text(
+        "P30 set-up (absence-related) for Dana Reid: Enforcement team 2, Appeals team 1; submitted."
+    )
+    await expect(page.locator("#p30s")).to_contain_text("submitted")
+    await accessible(page)
+
+    # The emergency request (AC11, AC21): nobody else holds the absent team leader's team.
+    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="Emergency request").click()
+    await page.get_by_label("Access for").select_option("tl-enf-1")
+    await page.get_by_label("Absent team leader or segment manager").select_option("tl-jud-rev-1")
+    await page.get_by_label("Their position's team or segment").select_option("team-jud-rev-1")
+    await page.get_by_label("Reason").fill("Mia is off sick; judicial review cases due")
+    await accessible(page)
+    await page.get_by_role("button", name="Send the emergency request").click()
+    await expect(page.locator("#outcome")).to_contain_text("The emergency request is accepted")
+
+    # Hierarchical access (AC12-AC14): one position, only into the four segments; a
+    # functionally unique one is warned on the form.
+    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="P30: hierarchical access").click()
+    await expect(page.locator("main")).to_contain_text(
+        "Appeals tribunal liaison is functionally unique"
+    )
+    await expect(page.get_by_label("Enforcement team 1")).to_have_count(0)  # not into AC13's
+    await page.get_by_label("Access for").select_option("cw-enf-3")
+    await page.get_by_label("Special client records team 1").check()
+    await page.get_by_label("Agreed with").select_option("tl-special-client-1")
+    await page.get_by_label("Reason").fill("Special client cases need enforcement")
+    await accessible(page)
+    await screenshot(page, "p30-hierarchical")
+    await page.get_by_role("button", name="Submit the P30").click()
+    await expect(page.locator("#outcome")).to_contain_text("P30 set-up (hierarchical) for Hana Ito")
+    await sign_out(page)
+
+    # AC20, AC21: the access team actions both P30s and grants the emergency request at once.
+    await sign_in(page, web, "flls-1", "/access/to-action")
+    await accessible(page)
+    await screenshot(page, "p30s-to-action")
+    await to_action(page, "Enforcement team 2", "Action")
+    await expect(page.locator("#outcome")).to_contain_text("Dana Reid now has absence-related")
+    await to_action(page, "Special client records team 1", "Action")
+    await to_action(page, "Judicial review team 1", "Grant now")
+    await expect(page.locator("#outcome")).to_contain_text("Emergency access granted to Dana")
+    await sign_out(page)
+
+    # AC11: the completed P30 closes the emergency record; AC09: the review, confirmed.
+    await sign_in(page, web, "sm-enf", "/access/people/tl-enf-1")
+    lodge = page.locator("form[action='/access/lodge']")
+    await lodge.get_by_label("The discussion with the case-owning team leader").check()
+    await lodge.get_by_label("Discussed with and approved by").select_option("tl-enf-2")
+    await accessible(page)
+    await lodge.get_by_role("button", name="Lodge the P30").click()
+    await expect(page.locator("#outcome")).to_contain_text("The completed P30 is lodged")
+    await expect(page.locator("form[action='/access/lodge']")).to_have_count(0)
+    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="Reviews due").click()
+    await page.get_by_label("Due by").fill((date.today() + timedelta(days=200)).isoformat())
+    await page.get_by_role("button", name="Show").click()
+    review = (
+        page.locator("#reviews tbody tr")
+        .filter(has_text="Dana Reid")
+        .filter(has_text="Enforcement team 2")
+    )
+    await accessible(page)
+    await screenshot(page, "reviews-due")
+    await review.get_by_role("button", name="Confirm").click()
+    await expect(page.locator("#outcome")).to_contain_text("Review confirmed; next due")
+    await sign_out(page)
+
+    # The work the hierarchical position holds: a service request the team leader assigns
+    # to it from the team's hopper (AC19).
+    position = "cw-enf-3@team-special-client-1"
+    intake = await commands.send(
+        ReceiveServiceRequest(
+            person_id=new_person(),
+            person_name="Walter Withheld",
+            unit_id="team-special-client-1",
+        ),
+        Actor(user_id="tl-special-client-1", position_id="pos-tl-special-client-1"),
+    )
+    item = only(await event_log.outcome(intake.message_id), WorkItemCreated)
+
+    async def in_the_team_view() -> bool:
+        view = await access_service.get("tl-special-client-1", "/me/team-view")
+        return (
+            view.status_code == 200
+            and str(item.work_item_id) in {i["work_item_id"] for i in view.json()["items"]}
+            and position in {c["position_id"] for c in view.json()["caseworkers"]}
+        )
+
+    await eventually(in_the_team_view)
+    await sign_in(page, web, "tl-special-client-1", "/work-management")
+    row = page.locator("#team-items tbody tr").filter(has_text=item.person_id)
+    await row.get_by_label(f"Caseworker for {item.person_id}").select_option(position)
+    await row.get_by_role("button", name="Assign").click()
+    await expect(page.locator("#outcome")).to_contain_text("is now in")
+    await sign_out(page)
+
+    async def held() -> bool:
+        view = await access_service.get("cw-enf-3", "/me/segment-list")
+        return str(item.work_item_id) in {i["work_item_id"] for i in view.json()["items"]}
+
+    await eventually(held)
+
+    # AC15: the line manager of the TL/SM who set it up asks for the removal; AC16: the access
+    # team actions it, the work goes back to the hopper, then the access goes.
+    await sign_in(page, web, "ops-director", "/access/people/cw-enf-3")
+    await page.get_by_text("Remove hierarchical access to Special client records team 1").click()
+    await page.get_by_label("Reason for the removal").fill("Special client backlog cleared")
+    await page.get_by_role("button", name="Submit the removal P30").click()
+    await expect(page.locator("#outcome")).to_contain_text("P30 removal (hierarchical)")
+    await accessible(page)
+    await sign_out(page)
+    await sign_in(page, web, "flls-1", "/access/to-action")
+    await to_action(page, "Hana Ito", "Action")
+    await expect(page.locator("#outcome")).to_contain_text("Work being released from")
+
+    async def released() -> bool:
+        removals = await access_service.get("flls-1", "/users/cw-enf-3/removals")
+        return any(r["state"] == "released" for r in removals.json()["removals"])
+
+    await eventually(released)
+    await page.goto(f"{web.url}/access/people/cw-enf-3")
+    await expect(page.locator("#removals")).to_contain_text(
+        "Work released (1 item(s) moved), then access removed."
+    )
+    await expect(page.locator("#positions")).not_to_contain_text("Special client records team 1")
+    await accessible(page)
+    await screenshot(page, "removal-progress")
+    moved = await allocation.get("tl-special-client-1", f"/work-items/{item.work_item_id}")
+    assert moved.json()["owner_kind"] == "hopper", moved.text
