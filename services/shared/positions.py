@@ -15,3 +15,5 @@ class Position:
     kind: str
     emergency: bool
     active: bool = True
+    # The unit's name, where the reader looked it up (sign-off's rules name their teams).
+    unit_name: str | None = None

@@ -38,9 +38,9 @@ async def incoming_requests(request: Request) -> Response:
     team = request.path_params["team"]
     r, s = store.requests, store.steps
     async with request.app.state.engine.connect() as conn:
-        workers = await store.workers_of(conn, reader.user_id)
+        positions = await store.positions_of(conn, reader.user_id)
         try:
-            domain.require_reads_requests(reader.user_id, workers, team)
+            domain.require_reads_requests(reader.user_id, positions, team)
         except RuleViolation as refused:
             raise guard.HttpRefusal(403, refused.reason, refused.rule) from None
         rows = await conn.execute(
@@ -83,9 +83,9 @@ async def step_summary(request: Request) -> Response:
             owner_id=step["owner_id"],
             finished=step["finished"],
         )
-        workers = await store.workers_of(conn, reader.user_id)
+        positions = await store.positions_of(conn, reader.user_id)
         try:
-            domain.require_reads_step(reader.user_id, workers, held)
+            domain.require_reads_step(reader.user_id, positions, held)
         except RuleViolation as refused:
             raise guard.HttpRefusal(403, refused.reason, refused.rule) from None
         actions = await conn.execute(sa.select(a).where(a.c.step_id == step_id).order_by(a.c.seq))

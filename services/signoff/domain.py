@@ -1,4 +1,8 @@
-"""Sign-off rules as pure functions: no I/O, no clock reads. Each cites the rule it enforces.
+"""Sign-off rules as pure functions, and the `Step` they decide on: no I/O, no clock reads. Each
+cites the rule it enforces. A `Step`'s methods carry out the procedure (save, send the request,
+record next actions, complete or return the request, finish): each applies the rules, changes the
+step and returns the `Change` (its event, and the position that acted) for the repository to save
+and the handler to emit.
 
 Every Wellbeing step has a form (named sections of fields, some mandatory) and next actions, and
 is saved and finished like any other (AL13). Two steps also go through sign-off (SO01): a
@@ -28,8 +32,17 @@ from contracts.signoff import (
     DocumentAnswer,
     DocumentSection,
     NextAction,
+    NextActionChanged,
     NextActionInput,
+    NextActionRemoved,
+    NextActionsAdded,
+    RequestCompleted,
+    RequestReturned,
+    RequestSent,
+    StepFinished,
+    StepSaved,
 )
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 
 NEXT_ACTIONS_SECTION = "Next actions"
@@ -241,15 +254,6 @@ class RequestState(StrEnum):
 
 
 @dataclass(frozen=True)
-class Worker:
-    """The acting position as the directory knows it; `team` is its unit's name."""
-
-    position_id: str
-    role: str
-    team: str
-
-
-@dataclass(frozen=True)
 class Request:
     request_id: uuid.UUID
     state: RequestState
@@ -271,20 +275,190 @@ class Step:
     def outstanding(self) -> list[Request]:
         return [r for r in self.requests if r.state is RequestState.OUTSTANDING]
 
+    # The procedure. Each method applies the rules below (which raise RuleViolation), changes
+    # the step and returns what changed.
+
+    def save(self, by: Position | None, answers: dict[str, str]) -> Change:
+        """SO09: record answers; the step stays open."""
+        self.answers = save(self, by, answers)
+        return self._changed(
+            by,
+            StepSaved(
+                step_id=self.step_id,
+                person_id=self.person_id,
+                answers=self.answers,
+                incomplete_mandatory=incomplete_mandatory(self.step_type, self.answers),
+                prompted_actions=prompted_actions(self.step_type, self.answers),
+            ),
+        )
+
+    def send_request(self, by: Position | None, request_id: uuid.UUID) -> Change:
+        """SO01, SO02: the mandatory request, to the Management Team's incoming requests."""
+        title = send_request(self, by)
+        assert by is not None  # send_request refuses an unknown position
+        self.requests.append(Request(request_id, RequestState.OUTSTANDING, by.position_id))
+        return self._changed(
+            by,
+            RequestSent(
+                request_id=request_id,
+                step_id=self.step_id,
+                person_id=self.person_id,
+                title=title,
+                team=MANAGEMENT_TEAM,
+                sent_by_position_id=by.position_id,
+            ),
+        )
+
+    def add_next_actions(
+        self,
+        by: Position | None,
+        actions: list[NextActionInput],
+        action_ids: list[uuid.UUID],
+        known_workers: Mapping[str, str],
+    ) -> Change:
+        """SO03, SO04: next actions recorded on the step, in the order given."""
+        added = add_next_actions(self, by, actions, action_ids, known_workers)
+        self.next_actions.extend(added)
+        return self._changed(
+            by,
+            NextActionsAdded(step_id=self.step_id, person_id=self.person_id, next_actions=added),
+        )
+
+    def change_next_action(
+        self,
+        by: Position | None,
+        action_id: uuid.UUID,
+        action: NextActionInput,
+        known_workers: Mapping[str, str],
+    ) -> Change:
+        """SO10: a next action changed before the step is finished."""
+        changed = change_next_action(self, by, action_id, action, known_workers)
+        self.next_actions = [changed if a.action_id == action_id else a for a in self.next_actions]
+        return self._changed(
+            by,
+            NextActionChanged(step_id=self.step_id, person_id=self.person_id, next_action=changed),
+        )
+
+    def remove_next_action(self, by: Position | None, action_id: uuid.UUID) -> Change:
+        """SO10: a next action removed before the step is finished; it will not be sent."""
+        removed = remove_next_action(self, by, action_id)
+        self.next_actions = [a for a in self.next_actions if a.action_id != removed.action_id]
+        return self._changed(
+            by,
+            NextActionRemoved(
+                step_id=self.step_id, person_id=self.person_id, action_id=removed.action_id
+            ),
+        )
+
+    def complete_request(self, by: Position | None, request_id: uuid.UUID) -> Change:
+        """SO07: the Senior Officer accepts the outstanding request."""
+        request = complete_request(self, by, request_id)
+        self._resolve(request, RequestState.COMPLETED)
+        return self._changed(
+            by,
+            RequestCompleted(
+                request_id=request.request_id, step_id=self.step_id, person_id=self.person_id
+            ),
+        )
+
+    def return_request(self, by: Position | None, request_id: uuid.UUID, note: str) -> Change:
+        """SO07: rejected with a note; the step exits unfinished, back to the worker who
+        completed it (allocation moves it on `request_returned`)."""
+        return_to = return_request(self, by, request_id, note)
+        self._resolve(_outstanding_request(self, request_id), RequestState.RETURNED)
+        return self._changed(
+            by,
+            RequestReturned(
+                request_id=request_id,
+                step_id=self.step_id,
+                person_id=self.person_id,
+                note=note,
+                return_to_position_id=return_to,
+            ),
+        )
+
+    def finish(self, by: Position | None) -> Change:
+        """SO05, SO08, SO09, AL13: lock the step and send its next actions (allocation turns
+        each into new work, SO06) with the form's content for the person's Documents (AL15)."""
+        actions = finish(self, by)
+        assert by is not None  # finish refuses an unknown position
+        self.finished = True
+        return self._changed(
+            by,
+            StepFinished(
+                step_id=self.step_id,
+                person_id=self.person_id,
+                step_type=self.step_type.value,
+                finished_by_position_id=by.position_id,
+                next_actions=actions,
+                sections=document(self.step_type, self.answers),
+            ),
+        )
+
+    def _resolve(self, request: Request, state: RequestState) -> None:
+        self.requests = [
+            Request(r.request_id, state, r.sent_by_position_id) if r == request else r
+            for r in self.requests
+        ]
+
+    def _changed(self, by: Position | None, event: StepEvent) -> Change:
+        return Change(step_id=self.step_id, event=event, by=by.position_id if by else None)
+
+
+# What a decision on a step causes: the event that says so.
+StepEvent = (
+    StepSaved
+    | RequestSent
+    | NextActionsAdded
+    | NextActionChanged
+    | NextActionRemoved
+    | RequestCompleted
+    | RequestReturned
+    | StepFinished
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a decision changed: the step, the event that says how (saved with the step's state
+    by the repository, then emitted) and the position that acted (the rows record who)."""
+
+    step_id: uuid.UUID
+    event: StepEvent
+    by: str | None
+
+
+# Refusal code for a command about a step sign-off does not know (not a business rule).
+UNKNOWN_STEP = "unknown-step"
+
+
+def commanded(step: Step | None, step_id: uuid.UUID, person_id: str) -> Step:
+    """The step a command names, if sign-off keeps it for that person."""
+    if step is None or step.person_id != person_id:
+        raise RuleViolation(
+            UNKNOWN_STEP, f"no step {step_id} for person {person_id} under sign-off"
+        )
+    return step
+
 
 # --- Authority ---------------------------------------------------------------------------------
 
 
-def is_signoff_officer(worker: Worker | None) -> bool:
+def team_of(position: Position) -> str:
+    """The name of the team the position sits in (its unit's id when the name is unknown)."""
+    return position.unit_name or position.unit_id
+
+
+def is_signoff_officer(worker: Position | None) -> bool:
     """A Senior Officer position in the Wellbeing Service Management Team."""
     return (
         worker is not None
         and worker.role == Role.SENIOR_OFFICER.value
-        and worker.team == MANAGEMENT_TEAM
+        and team_of(worker) == MANAGEMENT_TEAM
     )
 
 
-def is_step_worker(step: Step, worker: Worker | None) -> bool:
+def is_step_worker(step: Step, worker: Position | None) -> bool:
     """SO01: the step type's worker role (Trusted Assessor, Generic Support Officer); when the
     step is assigned to a worker, that worker. AL13: triage and Case Monitoring are worked only
     by the worker holding them (a Generic Support Officer resumes Case Monitoring into their own
@@ -296,13 +470,13 @@ def is_step_worker(step: Step, worker: Worker | None) -> bool:
     return step.owner_kind != "worker" or step.owner_id == worker.position_id
 
 
-def _who(worker: Worker | None) -> str:
+def _who(worker: Position | None) -> str:
     if worker is None:
         return "an actor without a known position of their own"
-    return f"position {worker.position_id} ({worker.role}, {worker.team})"
+    return f"position {worker.position_id} ({worker.role}, {team_of(worker)})"
 
 
-def _require_signoff_officer(worker: Worker | None, rule: str, doing: str) -> None:
+def _require_signoff_officer(worker: Position | None, rule: str, doing: str) -> None:
     if not is_signoff_officer(worker):
         raise RuleViolation(
             rule,
@@ -311,7 +485,7 @@ def _require_signoff_officer(worker: Worker | None, rule: str, doing: str) -> No
         )
 
 
-def _require_worker_or_officer(step: Step, worker: Worker | None, rule: str, doing: str) -> None:
+def _require_worker_or_officer(step: Step, worker: Position | None, rule: str, doing: str) -> None:
     """The form is filled in by the step's worker and reviewed by the sign-off officer (SO03);
     a step without sign-off (triage, Case Monitoring) by the worker holding it only (AL13)."""
     if is_step_worker(step, worker):
@@ -341,15 +515,15 @@ def _require_open(step: Step) -> None:
 # --- TR05: who reads what (the rules the commands use) ------------------------------------------
 
 
-def require_reads_requests(user_id: str, workers: Sequence[Worker], team: str) -> None:
+def require_reads_requests(user_id: str, workers: Sequence[Position], team: str) -> None:
     """TR05 with AL10: a team's incoming requests are read by the Senior Officers who act on
     them: the Management Team's (SO01's requests) by its Senior Officers, the sign-off officers
     of `is_signoff_officer`; another team's by a Senior Officer of that team."""
 
-    def acts(worker: Worker) -> bool:
+    def acts(worker: Position) -> bool:
         if team == MANAGEMENT_TEAM:
             return is_signoff_officer(worker)
-        return worker.role == Role.SENIOR_OFFICER.value and worker.team == team
+        return worker.role == Role.SENIOR_OFFICER.value and team_of(worker) == team
 
     if not any(acts(w) for w in workers):
         raise RuleViolation(
@@ -359,7 +533,7 @@ def require_reads_requests(user_id: str, workers: Sequence[Worker], team: str) -
         )
 
 
-def require_reads_step(user_id: str, workers: Sequence[Worker], step: Step) -> None:
+def require_reads_step(user_id: str, workers: Sequence[Position], step: Step) -> None:
     """TR05 with SO01/SO03: a step under sign-off is read by those who act on it, as the
     commands decide: its worker (`is_step_worker`) and the sign-off officers
     (`is_signoff_officer`)."""
@@ -375,7 +549,7 @@ def require_reads_step(user_id: str, workers: Sequence[Worker], step: Step) -> N
 # --- Decisions ---------------------------------------------------------------------------------
 
 
-def send_request(step: Step, worker: Worker | None) -> str:
+def send_request(step: Step, worker: Position | None) -> str:
     """SO01: the mandatory request is sent by the step's worker to the Management Team; at most
     one is outstanding at a time, and none once one is completed. Returns its title (SO02)."""
     _require_open(step)
@@ -399,7 +573,7 @@ def send_request(step: Step, worker: Worker | None) -> str:
     return title(step.step_type)
 
 
-def save(step: Step, worker: Worker | None, answers: dict[str, str]) -> dict[str, str]:
+def save(step: Step, worker: Position | None, answers: dict[str, str]) -> dict[str, str]:
     """SO09: record answers and save; the step stays open. Answers go to fields of the step
     type's form (a choice field takes one of its choices). Returns all answers after saving."""
     _require_open(step)
@@ -421,7 +595,7 @@ def save(step: Step, worker: Worker | None, answers: dict[str, str]) -> dict[str
 
 def _next_action(
     step: Step,
-    worker: Worker | None,
+    worker: Position | None,
     action: NextActionInput,
     action_id: uuid.UUID,
     known_workers: Mapping[str, str],
@@ -471,7 +645,7 @@ def _next_action(
 
 def add_next_actions(
     step: Step,
-    worker: Worker | None,
+    worker: Position | None,
     actions: list[NextActionInput],
     action_ids: list[uuid.UUID],
     known_workers: Mapping[str, str],
@@ -495,7 +669,7 @@ def _recorded_action(step: Step, action_id: uuid.UUID) -> NextAction:
 
 def change_next_action(
     step: Step,
-    worker: Worker | None,
+    worker: Position | None,
     action_id: uuid.UUID,
     action: NextActionInput,
     known_workers: Mapping[str, str],
@@ -508,7 +682,7 @@ def change_next_action(
     return _next_action(step, worker, action, action_id, known_workers)
 
 
-def remove_next_action(step: Step, worker: Worker | None, action_id: uuid.UUID) -> NextAction:
+def remove_next_action(step: Step, worker: Position | None, action_id: uuid.UUID) -> NextAction:
     """SO10: until the step is finished a next action can be removed."""
     _require_open(step)
     _require_worker_or_officer(step, worker, "SO10", "remove next actions")
@@ -526,7 +700,7 @@ def _outstanding_request(step: Step, request_id: uuid.UUID) -> Request:
     return request
 
 
-def complete_request(step: Step, worker: Worker | None, request_id: uuid.UUID) -> Request:
+def complete_request(step: Step, worker: Position | None, request_id: uuid.UUID) -> Request:
     """SO07: the Senior Officer completes (accepts) an outstanding request."""
     _require_open(step)
     _require_signoff_officer(worker, "SO07", "complete a request")
@@ -534,7 +708,7 @@ def complete_request(step: Step, worker: Worker | None, request_id: uuid.UUID) -
 
 
 def return_request(
-    step: Step, worker: Worker | None, request_id: uuid.UUID, note: str
+    step: Step, worker: Position | None, request_id: uuid.UUID, note: str
 ) -> str | None:
     """SO07: returning (rejecting) needs a note saying why; the step is exited, not finished,
     and goes back to the worker who completed it. Returns that worker's position id."""
@@ -546,7 +720,7 @@ def return_request(
     return request.sent_by_position_id
 
 
-def finish(step: Step, worker: Worker | None) -> list[NextAction]:
+def finish(step: Step, worker: Position | None) -> list[NextAction]:
     """SO09: finishing locks the step and sends each next action. SO05: not without a next
     action. SO08: not while a mandatory field is incomplete or a request is outstanding. SO01:
     a step under sign-off is finished by the sign-off officer once the mandatory request has

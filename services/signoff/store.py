@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from contracts.allocation import StepType
 from contracts.signoff import NextAction
 from services.shared.directory import Directory, directory_tables
 from services.shared.plumbing_tables import inbox_table, outbox_table
+from services.shared.positions import Position
 from services.signoff import domain
 
 SCHEMA = "signoff"
@@ -149,33 +151,23 @@ async def load_step(conn: AsyncConnection, step_id: uuid.UUID) -> domain.Step | 
     )
 
 
-async def worker(conn: AsyncConnection, actor: Actor | None) -> domain.Worker | None:
+async def _named(conn: AsyncConnection, position: Position) -> Position:
+    """The position with its unit's name (sign-off's rules name their teams)."""
+    unit = await directory.unit(conn, position.unit_id)
+    return replace(position, unit_name=unit["name"] if unit else None)
+
+
+async def acting_position(conn: Any, actor: Actor | None) -> Position | None:
     """The signed actor's position from the directory projection, with its unit's name; None
     unless the position is active and held by that very user."""
-    position = await directory.position(conn, actor.position_id if actor else None)
-    if actor is None or position is None or position.user_id != actor.user_id:
-        return None
-    unit = await directory.unit(conn, position.unit_id)
-    return domain.Worker(
-        position_id=position.position_id,
-        role=position.role,
-        team=unit["name"] if unit else position.unit_id,
-    )
+    position = await directory.acting_position(conn, actor)
+    return await _named(conn, position) if position is not None else None
 
 
-async def workers_of(conn: AsyncConnection, user_id: str) -> list[domain.Worker]:
-    """Every active position the user holds, as workers (TR05: the reader's positions)."""
-    out = []
-    for position in await directory.positions_of(conn, user_id):
-        unit = await directory.unit(conn, position.unit_id)
-        out.append(
-            domain.Worker(
-                position_id=position.position_id,
-                role=position.role,
-                team=unit["name"] if unit else position.unit_id,
-            )
-        )
-    return out
+async def positions_of(conn: AsyncConnection, user_id: str) -> list[Position]:
+    """Every active position the user holds, with their units' names (TR05: the reader's
+    positions)."""
+    return [await _named(conn, p) for p in await directory.positions_of(conn, user_id)]
 
 
 async def step_row(conn: AsyncConnection, step_id: uuid.UUID) -> dict[str, Any] | None:

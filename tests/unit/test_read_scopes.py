@@ -13,15 +13,22 @@ from contracts.allocation import StepType
 from contracts.signoff import MANAGEMENT_TEAM
 from services.access import domain as access
 from services.access.domain import Held, Holdings, Unit
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 from services.signoff import domain as signoff
-from services.signoff.domain import Step, Worker
+from services.signoff.domain import Step
+
+
+def position(position_id: str, role: str, team: str) -> Position:
+    """A position in the named team, as sign-off's repository gives it to the rules."""
+    return Position(position_id, f"user-{position_id}", team, role, "primary", False, True, team)
+
 
 NORTH = "Wellbeing Service North Team"
-SO_MGMT = Worker("pos-so", Role.SENIOR_OFFICER.value, MANAGEMENT_TEAM)
-SO_NORTH = Worker("pos-so-n", Role.SENIOR_OFFICER.value, NORTH)
-TA = Worker("pos-ta", Role.TRUSTED_ASSESSOR.value, NORTH)
-OTHER_TA = Worker("pos-ta2", Role.TRUSTED_ASSESSOR.value, NORTH)
+SO_MGMT = position("pos-so", Role.SENIOR_OFFICER.value, MANAGEMENT_TEAM)
+SO_NORTH = position("pos-so-n", Role.SENIOR_OFFICER.value, NORTH)
+TA = position("pos-ta", Role.TRUSTED_ASSESSOR.value, NORTH)
+OTHER_TA = position("pos-ta2", Role.TRUSTED_ASSESSOR.value, NORTH)
 
 
 def rule_of(call: object) -> str:
@@ -51,8 +58,8 @@ def test_tr05_so03_a_step_is_read_by_its_worker_and_the_signoff_officers() -> No
 def test_tr05_al13_triage_and_case_monitoring_are_read_by_their_holder() -> None:
     """Steps without sign-off (AL13) are read by the worker holding them; the sign-off officers
     still read every step; a step in an inbox is nobody's to read until resumed or assigned."""
-    hub = Worker("pos-hub", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
-    other_hub = Worker("pos-hub2", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+    hub = position("pos-hub", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+    other_hub = position("pos-hub2", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
     triage = Step(uuid.uuid4(), "P-1", StepType.TRIAGE, "worker", hub.position_id)
     signoff.require_reads_step("hub", [hub], triage)
     signoff.require_reads_step("so", [SO_MGMT], triage)

@@ -17,19 +17,28 @@ from contracts.signoff import (
     TRUSTED_ASSESSMENT_ACTION,
     NextActionInput,
 )
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 from services.signoff import domain
-from services.signoff.domain import Request, RequestState, Step, Worker
+from services.signoff.domain import Request, RequestState, Step
 
-SENIOR_OFFICER = Worker("pos-so", Role.SENIOR_OFFICER.value, MANAGEMENT_TEAM)
-NORTH_SENIOR_OFFICER = Worker("pos-so-n", Role.SENIOR_OFFICER.value, "Wellbeing Service North Team")
-TRUSTED_ASSESSOR = Worker("pos-ta", Role.TRUSTED_ASSESSOR.value, "Wellbeing Service North Team")
-OTHER_ASSESSOR = Worker("pos-ta2", Role.TRUSTED_ASSESSOR.value, "Wellbeing Service North Team")
-SUPPORT_OFFICER = Worker(
+
+def position(position_id: str, role: str, team: str) -> Position:
+    """A position in the named team, as sign-off's repository gives it to the rules."""
+    return Position(position_id, f"user-{position_id}", team, role, "primary", False, True, team)
+
+
+SENIOR_OFFICER = position("pos-so", Role.SENIOR_OFFICER.value, MANAGEMENT_TEAM)
+NORTH_SENIOR_OFFICER = position(
+    "pos-so-n", Role.SENIOR_OFFICER.value, "Wellbeing Service North Team"
+)
+TRUSTED_ASSESSOR = position("pos-ta", Role.TRUSTED_ASSESSOR.value, "Wellbeing Service North Team")
+OTHER_ASSESSOR = position("pos-ta2", Role.TRUSTED_ASSESSOR.value, "Wellbeing Service North Team")
+SUPPORT_OFFICER = position(
     "pos-gso", Role.GENERIC_SUPPORT_OFFICER.value, "Wellbeing Service North Team"
 )
-HUB_WORKER = Worker("pos-hub", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
-OTHER_HUB_WORKER = Worker("pos-hub2", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+HUB_WORKER = position("pos-hub", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
+OTHER_HUB_WORKER = position("pos-hub2", Role.HUB_TEAM_WORKER.value, "Wellbeing Service Hub Team")
 # The worker positions the directory knows, with their roles (SO04, SO10).
 KNOWN = {
     SUPPORT_OFFICER.position_id: SUPPORT_OFFICER.role,
@@ -110,7 +119,7 @@ def test_so01_support_officer_sends_from_support_action_plan_delivery() -> None:
     ],
 )
 def test_so01_request_refused_for_wrong_sender(
-    step_type: StepType, owner_id: str, worker: Worker | None
+    step_type: StepType, owner_id: str, worker: Position | None
 ) -> None:
     with pytest.raises(RuleViolation) as exc:
         domain.send_request(_step(step_type, owner_id=owner_id), worker)

@@ -4,4 +4,6 @@ allocation.events) and `commands` (signoff.commands: load the step, decide, save
 from services.signoff.handlers import commands, work_items
 from services.signoff.handlers.registry import CONSUMES, dispatcher
 
+commands.register(dispatcher)
+
 __all__ = ["CONSUMES", "commands", "dispatcher", "work_items"]
