@@ -1,7 +1,8 @@
 """Batch consumption: a fetched batch of records is applied in one database transaction.
 
-For each record: parse the envelope and payload (failure, or a record over the size limit:
-dead-letter topic with the reason, TR08), verify the actor assertion of a command (TR02;
+For each record: parse the envelope and payload (an event's payload tolerantly: fields newer
+than this reader are ignored; failure, or a record over the size limit: dead-letter topic with
+the reason, TR08), verify the actor assertion of a command (TR02;
 failure: rejection), claim its id in the inbox (a record already claimed is a redelivery: a
 command's recorded outcome is announced again, anything else is skipped), run the handler, and
 write the events it emits to the outbox and a command's outcome beside it. Claims, outbox rows
@@ -44,7 +45,9 @@ from contracts import (
     Message,
     Topics,
 )
+from contracts.envelope import message_class
 from contracts.limits import MAX_RECORD_BYTES
+from contracts.subscribe import tolerant
 from services.shared import auth, db, logs, metrics, outbox
 from services.shared.rules import RuleViolation
 from services.shared.transaction import Dispatcher, HandlerContext, StagedConnection
@@ -230,7 +233,7 @@ class BatchProcessor:
             item.ignored = True
             return item
         try:
-            item.message = item.envelope.open()
+            item.message = _read(message_class(item.envelope.type), item.envelope.payload)
         except KeyError as exc:
             item.dead_reason = str(exc.args[0])
         except ValidationError as exc:
@@ -491,6 +494,16 @@ def _outcome(records: list[outbox.OutboxRecord]) -> list[outbox.OutboxRecord]:
 
 def _is_command_topic(record: ConsumerRecord[Any, Any]) -> bool:
     return bool(record.topic.endswith(".commands"))
+
+
+def _read(model: type[Message], payload: dict[str, Any]) -> Message:
+    """A payload as its model. A command strictly: what a caller sends is checked whole (TR08,
+    a field the model lacks is refused). An event tolerantly (`contracts.subscribe`): in a
+    rolling deploy its producer may be a release ahead of this reader, and a field added since
+    is ignored rather than the event dead-lettered; anything else is still checked."""
+    if issubclass(model, Command):
+        return model.model_validate(payload)
+    return tolerant(model, payload)
 
 
 def _misrouted(topic: str, message: Message) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import Actor, CommandRejected, Envelope, Topics
+from contracts.access import UnitDefined, UnitKind
 from contracts.allocation import ReceiveReferral
 from services.shared.auth import (
     HEADER,
@@ -84,6 +85,12 @@ async def handle(ctx: HandlerContext[ReceiveReferral]) -> None:
             command_id=ctx.envelope.message_id, command_type="ok", rule="none", reason="applied"
         )
     )
+
+
+@dispatcher.on(UnitDefined)
+async def unit_defined(ctx: HandlerContext[UnitDefined]) -> None:
+    """An event this probe service reads: each unit becomes a row (its name)."""
+    await ctx.execute(people.insert().values(person_id=ctx.message.unit_id, name="unit"))
 
 
 @pytest.fixture(scope="module")
@@ -320,3 +327,37 @@ async def test_tr08_a_record_over_the_limit_is_dead_lettered_whole_within_the_li
     assert dead.headers["dlq-original-bytes"] == str(len(big.value))
     assert HEADER not in dead.headers  # credentials are not copied (TR07)
     assert len(bytes(dead.value)) + sum(len(k) + len(v) for k, v in dead.headers.items()) < 1_500
+
+
+async def test_an_event_with_a_field_newer_than_its_reader_is_applied(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    """A rolling deploy: the producer is a release ahead and its event carries a field this
+    reader does not know yet; the event is read without it, not dead-lettered."""
+    unit = UnitDefined(unit_id=f"U-{uuid.uuid4().hex[:8]}", name="North", kind=UnitKind.TEAM)
+    newer = Envelope.wrap(unit)
+    newer.payload["added_in_a_later_release"] = {"any": "value"}
+    rec = record(newer, None)
+    rec.topic = Topics.ACCESS_EVENTS
+    await processor(engine, keys).process([rec])
+    assert await outbox_rows(engine) == []  # nothing dead-lettered
+    async with engine.connect() as conn:
+        applied = await conn.scalar(
+            sa.select(people.c.name).where(people.c.person_id == unit.unit_id)
+        )
+    assert applied == "unit"
+
+
+async def test_tr08_a_command_with_a_field_its_model_lacks_is_refused(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    """Commands stay strict: what a caller sends is checked whole."""
+    command = referral("extra-field")
+    command.payload["added_by_the_caller"] = "x"
+    await processor(engine, keys).process([record(command, keys)])
+    rows = await outbox_rows(engine)
+    dead = [r for r in rows if r.topic == "allocation.commands.dlq"]
+    assert len(dead) == 1 and "added_by_the_caller" in dead[0].headers["dlq-reason"]
+    refused = outcomes(rows)[command.message_id]
+    assert refused.rule == "schema" and "added_by_the_caller" in refused.reason
+    assert await people_named(engine, "extra-field") == 0
