@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,15 +317,57 @@ class Received:
     headers: dict[str, str]
 
 
-class Bus:
+class Arrivals:
+    """What a reader of the broker has received so far, and waiting until it shows what a caller
+    expects: woken by each batch that arrives, never by a timer. The one way the CLI, the
+    walkthrough and the tests wait for an outcome."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+
+    async def arrived(self, keep: Callable[[], None]) -> None:
+        """Keep a batch (`keep` stores it) and wake whoever waits."""
+        async with self._changed:
+            keep()
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """`predicate()` once it is truthy; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("not observed in time")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+
+
+async def poll(check: Callable[[], Awaitable[Any]], timeout: float, interval: float = 0.1) -> Any:
+    """`await check()` once it is truthy, asked again every `interval` seconds: for read sides
+    that announce nothing (projections, read APIs). TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("not observed in time")
+        await asyncio.sleep(interval)
+
+
+class Bus(Arrivals):
     """Reads the event topics (and the command dead letters) from the moment it starts (or from
     the beginning), so a caller sees what its commands caused further on (sagas)."""
 
     def __init__(self, bootstrap_servers: str) -> None:
+        super().__init__()
         self._servers = bootstrap_servers
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Condition()
         self.received: list[Received] = []
 
     async def start(self, topics: list[str] | None = None, from_beginning: bool = False) -> None:
@@ -358,17 +401,17 @@ class Bus:
         assert self._consumer is not None
         while True:
             batch = await self._consumer.getmany(timeout_ms=100)
-            if not batch:
-                continue
-            async with self._changed:
-                for records in batch.values():
-                    for r in records:
-                        envelope = None
-                        with contextlib.suppress(ValidationError, TypeError):
-                            envelope = Envelope.model_validate_json(r.value)
-                        headers = {k: v.decode(errors="replace") for k, v in r.headers or []}
-                        self.received.append(Received(r.topic, envelope, r.value, headers))
-                self._changed.notify_all()
+            if batch:
+                await self.arrived(functools.partial(self._keep, batch))
+
+    def _keep(self, batch: dict[Any, list[Any]]) -> None:
+        for records in batch.values():
+            for r in records:
+                envelope = None
+                with contextlib.suppress(ValidationError, TypeError):
+                    envelope = Envelope.model_validate_json(r.value)
+                headers = {k: v.decode(errors="replace") for k, v in r.headers or []}
+                self.received.append(Received(r.topic, envelope, r.value, headers))
 
     async def stop(self) -> None:
         if self._task:
@@ -390,19 +433,6 @@ class Bus:
             if r.topic.endswith(".dlq") and r.envelope and r.envelope.message_id == message_id:
                 return r
         return None
-
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("not observed in time")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 def rejection(events: list[Envelope]) -> CommandRejected | None:

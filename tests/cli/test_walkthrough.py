@@ -17,7 +17,7 @@ def test_walkthrough_observes_every_expected_outcome(fresh_database: str, tmp_pa
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Traceback" not in output
-    steps = 1 + sum(len(steps) for _, steps in PROCEDURES)  # the directory, then both procedures
+    steps = 1 + sum(len(p.steps) for p in PROCEDURES)  # the directory, then both procedures
     summary = re.search(r"walkthrough: (\d+)/(\d+) expected outcomes observed in [\d.]+ s", output)
     assert summary is not None, output
     assert summary.groups() == (str(steps), str(steps))
