@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def infrastructure() -> Iterator[BenchInfra]:
 
 @contextlib.contextmanager
 def service_process(name: str, infra: BenchInfra, **env: str) -> Iterator[int]:
-    """The service as its own process (as in production); yields its HTTP port once ready."""
+    """The service as its own process (as in production); yields its HTTP port once ready.
+    With CASEWORK_BENCH_PROFILE=DIR, py-spy samples it for the whole run: the collapsed stacks
+    go to DIR/<service>.txt and the top entries are printed when it stops."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", f"services.{name}"],
@@ -92,12 +95,73 @@ def service_process(name: str, infra: BenchInfra, **env: str) -> Iterator[int]:
             **env,
         },
     )
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         wait_for_port("127.0.0.1", port, 60)
+        if PROFILE_DIR:
+            profiler = _profile(process.pid, Path(PROFILE_DIR) / f"{name}.txt")
         yield port
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         process.terminate()
         process.wait(15)
+        if profiler is not None:
+            print_profile(Path(PROFILE_DIR) / f"{name}.txt", name)
+
+
+PROFILE_DIR = os.environ.get("CASEWORK_BENCH_PROFILE", "")
+
+
+def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw"),
+            *("--output", str(out), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def profile_table(
+    path: Path, top: int = 15
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    """From py-spy's collapsed stacks: the samples, the frames with most samples of their own
+    (where the time is spent) and the project's frames with most samples below them."""
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            if "services/" in frame or "contracts/" in frame:
+                under[frame] = under.get(frame, 0) + n
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    ours = sorted(under.items(), key=lambda kv: -kv[1])[:top]
+    return total, ranked, ours
+
+
+def print_profile(path: Path, name: str) -> None:
+    if not path.exists():
+        print(f"profile of {name}: none written", file=sys.stderr)
+        return
+    total, ranked, ours = profile_table(path)
+    print(f"\nprofile of {name}: {total} samples ({path})", file=sys.stderr)
+    print("  most samples of their own:", file=sys.stderr)
+    for frame, n in ranked:
+        print(f"  {100 * n / max(total, 1):5.1f}%  {frame}", file=sys.stderr)
+    print("  the project's frames, samples below them:", file=sys.stderr)
+    for frame, n in ours:
+        print(f"  {100 * n / max(total, 1):5.1f}%  {frame}", file=sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ def alembic_config(settings: Settings) -> Config:
             [str(SERVICES_DIR / settings.service_name / "migrations"), str(PLUMBING_MIGRATIONS)]
         ),
     )
-    config.set_main_option("sqlalchemy.url", settings.database_url)
+    # Alembic's options go through configparser, which reads "%" as interpolation: a URL with a
+    # percent-encoded socket path or password must have it doubled.
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     config.set_main_option("schema", settings.db_schema)
     return config
 
