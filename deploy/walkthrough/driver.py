@@ -67,6 +67,7 @@ class Driver:
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
     notes: list[str] = field(default_factory=list)  # the notifications seen in this step
     last: Envelope | None = None  # the envelope of the event `ok` or `followed` returned last
+    outcome: list[Envelope] = field(default_factory=list)  # the last command's whole outcome
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -76,6 +77,7 @@ class Driver:
     async def ok(self, command: Command, actor: Actor, expected: type[E]) -> E:
         """Send a command that must be applied; the expected event it caused."""
         _, events = await self.sender.send(command, actor)
+        self.outcome = events
         refused = rejection(events)
         if refused is not None:
             raise StepFailed(f"{command.TYPE} rejected by {refused.rule}: {refused.reason}")
@@ -86,6 +88,7 @@ class Driver:
     async def refused(self, command: Command, actor: Actor, rule: str) -> CommandRejected:
         """Send a command that must be refused by `rule`; the rejection."""
         _, events = await self.sender.send(command, actor)
+        self.outcome = events
         refused = rejection(events)
         if refused is None:
             raise StepFailed(f"{command.TYPE} was applied; expected a refusal by {rule}")

@@ -15,16 +15,11 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from casework_testing.edge import signed_record
 from contracts import Actor, CommandRejected, Envelope, Topics
 from contracts.access import UnitDefined, UnitKind
 from contracts.allocation import ReceiveReferral
-from services.shared.auth import (
-    HEADER,
-    AssertionSigner,
-    AssertionVerifier,
-    SigningKey,
-    key_set,
-)
+from services.shared.auth import HEADER, AssertionVerifier, SigningKey, key_set
 from services.shared.consumer import BatchProcessor
 from services.shared.plumbing_tables import inbox_table, outbox_table, outcome_table
 from services.shared.rules import RuleViolation
@@ -128,16 +123,9 @@ _offset = iter(range(10**9))
 
 def record(envelope: Envelope, keys: SigningKey | None) -> ConsumerRecord[Any, Any]:
     """A record as the broker would deliver it; `keys`: signed as an edge would (commands)."""
-    value = envelope.model_dump_json().encode()
-    headers = []
+    value, headers = envelope.model_dump_json().encode(), list[tuple[str, bytes]]()
     if keys is not None and envelope.actor is not None:
-        assertion = AssertionSigner(keys).sign(
-            value=value,
-            topic=Topics.ALLOCATION_COMMANDS,
-            message_id=envelope.message_id,
-            actor=envelope.actor,
-        )
-        headers = [(HEADER, assertion.encode())]
+        value, headers = signed_record(keys, envelope, Topics.ALLOCATION_COMMANDS)
     return ConsumerRecord(
         topic=Topics.ALLOCATION_COMMANDS,
         partition=0,

@@ -14,7 +14,7 @@ from contracts import Actor, CommandRejected, Envelope, Topics
 from contracts.allocation import PreviewBulkAssign, ReceiveReferral
 from contracts.limits import MAX_RECORD_BYTES, STRING_MAX
 from deploy.identity import SignedInUsers
-from services.shared.auth import HEADER, AssertionSigner, SigningKey
+from services.shared.auth import HEADER, SigningKey
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
@@ -38,16 +38,9 @@ async def _post(
 async def _publish_signed(
     commands: CommandClient, key: SigningKey, envelope: Envelope, value: bytes | None = None
 ) -> None:
-    value = value or envelope.model_dump_json().encode()
-    assert envelope.actor is not None
-    assertion = AssertionSigner(key).sign(
-        value=value,
-        topic=Topics.ALLOCATION_COMMANDS,
-        message_id=envelope.message_id,
-        actor=envelope.actor,
-    )
-    await commands.send_raw(
-        Topics.ALLOCATION_COMMANDS, value, key="same-key", headers=[(HEADER, assertion.encode())]
+    """To allocation.commands as the edge publishes it, all under one key (one partition)."""
+    await commands.publish_signed(
+        key, envelope, Topics.ALLOCATION_COMMANDS, value=value, record_key="same-key"
     )
 
 

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from pydantic import ValidationError
 
+from casework_testing import edge
 from contracts import Actor, CommandRejected, Envelope, Topics
 from contracts.access import AccessKind, LoadDirectory, PositionGranted, Role
 from contracts.allocation import ReceiveReferral
 from deploy.identity import DevSignIn, SignedInUsers
 from deploy.stack import DevIdentityProvider
 from services.allocation import store
-from services.shared.auth import HEADER, AssertionSigner, SigningKey
+from services.shared.auth import HEADER, SigningKey
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
@@ -67,14 +68,8 @@ async def _publish(
 
 
 def _sign(key: SigningKey, envelope: Envelope, **overrides: Any) -> str:
-    values: dict[str, Any] = {
-        "value": envelope.model_dump_json().encode(),
-        "topic": Topics.ALLOCATION_COMMANDS,
-        "message_id": envelope.message_id,
-        "actor": envelope.actor,
-    }
-    values.update(overrides)
-    return AssertionSigner(key).sign(**values)
+    """Signed as the edge signs a command for allocation.commands, but for `overrides`."""
+    return edge.assertion(key, envelope, **{"topic": Topics.ALLOCATION_COMMANDS, **overrides})
 
 
 async def test_tr02_command_without_an_assertion_is_refused(

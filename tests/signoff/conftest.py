@@ -4,7 +4,6 @@ allocation would and sends commands as signed actors."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,11 +24,12 @@ from contracts.signoff import (
     StepTracked,
 )
 from deploy.identity import SignedInUsers
+from deploy.walkthrough.driver import Driver
 from services.shared.settings import Settings
 from services.signoff import store
 from tests.allocation.helpers import walkthrough_events
 from tests.conftest import RunningService, start_service
-from tests.support.client import CommandClient, EventLog
+from tests.support.client import CommandClient, EventLog, ThroughEdge, wait_until
 
 NORTH_TEAM = "Wellbeing Service North Team"
 E = TypeVar("E", bound=Event)
@@ -63,25 +63,6 @@ COMPLETE_TA_ANSWERS = {
 }
 
 
-async def publish(commands: CommandClient, topic: str, event: Event) -> Envelope:
-    """Publish an event as another service would (no actor token: events need none)."""
-    envelope = Envelope.wrap(event)
-    await commands.send_raw(topic, envelope.model_dump_json().encode(), key=event.key())
-    return envelope
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0
-) -> None:
-    """Wait until a service's read side shows what a test needs, for projections that emit no
-    event to wait on (the directory). Re-checks every 50 ms; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not in time: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _directory_applied(service: RunningService) -> bool:
     p = store.directory_t.positions
     async with service.runtime.engine.connect() as conn:
@@ -110,7 +91,7 @@ def _settled(service: RunningService) -> Callable[[], Awaitable[bool]]:
 async def seeded_directory(commands: CommandClient) -> None:
     """The walkthrough directory published on access.events, as the access service does."""
     for event in walkthrough_events():
-        await publish(commands, Topics.ACCESS_EVENTS, event)
+        await commands.publish_event(Topics.ACCESS_EVENTS, event)
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +127,7 @@ class SignoffDriver:
         self.service = service
         self.commands = commands
         self.log = log
+        self.drive = Driver(ThroughEdge(commands, log), log, timeout=20.0)
 
     async def step(
         self,
@@ -154,8 +136,7 @@ class SignoffDriver:
     ) -> StepRef:
         """A step as allocation announces it, once sign-off has opened its form."""
         ref = StepRef(uuid.uuid4(), f"P-{uuid.uuid4().hex[:8]}")
-        await publish(
-            self.commands,
+        await self.commands.publish_event(
             Topics.ALLOCATION_EVENTS,
             WorkItemCreated(
                 work_item_id=ref.step_id,
@@ -179,22 +160,16 @@ class SignoffDriver:
             if e.type == StepTracked.TYPE and e.payload["step_id"] == str(step_id)
         ]
 
-    async def send(self, command: Command, seat: Seat) -> Envelope:
-        """Send and return the single outcome event."""
-        sent = await self.commands.send(command, seat.actor)
-        (outcome,) = await self.log.outcome(sent.message_id)
-        return outcome
-
     async def ok(self, command: Command, seat: Seat, expected: type[E]) -> E:
-        outcome = await self.send(command, seat)
-        assert outcome.type == expected.TYPE, outcome.payload
-        return expected.model_validate(outcome.payload)
+        """The command applied: its outcome is one `expected` event."""
+        event = await self.drive.ok(command, seat.actor, expected)
+        assert len(self.drive.outcome) == 1, self.drive.outcome
+        return event
 
     async def refused(self, command: Command, seat: Seat, rule: str) -> CommandRejected:
-        outcome = await self.send(command, seat)
-        assert outcome.type == CommandRejected.TYPE, outcome.payload
-        rejected = CommandRejected.model_validate(outcome.payload)
-        assert rejected.rule == rule, rejected.reason
+        """The command refused by `rule`, and nothing else came of it."""
+        rejected = await self.drive.refused(command, seat.actor, rule)
+        assert len(self.drive.outcome) == 1, self.drive.outcome
         return rejected
 
     async def summary(self, ref: StepRef, reader: Seat = SENIOR_OFFICER) -> dict[str, Any]:

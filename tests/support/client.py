@@ -4,31 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts import Actor, Command, Envelope, Topics
+from casework_testing.edge import signed_record
+from contracts import Actor, Command, Envelope, Event, Topics
+from deploy.client import Arrivals, poll
 from deploy.identity import SignedInUsers
 from services.edge.app import IDEMPOTENCY_HEADER, POSITION_HEADER, Edge, idempotent_message_id
-from services.shared.auth import HEADER as ASSERTION_HEADER
-from services.shared.auth import AssertionSigner, SigningKey
+from services.shared.auth import SigningKey
 from services.shared.outcomes import whole_outcome
 from services.shared.settings import Settings
 
 
-class EventLog:
+class EventLog(Arrivals):
     """Reads every event and dead-letter topic from the start, keeps everything in memory."""
 
     def __init__(self, bootstrap_servers: str) -> None:
+        super().__init__()
         self._servers = bootstrap_servers
         self.records: list[Any] = []
         self._envelopes: list[tuple[Any, Envelope | None]] = []
-        self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -61,10 +62,11 @@ class EventLog:
         while True:
             batch = await self._consumer.getmany(timeout_ms=100)
             if batch:
-                async with self._changed:
-                    for records in batch.values():
-                        self.records.extend(records)
-                    self._changed.notify_all()
+                await self.arrived(functools.partial(self._keep, batch))
+
+    def _keep(self, batch: dict[Any, list[Any]]) -> None:
+        for records in batch.values():
+            self.records.extend(records)
 
     async def stop(self) -> None:
         if self._task:
@@ -100,21 +102,20 @@ class EventLog:
         )
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("condition not met in time")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return await super().wait_for(predicate, timeout)
 
     async def outcome(self, message_id: uuid.UUID, timeout: float = 20.0) -> list[Envelope]:
         """The events a message caused (its outcome), once all of them have arrived."""
         return await self.wait_for(lambda: self._whole_outcome(message_id), timeout)  # type: ignore[no-any-return]
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0) -> Any:
+    """`await check()` once truthy, for read sides that announce nothing to wait on (a
+    projection); fails naming `what` after `timeout` seconds."""
+    try:
+        return await poll(check, timeout, interval=0.05)
+    except TimeoutError:
+        raise TimeoutError(f"not in time: {what}") from None
 
 
 class CommandClient:
@@ -173,23 +174,37 @@ class CommandClient:
         setup, where the edge's HTTP round trip per command is not what is tested."""
         assert self._producer is not None
         envelopes = [Envelope.wrap(command, actor=actor) for command in commands]
-        signer = AssertionSigner(key)
         sent = []
         for envelope, command in zip(envelopes, commands, strict=True):
-            value = envelope.model_dump_json().encode()
-            assertion = signer.sign(
-                value=value, topic=topic, message_id=envelope.message_id, actor=actor
-            )
+            value, headers = signed_record(key, envelope, topic)
             sent.append(
                 await self._producer.send(
-                    topic,
-                    value,
-                    key=(command.key() or "").encode(),
-                    headers=[(ASSERTION_HEADER, assertion.encode())],
+                    topic, value, key=(command.key() or "").encode(), headers=headers
                 )
             )
         await asyncio.gather(*sent)
         return envelopes
+
+    async def publish_signed(
+        self,
+        key: SigningKey,
+        envelope: Envelope,
+        topic: str,
+        *,
+        value: bytes | None = None,
+        record_key: str = "k",
+        **claims: Any,
+    ) -> None:
+        """Publishes one envelope straight to `topic`, signed as the edge signs it (`value`: the
+        record's bytes, if not the envelope's JSON; `claims`: see casework_testing.edge)."""
+        value, headers = signed_record(key, envelope, topic, value=value, **claims)
+        await self.send_raw(topic, value, key=record_key, headers=headers)
+
+    async def publish_event(self, topic: str, event: Event) -> Envelope:
+        """Publishes an event as the service that owns it would (events carry no assertion)."""
+        envelope = Envelope.wrap(event)
+        await self.send_raw(topic, envelope.model_dump_json().encode(), key=event.key())
+        return envelope
 
     async def send_raw(
         self,
@@ -208,6 +223,18 @@ class CommandClient:
             headers=headers or [],
             timestamp_ms=timestamp_ms,
         )
+
+
+class ThroughEdge:
+    """Commands through the edge with their whole outcome from the event log: the sender of the
+    walkthrough's driver (`deploy.walkthrough.driver`), so tests drive services as it does."""
+
+    def __init__(self, commands: CommandClient, log: EventLog, timeout: float = 20.0) -> None:
+        self.commands, self.log, self.timeout = commands, log, timeout
+
+    async def send(self, command: Command, actor: Actor) -> tuple[Envelope, list[Envelope]]:
+        sent = await self.commands.send(command, actor)
+        return sent, await self.log.outcome(sent.message_id, self.timeout)
 
 
 class running_edge:
