@@ -806,13 +806,14 @@ class Web:
         removals = (await self.read(session, "access", f"{path}/removals"))["removals"]
         for r in removals:
             r["progress"] = views.removal_progress(r)
+            r["unit_id"] = views.position_unit(str(r.get("position_id", "")))
         return await self.page(
             request,
             session,
             "access_person.html",
             person_id=user_id,
             person_name=self.catalogue.person_name(user_id),
-            positions=positions,
+            held=positions,
             p30s=list(reversed(p30s)),
             removals=list(reversed(removals)),
             managers=views.managers(self.catalogue, session.user_id),
@@ -851,6 +852,8 @@ class Web:
         session = self.session(request)
         by = views.due_by(request.query_params, datetime.now(UTC).date())
         due = await self.read(session, "access", "/reviews/due", at=f"{by.isoformat()}T23:59:59")
+        for r in due["reviews"]:
+            r["unit_id"] = views.position_unit(str(r.get("position_id", "")))
         return await self.page(
             request,
             session,

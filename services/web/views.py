@@ -506,6 +506,11 @@ def removal_command(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def position_unit(position_id: str) -> str:
+    """The unit of a secondary position (`user@unit`); a directory position id as it is."""
+    return position_id.partition("@")[2] or position_id
+
+
 def removal_progress(release: dict[str, Any]) -> str:
     """AC16: where a removal's saga stands, in plain words."""
     state = release.get("state")

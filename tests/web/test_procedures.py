@@ -159,7 +159,7 @@ async def test_al01_so07_wellbeing_referral_from_triage_to_the_returned_request(
     await sign_in(page, web, "so-north", f"/teams/{domain.NORTH_TEAM}")
     row = page.locator("#incoming-work tbody tr").filter(has_text="Esme Endtoend")
     await expect(row).to_contain_text(StepType.TRUSTED_ASSESSMENT)
-    await row.get_by_role("link", name="Esme Endtoend").click()
+    await row.get_by_role("link", name="Esme Endtoend", exact=True).click()
     await page.get_by_role("link", name="Add worker relationship").click()
     await page.get_by_label("Find worker by name").fill("Grace")
     await page.get_by_role("button", name="Find").click()
@@ -262,13 +262,13 @@ async def test_ac10_ac11_ac13_ac16_agency_standing_emergency_hierarchical_and_re
     await screenshot(page, "p30-absence")
     await page.get_by_role("button", name="Submit the P30").click()
     await expect(page.locator("#outcome")).to_contain_text(
-        "P30 set-up (absence-related) for Dana Reid: Enforcement team 2, Appeals team 1; submitted."
+        "P30 set-up (absence-related) for Dana Reid: Appeals team 1, Enforcement team 2; submitted."
     )
     await expect(page.locator("#p30s")).to_contain_text("submitted")
     await accessible(page)
 
     # The emergency request (AC11, AC21): nobody else holds the absent team leader's team.
-    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="Secondary access").first.click()
     await page.get_by_role("link", name="Emergency request").click()
     await page.get_by_label("Access for").select_option("tl-enf-1")
     await page.get_by_label("Absent team leader or segment manager").select_option("tl-jud-rev-1")
@@ -280,7 +280,7 @@ async def test_ac10_ac11_ac13_ac16_agency_standing_emergency_hierarchical_and_re
 
     # Hierarchical access (AC12-AC14): one position, only into the four segments; a
     # functionally unique one is warned on the form.
-    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="Secondary access").first.click()
     await page.get_by_role("link", name="P30: hierarchical access").click()
     await expect(page.locator("main")).to_contain_text(
         "Appeals tribunal liaison is functionally unique"
@@ -316,7 +316,7 @@ async def test_ac10_ac11_ac13_ac16_agency_standing_emergency_hierarchical_and_re
     await lodge.get_by_role("button", name="Lodge the P30").click()
     await expect(page.locator("#outcome")).to_contain_text("The completed P30 is lodged")
     await expect(page.locator("form[action='/access/lodge']")).to_have_count(0)
-    await page.get_by_role("link", name="Secondary access").click()
+    await page.get_by_role("link", name="Secondary access").first.click()
     await page.get_by_role("link", name="Reviews due").click()
     await page.get_by_label("Due by").fill((date.today() + timedelta(days=200)).isoformat())
     await page.get_by_role("button", name="Show").click()
