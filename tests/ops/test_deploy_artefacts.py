@@ -142,7 +142,7 @@ def test_every_deployment_has_an_autoscaler_a_budget_and_no_fixed_replicas(
     }
     budgets = {d["metadata"]["name"] for d in base if d["kind"] == "PodDisruptionBudget"}
     deployments = [d for d in base if d["kind"] == "Deployment"]
-    assert len(deployments) == len(SERVICE_PRINCIPALS) + 1
+    assert len(deployments) == len(SERVICE_PRINCIPALS) + 2  # and the edge, the web
     for deployment in deployments:
         name = deployment["metadata"]["name"]
         assert (name in scaled) != (name in hpas), f"{name}: one autoscaler"
@@ -203,13 +203,15 @@ def test_every_workload_runs_restricted(base: list[dict[str, Any]]) -> None:
 def test_probes_say_started_live_and_ready(base: list[dict[str, Any]]) -> None:
     runtime = (ROOT / "services" / "shared" / "runtime.py").read_text()
     edge = (ROOT / "services" / "edge" / "app.py").read_text()
+    web = (ROOT / "services" / "web" / "app.py").read_text()
     for deployment in (d for d in base if d["kind"] == "Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         paths = {
             probe: container[probe]["httpGet"]["path"]
             for probe in ("startupProbe", "livenessProbe", "readinessProbe")
         }
-        served = edge if deployment["metadata"]["labels"]["service"] == "edge" else runtime
+        service = deployment["metadata"]["labels"]["service"]
+        served = {"edge": edge, "web": web}.get(service, runtime)
         for path in paths.values():
             assert f'Route("{path}"' in served, f"{deployment['metadata']['name']}: {path}"
         assert paths["readinessProbe"] == "/readyz"
