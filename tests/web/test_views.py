@@ -4,6 +4,7 @@ refusal's rule, the header's positions (AC17), and the sessions' CSRF check."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from services.shared.identity import Principal
 from services.web import views
@@ -104,3 +105,118 @@ def test_tr05_after_sign_in_only_a_path_of_this_service() -> None:
     assert _back("//evil.example/x") == "/teams"
     assert _back("https://evil.example") == "/teams"
     assert _back(None) == "/teams"
+
+
+STEP: dict[str, Any] = {
+    "finished": False,
+    "sections": [
+        {
+            "name": "Triage",
+            "fields": [
+                {"name": "risk_level", "label": "Level of risk", "answer": None},
+                {"name": "notes", "label": "Triage notes", "answer": "old"},
+            ],
+        },
+        {"name": "Next actions", "fields": []},
+    ],
+    "incomplete_mandatory": ["Triage/risk_level"],
+    "next_actions": [],
+    "requests": [],
+}
+
+
+def test_so05_so08_finish_is_blocked_with_each_rule_and_reason() -> None:
+    blocked = views.finish_blockers(STEP, signoff_step=False, worker_view=True)
+    assert [(b.rule, b.reason) for b in blocked] == [
+        ("SO05", "Add at least one next action."),
+        ("SO08", "Answer the mandatory questions: Level of risk."),
+    ]
+    ready = {**STEP, "incomplete_mandatory": [], "next_actions": [{"action_id": "a"}]}
+    assert views.finish_blockers(ready, signoff_step=False, worker_view=True) == []
+    waiting = {**ready, "requests": [{"state": "outstanding"}]}
+    assert [b.rule for b in views.finish_blockers(waiting, True, True)] == ["SO08", "SO09"]
+    assert [b.rule for b in views.finish_blockers(ready, True, False)] == ["SO01"]
+    assert not views.may_send_request(waiting, True)
+    assert views.may_send_request(ready, True) and not views.may_send_request(ready, False)
+
+
+def test_so09_so04_the_step_forms_as_commands() -> None:
+    form = {"answer-risk_level": "High", "answer-notes": "", "answer-other": "x"}
+    # only the form's own fields; a cleared answer is sent empty, an untouched empty one not
+    assert views.step_answers(form, STEP["sections"]) == {"risk_level": "High", "notes": ""}
+    action = views.next_action_command(
+        {
+            "step_id": "s",
+            "person_id": "p",
+            "action_type": "WB Case Monitoring",
+            "assignee": "team:Wellbeing Service Hub Team",
+            "note": " watch ",
+            "priority": "whenever",
+        }
+    )
+    assert action["actions"] == [
+        {
+            "action_type": "WB Case Monitoring",
+            "assignee_kind": "team",
+            "assignee_id": "Wellbeing Service Hub Team",
+            "note": "watch",
+            "priority": "normal",
+        }
+    ]
+
+
+DIRECTORY = {
+    "units": [
+        {"unit_id": "cmg", "name": "CMG", "kind": "segment"},
+        {
+            "unit_id": "appeals",
+            "name": "Appeals",
+            "kind": "segment",
+            "parent_id": "cmg",
+            "code": "FS_GB_CMEXF_000_APPEALS",
+        },
+        {
+            "unit_id": "trib",
+            "name": "Tribunal",
+            "kind": "segment",
+            "parent_id": "appeals",
+            "functionally_unique": True,
+        },
+        {"unit_id": "enf", "name": "Enforcement", "kind": "segment", "parent_id": "cmg"},
+        {"unit_id": "enf-1", "name": "Enforcement team 1", "kind": "team", "parent_id": "enf"},
+    ],
+    "users": [{"user_id": "tl", "name": "Dana"}, {"user_id": "cw", "name": "Gus"}],
+    "positions": [
+        {"position_id": "p-tl", "user_id": "tl", "unit_id": "enf", "role": "team leader"},
+        {"position_id": "p-cw", "user_id": "cw", "unit_id": "enf-1", "role": "caseworker"},
+    ],
+}
+
+
+def test_ac13_ac14_hierarchical_targets_only_the_four_segments_warned_when_unique() -> None:
+    catalogue = views.Catalogue.from_directory(DIRECTORY)
+    targets = {t["unit_id"]: t for t in views.hierarchical_targets(catalogue)}
+    assert set(targets) == {"appeals", "trib"}  # never into Enforcement
+    assert targets["appeals"]["warning"] == ""
+    assert "functionally unique" in targets["trib"]["warning"]
+    one = views.hierarchical_command({"user_id": "cw", "unit_id": "trib", "agreed_with": "tl"})
+    assert one["unit_ids"] == ["trib"]
+    assert [p.user_id for p in views.managed_people(catalogue, "enf", "tl")] == ["cw"]
+
+
+def test_ac10_more_than_ten_positions_refused_before_sending() -> None:
+    form = {f"unit-{n}": f"team-{n}" for n in range(11)} | {"user_id": "tl"}
+    body = views.absence_command(form)
+    refused = views.too_many_positions(body["unit_ids"])
+    assert refused is not None and refused.rule == "AC10"
+    assert views.too_many_positions(body["unit_ids"][:10]) is None
+    assert views.too_many_positions([]) is not None
+
+
+def test_ac16_removal_progress_in_plain_words() -> None:
+    assert views.removal_progress({"state": "requested"}).startswith("Work being released")
+    assert views.removal_progress({"state": "released", "moved": [{}, {}]}) == (
+        "Work released (2 item(s) moved), then access removed."
+    )
+    assert "access kept" in views.removal_progress({"state": "failed", "reason": "held"})
+    assert views.position_unit("cw@team-1") == "team-1"
