@@ -274,7 +274,15 @@ class Web:
         team = request.path_params["team"]
         work = await self.read(session, "allocation", f"/teams/{_q(team)}/work")
         members = await self.read(session, "allocation", f"/teams/{_q(team)}")
-        return await self.page(request, session, "team.html", team=team, work=work, members=members)
+        return await self.page(
+            request,
+            session,
+            "team.html",
+            team=team,
+            work=work,
+            members=members,
+            **_pages(work, request),
+        )
 
     # --- Update assignment (AL06, AL07, AL16) ---------------------------------------------------
 
@@ -484,7 +492,7 @@ class Web:
         """The signed-in worker's current work across their positions; each step opens."""
         session = self.session(request)
         work = await self.read(session, "allocation", "/me/work")
-        return await self.page(request, session, "my_work.html", work=work)
+        return await self.page(request, session, "my_work.html", work=work, **_pages(work, request))
 
     async def queue_work(self, request: Request) -> Response:
         """A worker's or an inbox's current work, from the team summary's caseloads (AL04)."""
@@ -499,7 +507,13 @@ class Web:
         team = request.query_params.get("team", "")
         title = session.worker_names.get(owner, owner) if kind == "worker" else owner
         return await self.page(
-            request, session, "queue.html", work=work, team=team, owner_title=title
+            request,
+            session,
+            "queue.html",
+            work=work,
+            team=team,
+            owner_title=title,
+            **_pages(work, request),
         )
 
     def names(self, session: Session) -> dict[str, str]:
@@ -1049,6 +1063,18 @@ class Web:
 
 class CsrfRefused(Exception):
     pass
+
+
+def _pages(work: dict[str, Any], request: Request) -> dict[str, Any]:
+    """The incoming and incomplete work tables, a page of each (`?incoming=N&incomplete=M`)."""
+    return {
+        "incoming": views.paginate(
+            work.get("incoming_work", []), request.query_params.get("incoming"), "incoming"
+        ),
+        "incomplete": views.paginate(
+            work.get("incomplete_work", []), request.query_params.get("incomplete"), "incomplete"
+        ),
+    }
 
 
 def _back(path: str | None) -> str:

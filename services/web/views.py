@@ -631,3 +631,36 @@ def access_team_command(form: dict[str, str]) -> tuple[str, dict[str, Any]]:
         at = form.get("grant_at", "").strip()
         return "access.answer_emergency_request.v1", {**base, "grant_at": at or None}
     return "access.action_p30.v1", base
+
+
+PAGE_SIZE = 100  # rows of one work table on a page
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a work table (GOV.UK pagination): its rows, where it is, how many in all."""
+
+    rows: list[dict[str, Any]]
+    number: int
+    pages: int
+    total: int
+    param: str
+
+    @property
+    def first_row(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.total else 0
+
+    @property
+    def last_row(self) -> int:
+        return min(self.number * PAGE_SIZE, self.total)
+
+
+def paginate(items: list[dict[str, Any]], requested: str | None, param: str) -> Page:
+    """A team's work can be thousands of items: each table shows PAGE_SIZE rows a page."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    try:
+        number = min(max(1, int(requested or 1)), pages)
+    except ValueError:
+        number = 1
+    start = (number - 1) * PAGE_SIZE
+    return Page(items[start : start + PAGE_SIZE], number, pages, len(items), param)

@@ -220,3 +220,13 @@ def test_ac16_removal_progress_in_plain_words() -> None:
     )
     assert "access kept" in views.removal_progress({"state": "failed", "reason": "held"})
     assert views.position_unit("cw@team-1") == "team-1"
+
+
+def test_al04_a_team_of_thousands_is_shown_a_page_at_a_time() -> None:
+    items = [{"n": n} for n in range(250)]
+    page = views.paginate(items, "3", "incoming")
+    assert (page.number, page.pages, page.total) == (3, 3, 250)
+    assert page.rows == items[200:] and (page.first_row, page.last_row) == (201, 250)
+    assert views.paginate(items, "99", "incoming").number == 3
+    assert views.paginate(items, "x", "incoming").rows == items[:100]
+    assert views.paginate([], None, "incoming").pages == 1
