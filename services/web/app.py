@@ -538,6 +538,9 @@ class Web:
             if refused.status != 404:  # 404: sign-off has not opened the form yet
                 raise
         signoff_step = item["step_type"] in SIGNOFF_STEPS
+        _, current = await self.current_position(session)
+        # the step's own worker, or a sign-off officer who resumed it into the sections (SO03)
+        worker_view = item["owner_kind"] == "worker" and item["owner_id"] == current
         find = request.query_params.get("find", "").strip()
         found = self.catalogue.find_workers(find)
         session.worker_names.update({w["position_id"]: w["name"] for w in found})
@@ -550,7 +553,8 @@ class Web:
             step=step,
             started=item["state"] == "incomplete",
             signoff_step=signoff_step,
-            blockers=views.finish_blockers(step, signoff_step, True) if step else [],
+            blockers=views.finish_blockers(step, signoff_step, worker_view) if step else [],
+            worker_view=worker_view,
             may_send=bool(step) and views.may_send_request(step or {}, signoff_step),
             adding=request.query_params.get("adding") == "1" or bool(find),
             find=find,

@@ -22,8 +22,6 @@ from contracts.allocation import (
 )
 from contracts.signoff import (
     TRANSFER_TO_SUPPORT_OFFICER,
-    AddNextActions,
-    NextActionInput,
     SaveStep,
     SendRequest,
 )
@@ -499,22 +497,19 @@ async def test_al15_so07_completed_request_then_the_finished_step_in_documents(
     await expect(page.locator("#outcome")).to_contain_text("The request is completed")
     await expect(page.locator("#requests")).to_contain_text("completed")
 
-    # The assessor adds the next action (SO04); the Senior Officer finishes the step (SO05,
-    # SO08, SO09).
-    action = NextActionInput(
-        action_type=TRANSFER_TO_SUPPORT_OFFICER,
-        assignee_kind="worker",
-        assignee_id="pos-gso-north-1",
-        note="Weekly visits, starting Monday",
-    )
-    await ok(
-        commands,
-        event_log,
-        AddNextActions(step_id=item, person_id=person, actions=[action]),
-        TA_NORTH,
-    )
-    await page.reload()
+    # SO03, SO04, SO06: she resumes into the sections and adds the transfer to the Generic
+    # Support Officer, found by name; then finishes the step (SO05, SO08, SO09).
+    await page.get_by_role("link", name="Resume").click()
+    await page.get_by_role("link", name="Add next action").click()
+    await page.get_by_label("Pass to worker: find by name").fill("Lucy")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_label("Action type").select_option(TRANSFER_TO_SUPPORT_OFFICER)
+    await page.get_by_label("Lucy Ward").check()
+    await page.get_by_label("Note for the worker or team").fill("Weekly visits, starting Monday")
+    await accessible(page)
+    await page.get_by_role("button", name="Add and close").click()
     await expect(page.locator("#next-actions")).to_contain_text(TRANSFER_TO_SUPPORT_OFFICER)
+    await expect(page.locator("#next-actions")).to_contain_text("Lucy Ward")
     await page.get_by_role("button", name="Finish").click()
     await expect(page.locator("#outcome")).to_contain_text("The step is finished")
     await accessible(page)
