@@ -39,7 +39,9 @@ def _changed(event: dict[str, Any], names: dict[str, str]) -> str | None:
     """One event of an outcome in plain words; None for those a person need not read."""
     kind = str(event.get("type", "")).split(".")[1] if "." in str(event.get("type")) else ""
     payload = event.get("payload", {})
-    item = payload.get("item", {})
+    item: dict[str, Any] = payload.get("item") or next(
+        iter(payload.get("items") or []), {}
+    )  # v1 or v2
     if kind == "work_item_assigned":
         folder = "incomplete work" if item.get("state") == "incomplete" else "incoming work"
         line = f"{item.get('step_type')} is now in {_owner(item, names)}'s {folder}"
@@ -131,12 +133,28 @@ def _changed_more(
     return None
 
 
+def _newest(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An event published beside its newer version (docs/subscribing.md) is told once, as the
+    newer: of the types named `<service>.<name>.v<n>` in one outcome, the highest `n`."""
+    newest: dict[str, int] = {}
+    for e in events:
+        name, _, version = str(e.get("type", "")).rpartition(".v")
+        if version.isdigit():
+            newest[name] = max(newest.get(name, 0), int(version))
+    return [
+        e
+        for e in events
+        if not (v := str(e.get("type", "")).rpartition(".v"))[2].isdigit()
+        or int(v[2]) == newest[v[0]]
+    ]
+
+
 def outcome(status: int, body: dict[str, Any], names: dict[str, str] | None = None) -> Outcome:
     """The edge's answer to a command (200 outcome, 422 rejection, 400 invalid, 504 no outcome)
     as the page shows it: every refusal names its rule and gives its reason."""
     names = names or {}
     if status == 200:
-        lines = [line for e in body.get("outcome", []) if (line := _changed(e, names))]
+        lines = [line for e in _newest(body.get("outcome", [])) if (line := _changed(e, names))]
         return Outcome(True, "Done", lines or ["The change was made."])
     if status == 422 and (rejected := body.get("rejected")):
         rule, reason = str(rejected.get("rule", "")), str(rejected.get("reason", ""))
