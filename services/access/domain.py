@@ -5,14 +5,45 @@ RuleViolation naming it."""
 from __future__ import annotations
 
 import calendar
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from contracts.access import AccessKind, LoadDirectory, Role, UnitKind
+from contracts import Event
+from contracts.access import (
+    AbsenceAccessReviewed,
+    AbsenceReviewDue,
+    AbsenceReviewLapsed,
+    AbsenceReviewOverdue,
+    AccessGrantEnded,
+    AccessGrantRecorded,
+    AccessKind,
+    CurrentPositionChanged,
+    DirectoryLoaded,
+    EmergencyAccessGranted,
+    EmergencyAccessRequested,
+    EmergencyAccessScheduled,
+    EmergencyP30Overdue,
+    LoadDirectory,
+    P30Actioned,
+    P30Lodged,
+    P30Refused,
+    PositionGranted,
+    PositionReleaseRequested,
+    PositionRemovalFailed,
+    PositionRevoked,
+    Role,
+    UnitDefined,
+    UnitKind,
+    UserRegistered,
+)
+from services.access.records import P30, Change, CurrentPosition, Grant, Release, Values
 from services.shared import working_days
 from services.shared.identity import AppRole
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 
 MAX_POSITIONS = 10  # AC01
@@ -47,38 +78,691 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class Held:
-    """A position a user holds. `backing` counts the active records that justify a secondary
-    position; `removal_pending` is set while allocation releases its work (AC16), and
-    `release_failed` when allocation could not (the removal stays pending and may be retried)."""
+class Holding:
+    """A position a user holds (the shared `Position`) with what access knows of it besides:
+    `backing` counts the active records that justify a secondary position; `removal_pending` is
+    set while allocation releases its work (AC16), and `release_failed` when allocation could
+    not (the removal stays pending and may be retried)."""
 
-    position_id: str
-    unit_id: str
-    role: Role
-    kind: AccessKind
+    position: Position
     backing: int = 0
     removal_pending: bool = False
     release_failed: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        user_id: str,
+        position_id: str,
+        unit_id: str,
+        role: Role,
+        kind: AccessKind,
+        backing: int = 0,
+        *,
+        emergency: bool = False,
+    ) -> Holding:
+        return cls(Position(position_id, user_id, unit_id, role, kind, emergency), backing)
+
+    @property
+    def position_id(self) -> str:
+        return self.position.position_id
+
+    @property
+    def unit_id(self) -> str:
+        return self.position.unit_id
+
+    @property
+    def role(self) -> Role:
+        return Role(self.position.role)
+
+    @property
+    def kind(self) -> AccessKind:
+        return AccessKind(self.position.kind)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a decision is made with besides the user's holdings: who acts (their id and what
+    they hold), the case-group hierarchy, the moment, and the seed the ids of what is written
+    derive from (the same when the cause is replayed)."""
+
+    actor_id: str
+    actor: Holdings | None
+    units: Mapping[str, Unit]
+    now: datetime
+    seed: uuid.UUID
+
+    def id(self, name: str) -> uuid.UUID:
+        return uuid.uuid5(self.seed, name)
+
 
 @dataclass(frozen=True)
 class Holdings:
-    """Everything the rules need to know about one user's positions."""
+    """A user's positions and the records backing them: the aggregate access's procedure runs
+    on. Each method checks the rules (raising RuleViolation naming the one broken) and returns
+    the `Change` it makes: the records to write and the events to publish."""
 
     user_id: str
     security_clearance: bool
     line_manager_id: str | None
-    positions: tuple[Held, ...] = field(default_factory=tuple)
+    positions: tuple[Holding, ...] = field(default_factory=tuple)
+    current_position_id: str | None = None  # AC17: as the user last chose it
 
     @property
-    def primary(self) -> Held | None:
+    def primary(self) -> Holding | None:
         return next((p for p in self.positions if p.kind is AccessKind.PRIMARY), None)
 
-    def held(self, unit_id: str) -> Held | None:
+    def held(self, unit_id: str) -> Holding | None:
         return next((p for p in self.positions if p.unit_id == unit_id), None)
 
-    def position(self, position_id: str) -> Held | None:
+    def position(self, position_id: str | None) -> Holding | None:
         return next((p for p in self.positions if p.position_id == position_id), None)
+
+    # --- Set-up P30s (AC06-AC15, AC20) ---------------------------------------------------------
+
+    def request_absence_access(
+        self,
+        facts: Facts,
+        unit_ids: Sequence[str],
+        *,
+        discussion_held: bool,
+        approver_id: str | None,
+        approver: Holdings | None,
+        reason: str,
+    ) -> Change:
+        """AC06-AC10: the TL/SM submits the P30, approved by the case-owning TL it was discussed
+        with (AC20); the access team actions it."""
+        plan_absence_grant(
+            facts.actor,
+            self,
+            facts.units,
+            unit_ids,
+            discussion_held=discussion_held,
+            emergency=False,
+        )
+        check_approver(
+            approver, approver_id=approver_id, requester_id=facts.actor_id, user_id=self.user_id
+        )
+        change = Change()
+        change.record(
+            new_p30(
+                facts,
+                self.user_id,
+                action="set-up",
+                kind=AccessKind.ABSENCE,
+                unit_ids=tuple(unit_ids),
+                approved_by=approver_id,
+                reason=reason,
+                discussion_held=discussion_held,
+                discussed_with=approver_id,
+                state="submitted",
+            )
+        )
+        return change
+
+    def request_emergency_access(
+        self,
+        facts: Facts,
+        unit_id: str,
+        *,
+        absent_user_id: str,
+        absent: Holdings | None,
+        holders: Sequence[tuple[str, Role]],
+        reason: str,
+    ) -> Change:
+        """AC11/AC21: accepted only when nobody but the absent TL/SM holds their unit; the access
+        team answers it."""
+        plan_absence_grant(
+            facts.actor, self, facts.units, [unit_id], discussion_held=False, emergency=True
+        )
+        check_emergency_need(self.user_id, absent, unit_id, holders)
+        change = Change()
+        p30 = change.record(
+            new_p30(
+                facts,
+                self.user_id,
+                action="set-up",
+                kind=AccessKind.ABSENCE,
+                unit_ids=(unit_id,),
+                approved_by=None,
+                reason=reason,
+                discussion_held=False,
+                discussed_with=None,
+                state="requested",
+                emergency=True,
+                absent_user_id=absent_user_id,
+            )
+        )
+        change.events.append(
+            EmergencyAccessRequested(
+                p30_id=p30.p30_id,
+                user_id=self.user_id,
+                unit_id=unit_id,
+                absent_user_id=absent_user_id,
+                requested_by=facts.actor_id,
+            )
+        )
+        return change
+
+    def request_hierarchical_access(
+        self,
+        facts: Facts,
+        unit_ids: Sequence[str],
+        *,
+        agreed_with_id: str,
+        agreed_with: Holdings | None,
+        reason: str,
+    ) -> Change:
+        """AC12-AC14: the lower segment's TL/SM submits the P30, approved by the higher segment's
+        TL/SM it was agreed with (AC20); the access team actions it."""
+        plan = plan_hierarchical_grant(facts.actor, agreed_with, self, facts.units, unit_ids)
+        check_approver(
+            agreed_with,
+            approver_id=agreed_with_id,
+            requester_id=facts.actor_id,
+            user_id=self.user_id,
+        )
+        change = Change()
+        change.record(
+            new_p30(
+                facts,
+                self.user_id,
+                action="set-up",
+                kind=AccessKind.HIERARCHICAL,
+                unit_ids=(plan.unit_id,),
+                approved_by=agreed_with_id,
+                reason=reason,
+                discussion_held=True,
+                discussed_with=agreed_with_id,
+                state="submitted",
+                warnings=plan.warnings,
+            )
+        )
+        return change
+
+    # --- The access team answers, actions or refuses (AC20, AC21) --------------------------------
+
+    def answer_emergency_request(
+        self,
+        facts: Facts,
+        p30_id: uuid.UUID,
+        record: P30 | None,
+        grant_at: datetime | None,
+        *,
+        absent: Holdings | None,
+        holders: Sequence[tuple[str, Role]],
+    ) -> Change:
+        """AC21: the access team grants at once or answers with its time scale (the access
+        scheduler grants it then: `grant_scheduled`)."""
+        record = team_p30(facts, self, p30_id, record, ANSWERABLE_STATES, "AC21")
+        (unit_id,) = record.unit_ids
+        if grant_at is not None and not grant_now(grant_at, facts.now):
+            change = Change()
+            change.p30s.append(
+                (
+                    record.p30_id,
+                    {
+                        "state": "scheduled",
+                        "scheduled_for": grant_at,
+                        "actioned_by": facts.actor_id,
+                    },
+                )
+            )
+            change.events.append(
+                EmergencyAccessScheduled(
+                    p30_id=record.p30_id,
+                    user_id=self.user_id,
+                    unit_id=unit_id,
+                    requested_by=record.requested_by,
+                    answered_by=facts.actor_id,
+                    grant_at=grant_at,
+                )
+            )
+            return change
+        # Still nobody with access, and still within the limits, now that it is granted.
+        check_emergency_need(self.user_id, absent, unit_id, holders)
+        recheck_grant(self, facts.units, [unit_id])
+        return self.grant_emergency(facts.now, record, actioned_by=facts.actor_id)
+
+    def grant_emergency(self, now: datetime, record: P30, *, actioned_by: str) -> Change:
+        """AC21: the emergency grant (at once, or when its time scale comes): the P30 becomes
+        outstanding with its working-day deadline (AC11, DL03); the requester and user are told
+        (NT04)."""
+        (unit_id,) = record.unit_ids
+        deadline = p30_deadline(now)
+        change = Change()
+        change.p30s.append(
+            (
+                record.p30_id,
+                {
+                    "state": "outstanding",
+                    "deadline": deadline,
+                    "actioned_by": actioned_by,
+                    "actioned_at": now,
+                },
+            )
+        )
+        position_id = self._grant(change, now, unit_id, AccessKind.ABSENCE, record, emergency=True)
+        change.events.append(
+            EmergencyAccessGranted(
+                p30_id=record.p30_id,
+                user_id=self.user_id,
+                position_id=position_id,
+                requested_by=record.requested_by,
+                p30_deadline=deadline,
+                actioned_by=actioned_by,
+            )
+        )
+        return change
+
+    def action_p30(
+        self, facts: Facts, p30_id: uuid.UUID, record: P30 | None, *, grant: Grant | None
+    ) -> Change:
+        """AC20: the grant or removal the P30 asks for happens now, by the access team; a
+        removal goes through the release of work (AC16) when no other record backs the
+        position. `grant` is the record a removal P30 ends."""
+        record = team_p30(facts, self, p30_id, record, ACTIONABLE_STATES, "AC20")
+        if record.action == "set-up":
+            recheck_grant(self, facts.units, record.unit_ids)
+            state = "complete"
+        else:
+            if grant is None or not grant.active:
+                raise RuleViolation(
+                    "AC04", f"the record this P30 removes ({record.grant_id}) ended"
+                )
+            release = removal_on_action(self, record.position_id or "")
+            state = "pending" if release else "complete"
+        change = Change()
+        change.p30s.append(
+            (
+                record.p30_id,
+                {
+                    "state": state,
+                    "actioned_by": facts.actor_id,
+                    "actioned_at": facts.now,
+                    "closed_at": facts.now if state == "complete" else None,
+                },
+            )
+        )
+        change.events.append(
+            P30Actioned(
+                p30_id=record.p30_id,
+                user_id=self.user_id,
+                action=record.action,
+                kind=record.kind,
+                unit_ids=list(record.unit_ids),
+                requested_by=record.requested_by,
+                approved_by=record.approved_by,
+                actioned_by=facts.actor_id,
+                actioned_at=facts.now,
+            )
+        )
+        if record.action == "set-up":
+            for unit_id in record.unit_ids:
+                self._grant(change, facts.now, unit_id, record.kind, record)
+            return change
+        held = self.position(record.position_id)
+        assert held is not None and grant is not None  # removal_on_action checked it
+        return change.then(
+            carry_out_removal(
+                facts,
+                self.user_id,
+                held,
+                grant.grant_id,
+                record.p30_id,
+                record.successor_position_id,
+                release=state == "pending",
+            )
+        )
+
+    def refuse_p30(
+        self, facts: Facts, p30_id: uuid.UUID, record: P30 | None, reason: str
+    ) -> Change:
+        """AC20: refused by the access team with its reason; nothing is granted or removed."""
+        record = team_p30(facts, self, p30_id, record, REFUSABLE_STATES, "AC20")
+        change = Change()
+        change.p30s.append(
+            (
+                record.p30_id,
+                {
+                    "state": "refused",
+                    "refused_reason": reason,
+                    "actioned_by": facts.actor_id,
+                    "actioned_at": facts.now,
+                    "closed_at": facts.now,
+                },
+            )
+        )
+        change.events.append(
+            P30Refused(
+                p30_id=record.p30_id,
+                user_id=self.user_id,
+                requested_by=record.requested_by,
+                refused_by=facts.actor_id,
+                reason=reason,
+            )
+        )
+        return change
+
+    def lodge_p30(
+        self,
+        facts: Facts,
+        p30_id: uuid.UUID,
+        record: P30 | None,
+        *,
+        discussion_held: bool,
+        approver_id: str | None,
+        approver: Holdings | None,
+        reason: str,
+    ) -> Change:
+        """AC11: the completed P30 closes the outstanding emergency record; it names its
+        approver (the case-owning TL it was discussed with, AC20)."""
+        if record is None or record.user_id != self.user_id:
+            raise RuleViolation("AC11", f"no emergency P30 {p30_id} for {self.user_id}")
+        check_primary_manager(facts.actor, self, facts.units, "AC08")
+        check_lodge(record.state, record.emergency, discussion_held)
+        check_approver(
+            approver, approver_id=approver_id, requester_id=facts.actor_id, user_id=self.user_id
+        )
+        change = Change()
+        change.p30s.append(
+            (
+                record.p30_id,
+                {
+                    "state": "complete",
+                    "approved_by": approver_id,
+                    "discussion_held": True,
+                    "discussed_with": approver_id,
+                    "reason": reason or record.reason,
+                    "closed_at": facts.now,
+                    "closed_by": facts.actor_id,
+                },
+            )
+        )
+        change.events.append(
+            P30Lodged(
+                p30_id=record.p30_id,
+                user_id=self.user_id,
+                lodged_by=facts.actor_id,
+                lodged_at=facts.now,
+                late=record.deadline is not None and facts.now > record.deadline,
+            )
+        )
+        return change
+
+    # --- Removal (AC08, AC15, AC16) and reviews (AC09, AC22) ------------------------------------
+
+    def request_removal(
+        self,
+        facts: Facts,
+        position_id: str,
+        kind: AccessKind,
+        grant: Grant | None,
+        history: RemovalHistory,
+        *,
+        reason: str,
+        discussion_held: bool,
+        approver_id: str | None,
+        approver: Holdings | None,
+        successor_position_id: str | None,
+    ) -> Change:
+        """AC03: only secondary access is removed this way; AC04: `grant`, the active record of
+        `kind` backing it, is the one the removal P30 ends."""
+        held = secondary_position(self, position_id)
+        if grant is None or grant.user_id != self.user_id:
+            raise RuleViolation(
+                "AC04", f"no active {kind.value} record backs {position_id} for {self.user_id}"
+            )
+        return self._submit_removal(
+            facts,
+            held,
+            grant,
+            history,
+            reason=reason,
+            discussion_held=discussion_held,
+            approver_id=approver_id,
+            approver=approver,
+            successor_position_id=successor_position_id,
+        )
+
+    def review_absence_access(
+        self,
+        facts: Facts,
+        grant_id: uuid.UUID,
+        grant: Grant | None,
+        history: RemovalHistory,
+        *,
+        confirm: bool,
+        reason: str,
+        successor_position_id: str | None,
+    ) -> Change:
+        """AC09: confirm (due again in six months) or remove (a removal P30 for the access team,
+        then the AC16 saga)."""
+        if grant is None or grant.user_id != self.user_id or not grant.active:
+            raise RuleViolation("AC09", f"no active absence-related record {grant_id}")
+        held = self.position(grant.position_id)
+        assert held is not None
+        check_review(facts.actor, self, facts.units, grant.kind)
+        change = Change()
+        if not confirm:
+            change = self._submit_removal(
+                facts,
+                held,
+                grant,
+                history,
+                reason=reason or "removed at review",
+                discussion_held=True,
+                approver_id=None,
+                approver=None,
+                successor_position_id=successor_position_id,
+                via_review=True,
+            )
+        next_due = review_due(facts.now) if confirm else None
+        if confirm:
+            change.grant_updates.append(
+                (
+                    grant.grant_id,
+                    {
+                        "review_due_at": next_due,
+                        "review_due_flagged": False,
+                        "review_overdue_flagged": False,
+                    },
+                )
+            )
+        change.events.append(
+            AbsenceAccessReviewed(
+                grant_id=grant_id,
+                user_id=self.user_id,
+                position_id=held.position_id,
+                reviewed_by=facts.actor_id,
+                confirmed=confirm,
+                next_review_due_at=next_due,
+            )
+        )
+        return change
+
+    def lapse_review(self, facts: Facts, grant: Grant, *, grace_working_days: int) -> Change | None:
+        """AC22: an escalated review unanswered after the grace period is removed through the
+        AC16 release, with its own removal P30 by the scheduler; never renewed. None when the
+        position is already being removed by someone (that removal stands)."""
+        held = self.position(grant.position_id)
+        if held is None or held.removal_pending:
+            return None
+        release = held.backing <= 1
+        due = f"{grant.review_due_at:%Y-%m-%d}"
+        change = Change()
+        p30 = change.record(
+            new_p30(
+                facts,
+                self.user_id,
+                action="removal",
+                kind=AccessKind.ABSENCE,
+                unit_ids=(held.unit_id,),
+                requested_by=SCHEDULER,
+                approved_by=None,
+                reason=(
+                    f"six-monthly review due {due} unanswered after {grace_working_days} working "
+                    "days: removed under the overdue-review policy (AC22)"
+                ),
+                discussion_held=False,
+                discussed_with=None,
+                state="pending" if release else "complete",
+                actioned_by=SCHEDULER,
+                actioned_at=facts.now,
+                position_id=held.position_id,
+                grant_id=grant.grant_id,
+            )
+        )
+        change.grant_updates.append((grant.grant_id, {"lapsed_p30_id": p30.p30_id}))
+        assert grant.review_due_at is not None  # only absence-related records are reviewed
+        change.events.append(
+            AbsenceReviewLapsed(
+                grant_id=grant.grant_id,
+                user_id=self.user_id,
+                position_id=held.position_id,
+                review_due_at=grant.review_due_at,
+                p30_id=p30.p30_id,
+            )
+        )
+        return change.then(
+            carry_out_removal(
+                facts, self.user_id, held, grant.grant_id, p30.p30_id, None, release=release
+            )
+        )
+
+    # --- Current position (AC17) ---------------------------------------------------------------
+
+    def change_position(self, actor_id: str, position_id: str) -> Change:
+        """AC17: the user switches to a position they hold (not one being removed)."""
+        check_change_position(actor_id, self, position_id)
+        primary = self.primary
+        change = Change(current=[CurrentPosition(self.user_id, position_id)])
+        change.events.append(
+            CurrentPositionChanged(
+                user_id=self.user_id,
+                position_id=position_id,
+                previous_position_id=self.current_position_id
+                or (primary.position_id if primary else None),
+            )
+        )
+        return change
+
+    # --- Shared steps ---------------------------------------------------------------------------
+
+    def _submit_removal(
+        self,
+        facts: Facts,
+        held: Holding,
+        grant: Grant,
+        history: RemovalHistory,
+        *,
+        reason: str,
+        discussion_held: bool,
+        approver_id: str | None,
+        approver: Holdings | None,
+        successor_position_id: str | None,
+        via_review: bool = False,
+    ) -> Change:
+        """AC08/AC15 decide who may ask; AC20: the removal P30 is submitted for the access team,
+        who action it (a failed release of work is asked for again at once, under its P30)."""
+        plan = plan_removal(
+            facts.actor,
+            self,
+            facts.units,
+            held.position_id,
+            grant.kind,
+            set_up_by_line_manager=history.set_up_by_line_manager,
+            discussion_held=discussion_held,
+            via_review=via_review,
+        )
+        if plan.retry:
+            return retry_release(facts, self.user_id, held, history.failed, successor_position_id)
+        if approver_id:
+            check_approver(
+                approver,
+                approver_id=approver_id,
+                requester_id=facts.actor_id,
+                user_id=self.user_id,
+            )
+        change = Change()
+        change.record(
+            new_p30(
+                facts,
+                self.user_id,
+                action="removal",
+                kind=grant.kind,
+                unit_ids=(held.unit_id,),
+                approved_by=approver_id,
+                reason=reason,
+                discussion_held=discussion_held,
+                discussed_with=approver_id,
+                state="submitted",
+                position_id=held.position_id,
+                grant_id=grant.grant_id,
+                successor_position_id=successor_position_id,
+            )
+        )
+        return change
+
+    def _grant(
+        self,
+        change: Change,
+        now: datetime,
+        unit_id: str,
+        kind: AccessKind,
+        record: P30,
+        *,
+        emergency: bool = False,
+    ) -> str:
+        """Adds a record backing the user's position in the unit; the position is granted (and
+        published) only if the user did not already hold it. Returns its id."""
+        position_id = secondary_position_id(self.user_id, unit_id)
+        primary = self.primary
+        assert primary is not None
+        role = primary.role
+        if self.held(unit_id) is None:
+            position = Position(position_id, self.user_id, unit_id, role, kind, emergency)
+            change.granted.append((position, now))
+            change.events.append(
+                PositionGranted(
+                    user_id=self.user_id,
+                    position_id=position_id,
+                    unit_id=unit_id,
+                    role=role,
+                    kind=kind,
+                    p30_id=record.p30_id,
+                    emergency=emergency,
+                )
+            )
+        grant_id = uuid.uuid5(record.p30_id, f"grant:{unit_id}")  # one per P30 and position
+        due = review_due(now) if kind is AccessKind.ABSENCE else None
+        change.grants.append(
+            Grant(
+                grant_id=grant_id,
+                user_id=self.user_id,
+                position_id=position_id,
+                kind=kind,
+                p30_id=record.p30_id,
+                emergency=emergency,
+                state="active",
+                granted_at=now,
+                review_due_at=due,
+            )
+        )
+        change.events.append(
+            AccessGrantRecorded(
+                grant_id=grant_id,
+                user_id=self.user_id,
+                position_id=position_id,
+                unit_id=unit_id,
+                kind=kind,
+                p30_id=record.p30_id,
+                emergency=emergency,
+                review_due_at=due,
+                warnings=list(record.warnings if not emergency else ()),
+            )
+        )
+        return position_id
 
 
 def secondary_position_id(user_id: str, unit_id: str) -> str:
@@ -270,7 +954,7 @@ def plan_hierarchical_grant(
     return HierarchicalPlan(unit_id, warnings)
 
 
-def secondary_position(user: Holdings, position_id: str) -> Held:
+def secondary_position(user: Holdings, position_id: str) -> Holding:
     """AC03: only secondary (hierarchical or absence-related) access is removed this way."""
     held = user.position(position_id)
     if held is None or held.kind is AccessKind.PRIMARY:
@@ -527,7 +1211,7 @@ def check_lodge(state: str, emergency: bool, discussion_held: bool) -> None:
         )
 
 
-def check_change_position(actor_id: str, user: Holdings, position_id: str) -> Held:
+def check_change_position(actor_id: str, user: Holdings, position_id: str) -> Holding:
     """AC17: a user switches only to a position they hold (and not one being removed)."""
     if actor_id != user.user_id:
         raise RuleViolation("AC17", "only the user can change their own current position")
@@ -537,7 +1221,7 @@ def check_change_position(actor_id: str, user: Holdings, position_id: str) -> He
     return held
 
 
-def telephony_position(user: Holdings) -> Held | None:
+def telephony_position(user: Holdings) -> Holding | None:
     """AC05: calls route on the primary position only."""
     return user.primary
 
@@ -580,7 +1264,7 @@ def require_reads_user(
         ) from None
 
 
-def team_view_position(user_id: str, held: Held | None) -> Held:
+def team_view_position(user_id: str, held: Holding | None) -> Holding:
     """AC19 (with AC17): the team view is a team leader's or segment manager's, for the selected
     position: the caseworkers of its team and the items assigned to that team. A caseworker
     reads their own service requests instead (AC18), never their colleagues' work."""
@@ -593,6 +1277,307 @@ def team_view_position(user_id: str, held: Held | None) -> Held:
             f"position {held.position_id} is {held.role.value}: use My service requests (AC18)",
         )
     return held
+
+
+# --- The procedure's shared steps (the Holdings methods and the access scheduler use them) ---
+
+SCHEDULER = "access-scheduler"  # who the P30 names for what the scheduler does (AC21, AC22)
+
+
+@dataclass(frozen=True)
+class RemovalHistory:
+    """What a removal is decided with besides the holdings: the line manager of whoever set the
+    record up (AC15) and the position's latest failed release, if any (AC16's retry)."""
+
+    set_up_by_line_manager: str | None = None
+    failed: Release | None = None
+
+
+def new_p30(
+    facts: Facts,
+    user_id: str,
+    *,
+    action: str,
+    kind: AccessKind,
+    unit_ids: tuple[str, ...],
+    approved_by: str | None,
+    reason: str,
+    discussion_held: bool,
+    discussed_with: str | None,
+    state: str,
+    requested_by: str | None = None,
+    emergency: bool = False,
+    warnings: tuple[str, ...] = (),
+    **extra: Any,
+) -> P30:
+    """AC04: a new P30 record, its id from the decision's seed."""
+    return P30(
+        p30_id=facts.id("p30"),
+        user_id=user_id,
+        action=action,
+        kind=kind,
+        unit_ids=unit_ids,
+        requested_by=facts.actor_id if requested_by is None else requested_by,
+        approved_by=approved_by,
+        reason=reason,
+        discussion_held=discussion_held,
+        discussed_with=discussed_with,
+        state=state,
+        emergency=emergency,
+        deadline=None,
+        warnings=warnings,
+        recorded_at=facts.now,
+        **extra,
+    )
+
+
+def team_p30(
+    facts: Facts,
+    user: Holdings,
+    p30_id: uuid.UUID,
+    record: P30 | None,
+    allowed: frozenset[str],
+    rule: str,
+) -> P30:
+    """The P30 the access team acts on: only by the access team, never by its requester or
+    approver, and only in a state that allows it (AC20, AC21)."""
+    if record is None or record.user_id != user.user_id:
+        raise RuleViolation(rule, f"no P30 {p30_id} for {user.user_id}")
+    check_actioner(
+        facts.actor,
+        facts.units,
+        actor_id=facts.actor_id,
+        requested_by=record.requested_by,
+        approved_by=record.approved_by,
+        user_id=user.user_id,
+        rule=rule,
+    )
+    check_p30_state(record.state, allowed, rule)
+    return record
+
+
+def carry_out_removal(
+    facts: Facts,
+    user_id: str,
+    held: Holding,
+    grant_id: uuid.UUID,
+    p30_id: uuid.UUID,
+    successor_position_id: str | None,
+    *,
+    release: bool,
+) -> Change:
+    """AC16: the last record's removal releases the position's work first; otherwise only the
+    record ends and the P30 is complete at once."""
+    if release:
+        return request_release(facts, user_id, held, grant_id, p30_id, successor_position_id)
+    change = Change(grant_updates=[_ended(grant_id, p30_id, facts.now)])
+    change.events.append(
+        AccessGrantEnded(
+            grant_id=grant_id,
+            user_id=user_id,
+            position_id=held.position_id,
+            p30_id=p30_id,
+            position_kept=True,
+        )
+    )
+    return change
+
+
+def _ended(grant_id: uuid.UUID, p30_id: uuid.UUID, now: datetime) -> tuple[uuid.UUID, Values]:
+    return grant_id, {"state": "ended", "ended_at": now, "ended_by_p30_id": p30_id}
+
+
+def request_release(
+    facts: Facts,
+    user_id: str,
+    held: Holding,
+    grant_id: uuid.UUID,
+    p30_id: uuid.UUID,
+    successor_position_id: str | None,
+) -> Change:
+    """AC16 saga, first step: the position is pending removal until allocation answers."""
+    release = Release(
+        release_id=facts.id("release"),
+        user_id=user_id,
+        position_id=held.position_id,
+        grant_id=grant_id,
+        p30_id=p30_id,
+        successor_position_id=successor_position_id,
+        state="requested",
+        requested_at=facts.now,
+    )
+    change = Change(
+        positions=[(held.position_id, {"state": "removal_pending", "release_failed": False})],
+        releases=[release],
+    )
+    change.events.append(
+        PositionReleaseRequested(
+            release_id=release.release_id,
+            user_id=user_id,
+            position_id=held.position_id,
+            successor_position_id=successor_position_id,
+        )
+    )
+    return change
+
+
+def retry_release(
+    facts: Facts,
+    user_id: str,
+    held: Holding,
+    failed: Release | None,
+    successor_position_id: str | None,
+) -> Change:
+    """AC16: the pending removal's release failed; ask allocation again under the same P30."""
+    if failed is None:
+        raise RuleViolation("AC16", f"no failed release to retry for {held.position_id}")
+    change = Change(p30s=[(failed.p30_id, {"failure_reason": None})])
+    return change.then(
+        request_release(facts, user_id, held, failed.grant_id, failed.p30_id, successor_position_id)
+    )
+
+
+def work_released(
+    release: Release | None, now: datetime, moved: Sequence[Mapping[str, object]]
+) -> Change | None:
+    """AC16 saga, last step: allocation moved the work; now the access goes, with its P30.
+    None when the release is not ours or already answered (the saga completes once)."""
+    if release is None or release.state != "requested":
+        return None
+    change = Change(
+        release_updates=[
+            (
+                release.release_id,
+                {"state": "released", "reason": None, "moved": list(moved), "completed_at": now},
+            )
+        ],
+        grant_updates=[_ended(release.grant_id, release.p30_id, now)],
+        positions=[(release.position_id, {"state": "removed", "removed_at": now})],
+        p30s=[(release.p30_id, {"state": "complete", "failure_reason": None, "closed_at": now})],
+        current=[CurrentPosition(release.user_id, None, only_if=release.position_id)],
+    )
+    change.events.append(
+        PositionRevoked(
+            user_id=release.user_id, position_id=release.position_id, p30_id=release.p30_id
+        )
+    )
+    return change
+
+
+def work_release_failed(
+    release: Release | None, now: datetime, *, user_id: str, position_id: str, reason: str
+) -> Change | None:
+    """AC16: the release failed; the removal stays pending with the reason, the access stays
+    (and the removal may be asked for again: `retry_release`)."""
+    if release is None or release.state != "requested":
+        return None
+    change = Change(
+        release_updates=[
+            (release.release_id, {"state": "failed", "reason": reason, "completed_at": now})
+        ],
+        p30s=[(release.p30_id, {"failure_reason": reason})],
+        positions=[(release.position_id, {"release_failed": True})],
+    )
+    change.events.append(
+        PositionRemovalFailed(
+            release_id=release.release_id,
+            user_id=user_id,
+            position_id=position_id,
+            reason=reason,
+        )
+    )
+    return change
+
+
+def grant_scheduled(
+    facts: Facts,
+    record: P30,
+    user: Holdings | None,
+    *,
+    absent: Holdings | None,
+    holders: Sequence[tuple[str, Role]],
+) -> Change:
+    """AC21: an emergency grant whose time scale has come, made as the access team answered
+    (the P30 names who answered); one no longer possible is refused with the rule."""
+    (unit_id,) = record.unit_ids
+    try:
+        if user is None:
+            raise RuleViolation("AC01", f"unknown user {record.user_id!r}")
+        check_emergency_need(user.user_id, absent, unit_id, holders)
+        recheck_grant(user, facts.units, [unit_id])
+    except RuleViolation as refused:
+        reason = f"{refused.rule}: {refused.reason}"
+        change = Change(
+            p30s=[
+                (
+                    record.p30_id,
+                    {"state": "refused", "refused_reason": reason, "closed_at": facts.now},
+                )
+            ]
+        )
+        change.events.append(
+            P30Refused(
+                p30_id=record.p30_id,
+                user_id=record.user_id,
+                requested_by=record.requested_by,
+                refused_by=SCHEDULER,
+                reason=reason,
+            )
+        )
+        return change
+    return user.grant_emergency(facts.now, record, actioned_by=record.actioned_by or SCHEDULER)
+
+
+def review_notice(
+    grant: Grant, flag: str, *, responsible: Sequence[str], escalate_to: Sequence[str]
+) -> Change:
+    """AC09: a review falling due is announced to the TL/SMs responsible (AC08); an overdue one
+    is escalated to their line managers. Each flag is raised once (`review_flag`)."""
+    assert grant.review_due_at is not None
+    change = Change()
+    if flag == "due":
+        change.grant_updates.append((grant.grant_id, {"review_due_flagged": True}))
+        change.events.append(
+            AbsenceReviewDue(
+                grant_id=grant.grant_id,
+                user_id=grant.user_id,
+                position_id=grant.position_id,
+                review_due_at=grant.review_due_at,
+                responsible=list(responsible),
+            )
+        )
+        return change
+    change.grant_updates.append(
+        (grant.grant_id, {"review_due_flagged": True, "review_overdue_flagged": True})
+    )
+    change.events.append(
+        AbsenceReviewOverdue(
+            grant_id=grant.grant_id,
+            user_id=grant.user_id,
+            position_id=grant.position_id,
+            review_due_at=grant.review_due_at,
+            responsible=list(responsible),
+            escalate_to=sorted(set(escalate_to)),
+        )
+    )
+    return change
+
+
+def emergency_p30_overdue(record: P30, *, escalate_to: str | None) -> Change:
+    """AC11: an outstanding emergency P30 past its deadline is flagged once and escalated to
+    the requester's line manager."""
+    assert record.deadline is not None
+    change = Change(p30s=[(record.p30_id, {"overdue_flagged": True})])
+    change.events.append(
+        EmergencyP30Overdue(
+            p30_id=record.p30_id,
+            user_id=record.user_id,
+            requested_by=record.requested_by,
+            escalate_to=escalate_to,
+            deadline=record.deadline,
+        )
+    )
+    return change
 
 
 # --- The directory (TR03, within AC01/AC02) --------------------------------------------------
@@ -640,6 +1625,38 @@ class DirectoryPlan:
 
     def of(self, entity: str) -> dict[str, DirectoryChange]:
         return {c.entity_id: c for c in self.changes if c.entity == entity}
+
+    def change_id(self, command_id: uuid.UUID, change: DirectoryChange) -> uuid.UUID:
+        """The audit row's id: the same when the load is replayed (TR03)."""
+        return uuid.uuid5(command_id, f"{change.entity}:{change.entity_id}")
+
+
+def directory_events(load: LoadDirectory) -> list[Event]:
+    """What a decided load publishes for the other services' projections: every unit, user and
+    primary position it names (changed or not), then the load itself."""
+    events: list[Event] = [
+        UnitDefined(**unit.model_dump(exclude={"functionally_unique"})) for unit in load.units
+    ]
+    events += [UserRegistered(**user.model_dump()) for user in load.users]
+    events += [
+        PositionGranted(
+            user_id=p.user_id,
+            position_id=p.position_id,
+            unit_id=p.unit_id,
+            role=p.role,
+            kind=AccessKind.PRIMARY,
+        )
+        for p in load.positions
+    ]
+    events.append(
+        DirectoryLoaded(
+            directory_id=load.directory_id,
+            units=len(load.units),
+            users=len(load.users),
+            positions=len(load.positions),
+        )
+    )
+    return events
 
 
 def position_values(position: DirectoryPosition) -> dict[str, object]:

@@ -14,8 +14,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.access import AccessKind, Role
-from services.access.domain import Directory, DirectoryPosition, Held, Holdings, Unit
+from services.access.domain import Directory, DirectoryPosition, Holding, Holdings, Unit
 from services.shared.plumbing_tables import inbox_table, outbox_table
+from services.shared.positions import Position
 
 SCHEMA = "access"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -305,11 +306,21 @@ async def holdings(
         .where(grants.c.position_id == positions.c.position_id, grants.c.state == "active")
         .scalar_subquery()
     )
+    emergency = (
+        sa.select(grants.c.grant_id)
+        .where(
+            grants.c.position_id == positions.c.position_id,
+            grants.c.state == "active",
+            grants.c.emergency,
+        )
+        .exists()
+    )
     query = (
         sa.select(
             users.c.user_id.label("holder_id"),
             users.c.security_clearance,
             users.c.line_manager_id,
+            users.c.current_position_id,
             positions.c.position_id,
             positions.c.unit_id,
             positions.c.role,
@@ -317,6 +328,7 @@ async def holdings(
             positions.c.state,
             positions.c.release_failed,
             backing.label("backing"),
+            emergency.label("emergency"),
         )
         .select_from(
             users.outerjoin(
@@ -335,12 +347,17 @@ async def holdings(
         user_id=first.holder_id,
         security_clearance=first.security_clearance,
         line_manager_id=first.line_manager_id,
+        current_position_id=first.current_position_id,
         positions=tuple(
-            Held(
-                position_id=r.position_id,
-                unit_id=r.unit_id,
-                role=Role(r.role),
-                kind=AccessKind(r.kind),
+            Holding(
+                Position(
+                    position_id=r.position_id,
+                    user_id=first.holder_id,
+                    unit_id=r.unit_id,
+                    role=Role(r.role),
+                    kind=AccessKind(r.kind),
+                    emergency=bool(r.emergency),
+                ),
                 backing=r.backing,
                 removal_pending=r.state == "removal_pending",
                 release_failed=r.release_failed,
@@ -356,30 +373,6 @@ async def line_manager(conn: AsyncConnection, user_id: str | None) -> str | None
         return None
     value = await conn.scalar(sa.select(users.c.line_manager_id).where(users.c.user_id == user_id))
     return str(value) if value else None
-
-
-async def active_grant(
-    conn: AsyncConnection, position_id: str, kind: AccessKind
-) -> dict[str, Any] | None:
-    """The newest active record of this kind backing the position."""
-    row = (
-        await conn.execute(
-            sa.select(grants)
-            .where(
-                grants.c.position_id == position_id,
-                grants.c.kind == kind.value,
-                grants.c.state == "active",
-            )
-            .order_by(grants.c.emergency.desc(), grants.c.granted_at.desc())
-            .limit(1)
-        )
-    ).first()
-    return dict(row._mapping) if row else None
-
-
-async def grant(conn: AsyncConnection, grant_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(grants).where(grants.c.grant_id == grant_id))).first()
-    return dict(row._mapping) if row else None
 
 
 async def p30(conn: AsyncConnection, p30_id: uuid.UUID, *, lock: bool = False) -> Any:

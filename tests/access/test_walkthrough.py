@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+import services.access as access_package
 from contracts import Actor
 from contracts.access import (
     AccessGrantRecorded,
@@ -41,13 +42,12 @@ from contracts.allocation import (
     WorkItemAssigned,
     WorkItemCreated,
 )
-from services.access import handlers as access_handlers
 from services.allocation import store as allocation_store
 from tests.access.conftest import ADMIN, AccessService, Org, Outcome, eventually
 from tests.conftest import RunningService
 from tests.support.client import CommandClient, EventLog
 
-DIRECTORY = Path(access_handlers.__file__).parent / "walkthrough_directory.json"
+DIRECTORY = Path(access_package.__file__).parent / "walkthrough_directory.json"
 
 
 def me(user: str) -> Actor:

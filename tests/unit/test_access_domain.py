@@ -22,7 +22,7 @@ from contracts.access import (
     UserSpec,
 )
 from services.access import domain
-from services.access.domain import DirectoryPosition, Held, Holdings, Unit
+from services.access.domain import DirectoryPosition, Holding, Holdings, Unit
 from services.shared.rules import RuleViolation
 
 NOW = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ UNITS: dict[str, Unit] = {
 def person(
     user_id: str, unit_id: str, role: Role, *, cleared: bool = True, manager: str | None = None
 ) -> Holdings:
-    primary = Held(f"pos-{user_id}", unit_id, role, AccessKind.PRIMARY)
+    primary = Holding.of(user_id, f"pos-{user_id}", unit_id, role, AccessKind.PRIMARY)
     return Holdings(user_id, cleared, manager, (primary,))
 
 
@@ -60,7 +60,14 @@ SO = person("so", "team-2", Role.SENIOR_OFFICER)
 
 def with_secondary(user: Holdings, *units: str, kind: AccessKind = AccessKind.ABSENCE) -> Holdings:
     extra = tuple(
-        Held(domain.secondary_position_id(user.user_id, u), u, user.positions[0].role, kind, 1)
+        Holding.of(
+            user.user_id,
+            domain.secondary_position_id(user.user_id, u),
+            u,
+            user.positions[0].role,
+            kind,
+            1,
+        )
         for u in units
     )
     return replace(user, positions=user.positions + extra)
@@ -256,7 +263,7 @@ def test_ac16_last_record_needs_release_other_records_keep_the_position() -> Non
         TL2,
         positions=(
             TL2.positions[0],
-            Held(position, "team-4", Role.TEAM_LEADER, AccessKind.ABSENCE, 2),
+            Holding.of("tl-2", position, "team-4", Role.TEAM_LEADER, AccessKind.ABSENCE, 2),
         ),
     )
     assert not remove(backed_twice, position).release
@@ -359,7 +366,7 @@ def test_ac01_ac02_ac16_any_sequence_keeps_limits_and_never_leaves_work_on_remov
         for unit in units:
             pid = domain.secondary_position_id(user, unit)
             if state[user].held(unit) is None:
-                held = Held(pid, unit, state[user].positions[0].role, kind)
+                held = Holding.of(user, pid, unit, state[user].positions[0].role, kind)
                 state[user] = replace(state[user], positions=(*state[user].positions, held))
                 removed.discard(pid)
             records.setdefault(pid, []).append(kind)

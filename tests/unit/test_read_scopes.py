@@ -12,7 +12,7 @@ from contracts.access import AccessKind, Role
 from contracts.allocation import StepType
 from contracts.signoff import MANAGEMENT_TEAM
 from services.access import domain as access
-from services.access.domain import Held, Holdings, Unit
+from services.access.domain import Holding, Holdings, Unit
 from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 from services.signoff import domain as signoff
@@ -80,7 +80,7 @@ UNITS = {
 
 
 def person(user_id: str, unit_id: str, role: Role, manager: str | None = None) -> Holdings:
-    primary = Held(f"pos-{user_id}", unit_id, role, AccessKind.PRIMARY)
+    primary = Holding.of(user_id, f"pos-{user_id}", unit_id, role, AccessKind.PRIMARY)
     return Holdings(user_id, True, manager, (primary,))
 
 
@@ -105,8 +105,8 @@ def test_tr05_another_users_access_records_only_for_those_responsible() -> None:
 
 
 def test_ac19_tr05_the_team_view_is_a_team_leaders() -> None:
-    leader = Held("pos-tl", "team-1", Role.TEAM_LEADER, AccessKind.ABSENCE)
+    leader = Holding.of("tl", "pos-tl", "team-1", Role.TEAM_LEADER, AccessKind.ABSENCE)
     assert access.team_view_position("tl", leader) == leader
-    worker = Held("pos-cw", "team-1", Role.CASEWORKER, AccessKind.PRIMARY)
+    worker = Holding.of("cw", "pos-cw", "team-1", Role.CASEWORKER, AccessKind.PRIMARY)
     assert rule_of(lambda: access.team_view_position("cw", worker)) == "AC19"
     assert rule_of(lambda: access.team_view_position("nobody", None)) == "AC17"
