@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from bench.harness import BenchInfra, OutcomeWatcher, infrastructure, service_process
 from contracts import Envelope, Event, Topics
 from contracts.access import AccessKind, PositionGranted, Role, UserRegistered
-from contracts.allocation import StepType, WorkItemCreated, WorkState
+from contracts.allocation import StepType, WorkItemCreatedV2, WorkItemSnapshot, WorkState
 
 
 async def _publish(
@@ -43,8 +43,8 @@ async def _publish(
     return envelopes
 
 
-def _work(position_id: str, user_id: str) -> WorkItemCreated:
-    return WorkItemCreated(
+def _work(position_id: str, user_id: str) -> WorkItemCreatedV2:
+    item = WorkItemSnapshot(
         work_item_id=uuid.uuid4(),
         person_id=f"B-{uuid.uuid4().hex[:12]}",
         step_type=StepType.CASE_MONITORING,
@@ -53,8 +53,9 @@ def _work(position_id: str, user_id: str) -> WorkItemCreated:
         owner_id=position_id,
         owner_user_id=user_id,
         priority="normal",
-        created_at=datetime.now(UTC),
-        note="bench",
+    )
+    return WorkItemCreatedV2(
+        person_id=item.person_id, items=[item], created_at=datetime.now(UTC), note="bench"
     )
 
 

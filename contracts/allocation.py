@@ -500,3 +500,147 @@ class InvolvedWorkerPrompted(Event):
     worker_user_id: str | None = None
     senior_officer_position_id: str | None = None
     senior_officer_user_id: str | None = None
+
+
+# --- Version 2: one shape for every event that changes work items ----------------------------
+# Each carries `items`, the items after the change as full snapshots (one for a change to one
+# item, several for a bulk or a release), and, where the change moved them, `from_owners` in the
+# order of `items`. A subscriber reads every change of work the same way. Version 1 of each
+# (flat, `item`, `moved`) is published beside these while subscribers move (docs/subscribing.md);
+# `BulkAssigned` had this shape already and stays version 1.
+
+
+class WorkItemsChanged(Event):
+    """Work items after a change: `items` (each a full snapshot)."""
+
+    items: list[WorkItemSnapshot] = Field(max_length=BULK_ITEMS_MAX)
+
+
+class _ItemChanged(WorkItemsChanged):
+    """One work item changed, keyed by its person so one person's work stays in order."""
+
+    KEY_FIELD: ClassVar[str | None] = "person_id"
+
+    person_id: str
+    items: list[WorkItemSnapshot] = Field(min_length=1, max_length=1)
+
+
+class _ItemMoved(_ItemChanged):
+    """One work item changed owner or state; `from_owners`: where it was (one, as `items`)."""
+
+    from_owners: list[Owner] = Field(min_length=1, max_length=1)
+
+
+class WorkItemCreatedV2(_ItemChanged):
+    """A work item created (AL01-AL03, AC19 intake, SO09 next actions): `items` holds it."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_created.v2"
+
+    created_at: datetime
+    note: Text = ""
+
+
+class WorkItemAssignedV2(_ItemMoved):
+    """AL06 (incoming item to the worker's incoming work), AL09 (started item to the worker's
+    incomplete work), AL07 (priority may change with it). `reassigned` is true for started
+    work."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_assigned.v2"
+
+    note: Text = ""
+    reassigned: bool = False
+    previous_priority: str | None = None
+
+
+class WorkItemStartedV2(_ItemMoved):
+    """A step was started: incoming -> incomplete (AL03)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_started.v2"
+
+
+class WorkItemPriorityChangedV2(_ItemChanged):
+    """AL07: the item's priority changed."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_priority_changed.v2"
+
+    previous_priority: str
+
+
+class WorkItemMovedV2(_ItemMoved):
+    """Work moved without being passed to a chosen worker by an allocator: an absent
+    caseworker's cases (AC07), back to the segment hopper (AC19), or released from a removed
+    position (AC16). `rule` names which."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_moved.v2"
+
+    rule: str
+    note: Text = ""
+
+
+class WorkItemFinishedV2(_ItemChanged):
+    """Sign-off finished the step: it is locked (SO09)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_finished.v2"
+
+
+class WorkItemReturnedV2(_ItemMoved):
+    """Sign-off returned the step's request: it goes back to the incomplete work of the worker
+    who completed it (SO07)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_returned.v2"
+
+    note: Text = ""
+    request_id: uuid.UUID
+
+
+class WorkItemDueV2(_ItemChanged):
+    """DL02: an unfinished item's due day has arrived (raised once per item)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_due.v2"
+
+    due_at: datetime
+
+
+class WorkItemOverdueV2(_ItemChanged):
+    """DL02: an unfinished item passed its due date (raised once per item); from now on it is
+    flagged overdue in every workview and the person's record."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_overdue.v2"
+
+    due_at: datetime
+
+
+class WorkItemResumedV2(_ItemMoved):
+    """AL13: a step resumed by a worker from the person's current work (now theirs,
+    incomplete)."""
+
+    TYPE: ClassVar[str] = "allocation.work_item_resumed.v2"
+
+
+class ServiceRequestCompletedV2(_ItemMoved):
+    """AC23: the service request is completed: the work item is finished and leaves every open
+    view."""
+
+    TYPE: ClassVar[str] = "allocation.service_request_completed.v2"
+
+
+class AbsentCaseworkerWorkMovedV2(WorkItemsChanged):
+    """AC07: an absent caseworker's cases moved to `to_owner`; `items` are the cases after."""
+
+    TYPE: ClassVar[str] = "allocation.absent_caseworker_work_moved.v2"
+    KEY_FIELD: ClassVar[str | None] = "from_position_id"
+
+    from_position_id: str
+    to_owner: Owner
+
+
+class PositionWorkReleasedV2(WorkItemsChanged):
+    """AC16, allocation's answer in the removal saga: every item the position held has moved
+    (to the successor or the hopper); `items` are those items after the move."""
+
+    TYPE: ClassVar[str] = "allocation.position_work_released.v2"
+    KEY_FIELD: ClassVar[str | None] = "user_id"
+
+    release_id: uuid.UUID
+    user_id: str
+    position_id: str

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contracts.allocation import WorkItemDue, WorkItemOverdue, WorkItemSnapshot
+from contracts.allocation import WorkItemDueV2, WorkItemOverdueV2, WorkItemSnapshot
 from services.allocation import store
 from services.allocation.deadlines import DeadlineFlag, next_flag, sweep_horizon
 from services.allocation.domain import WorkItem
+from services.allocation.versions import predecessor
 from services.shared import db, logs
 from services.shared.runtime import ServiceRuntime
 from services.shared.transaction import Transaction
@@ -73,10 +74,13 @@ async def sweep_batch(work: Transaction, limit: int = BATCH) -> int:
                 for i in items
             ],
         )
-        event = WorkItemDue if flag is DeadlineFlag.DUE else WorkItemOverdue
+        event = WorkItemDueV2 if flag is DeadlineFlag.DUE else WorkItemOverdueV2
         for item, snapshot in zip(items, await _snapshots(conn, items), strict=True):
             assert item.due_at is not None  # next_flag flags only work with a due date
-            work.emit(event(person_id=item.person_id, item=snapshot, due_at=item.due_at))
+            raised_event = event(person_id=item.person_id, items=[snapshot], due_at=item.due_at)
+            if (older := predecessor(raised_event)) is not None:  # v1 beside v2
+                work.emit(older)
+            work.emit(raised_event)
     return len(reached)
 
 

@@ -14,14 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from contracts import Topics
+from contracts import Event, Topics
 from contracts.access import (
     PositionReleaseRequested,
     PositionRevoked,
 )
 from contracts.allocation import (
     BULK_EVENT_ITEMS,
-    AbsentCaseworkerWorkMoved,
+    AbsentCaseworkerWorkMovedV2,
     AmendWorkerRelationship,
     AssignWork,
     BulkAssign,
@@ -34,7 +34,7 @@ from contracts.allocation import (
     IncomingRequestRecorded,
     InvolvedWorkerPrompted,
     MoveAbsentCaseworkerWork,
-    PositionWorkReleased,
+    PositionWorkReleasedV2,
     PositionWorkReleaseFailed,
     PreviewBulkAssign,
     Priority,
@@ -42,26 +42,26 @@ from contracts.allocation import (
     ReceiveReferral,
     ReceiveServiceRequest,
     RecordWorkerRelationship,
-    ReleasedItem,
     ResumeStep,
     SendToSegmentHopper,
-    ServiceRequestCompleted,
+    ServiceRequestCompletedV2,
     StartStep,
     StepType,
     WorkerRelationshipRecorded,
-    WorkItemAssigned,
-    WorkItemCreated,
-    WorkItemFinished,
-    WorkItemMoved,
-    WorkItemPriorityChanged,
-    WorkItemResumed,
-    WorkItemReturned,
+    WorkItemAssignedV2,
+    WorkItemCreatedV2,
+    WorkItemFinishedV2,
+    WorkItemMovedV2,
+    WorkItemPriorityChangedV2,
+    WorkItemResumedV2,
+    WorkItemReturnedV2,
     WorkItemSnapshot,
-    WorkItemStarted,
+    WorkItemStartedV2,
     WorkState,
 )
 from contracts.signoff import RequestCompleted, RequestReturned, RequestSent, StepFinished
 from services.allocation import deadlines, domain, store
+from services.allocation.versions import predecessor
 from services.shared import logs
 from services.shared.directory import register as register_directory
 from services.shared.rules import RuleViolation
@@ -75,6 +75,13 @@ Ctx = HandlerContext[Any]
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _emit(ctx: Ctx, event: Event) -> None:
+    """A v2 event, after its v1 predecessor while subscribers move (docs/subscribing.md)."""
+    if (older := predecessor(event)) is not None:
+        ctx.emit(older)
+    ctx.emit(event)
 
 
 def _actor_user(ctx: Ctx) -> str | None:
@@ -220,25 +227,25 @@ async def _create_work_item(
         if inserted.rowcount == 0:
             return False  # a replay: the item exists already
         await ctx.execute(store.work_history.insert().values(**history))
-    owner_seat = (
-        await store.seat(ctx.conn, placement.owner_id) if placement.owner_kind == "worker" else None
+    created = domain.WorkItem(
+        work_item_id=work_item_id,
+        person_id=person_id,
+        step_type=step_type,
+        state=placement.state,
+        owner_kind=placement.owner_kind,
+        owner_id=placement.owner_id,
+        priority=priority,
+        person_name=person_name,
+        due_at=due_at,
     )
-    ctx.emit(
-        WorkItemCreated(
-            work_item_id=work_item_id,
+    _emit(
+        ctx,
+        WorkItemCreatedV2(
             person_id=person_id,
-            person_name=person_name,
-            step_type=step_type,
-            state=placement.state,
-            owner_kind=placement.owner_kind,
-            owner_id=placement.owner_id,
-            priority=priority,
+            items=[await _snapshot(ctx, created)],
             created_at=ctx.now,
-            owner_user_id=owner_seat.position.user_id if owner_seat else None,
             note=note,
-            acting_user_id=_actor_user(ctx),
-            due_at=due_at,
-        )
+        ),
     )
     return True
 
@@ -342,12 +349,13 @@ async def start_step(ctx: HandlerContext[StartStep]) -> None:
         (person or {}).get("area"),
     )
     after = await _move(ctx, item, to, "started")
-    ctx.emit(
-        WorkItemStarted(
+    _emit(
+        ctx,
+        WorkItemStartedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
-            from_owner=item.placement.owner,
-        )
+            items=[await _snapshot(ctx, after)],
+            from_owners=[item.placement.owner],
+        ),
     )
 
 
@@ -368,12 +376,13 @@ async def resume_step(ctx: HandlerContext[ResumeStep]) -> None:
         ),
     )
     after = await _move(ctx, item, to, "resumed")
-    ctx.emit(
-        WorkItemResumed(
+    _emit(
+        ctx,
+        WorkItemResumedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
-            from_owner=item.placement.owner,
-        )
+            items=[await _snapshot(ctx, after)],
+            from_owners=[item.placement.owner],
+        ),
     )
 
 
@@ -385,12 +394,13 @@ async def complete_service_request(ctx: HandlerContext[CompleteServiceRequest]) 
     item = await _load(ctx, cmd.work_item_id, cmd.person_id, "AC23")
     to = domain.complete_service_request(item, await _actor_seat(ctx))
     after = await _move(ctx, item, to, "completed")
-    ctx.emit(
-        ServiceRequestCompleted(
+    _emit(
+        ctx,
+        ServiceRequestCompletedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
-            from_owner=item.placement.owner,
-        )
+            items=[await _snapshot(ctx, after)],
+            from_owners=[item.placement.owner],
+        ),
     )
 
 
@@ -446,15 +456,16 @@ async def _assign(
         note=note,
         detail={"by_position_id": actor.position_id},
     )
-    ctx.emit(
-        WorkItemAssigned(
+    _emit(
+        ctx,
+        WorkItemAssignedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
-            from_owner=item.placement.owner,
+            items=[await _snapshot(ctx, after)],
+            from_owners=[item.placement.owner],
             note=note,
             reassigned=reassigned,
             previous_priority=item.priority if new_priority != item.priority else None,
-        )
+        ),
     )
 
 
@@ -500,12 +511,13 @@ async def change_priority(ctx: HandlerContext[ChangePriority]) -> None:
     )
     priority = domain.new_priority(item, cmd.priority)
     after = await _move(ctx, item, item.placement, "priority changed", priority=priority)
-    ctx.emit(
-        WorkItemPriorityChanged(
+    _emit(
+        ctx,
+        WorkItemPriorityChangedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
+            items=[await _snapshot(ctx, after)],
             previous_priority=item.priority,
-        )
+        ),
     )
 
 
@@ -754,14 +766,15 @@ async def _move_all(
         after = replace(item, owner_kind=to.owner_kind, owner_id=to.owner_id)
         snap = await _snapshot(ctx, after)
         snapshots.append(snap)
-        ctx.emit(
-            WorkItemMoved(
+        _emit(
+            ctx,
+            WorkItemMovedV2(
                 person_id=item.person_id,
-                item=snap,
-                from_owner=item.placement.owner,
+                items=[snap],
+                from_owners=[item.placement.owner],
                 rule=rule,
                 note=note,
-            )
+            ),
         )
     return snapshots
 
@@ -780,10 +793,11 @@ async def move_absent_caseworker_work(ctx: HandlerContext[MoveAbsentCaseworkerWo
     )
     items = await store.items_held(ctx.conn, "worker", cmd.from_position_id)
     moved = await _move_all(ctx, items, to, "AC07", cmd.note)
-    ctx.emit(
-        AbsentCaseworkerWorkMoved(
-            from_position_id=cmd.from_position_id, to_owner=to.owner, moved=moved
-        )
+    _emit(
+        ctx,
+        AbsentCaseworkerWorkMovedV2(
+            from_position_id=cmd.from_position_id, to_owner=to.owner, items=moved
+        ),
     )
 
 
@@ -835,19 +849,12 @@ async def position_release_requested(ctx: HandlerContext[PositionReleaseRequeste
             )
         )
         return
-    if to is not None:
-        await _move_all(ctx, items, to, "AC16")
-    ctx.emit(
-        PositionWorkReleased(
-            release_id=m.release_id,
-            user_id=m.user_id,
-            position_id=m.position_id,
-            moved=[
-                ReleasedItem(work_item_id=i.work_item_id, person_id=i.person_id, to_owner=to.owner)
-                for i in items
-                if to is not None
-            ],
-        )
+    moved = await _move_all(ctx, items, to, "AC16") if to is not None else []
+    _emit(
+        ctx,
+        PositionWorkReleasedV2(
+            release_id=m.release_id, user_id=m.user_id, position_id=m.position_id, items=moved
+        ),
     )
 
 
@@ -949,14 +956,15 @@ async def request_returned(ctx: HandlerContext[RequestReturned]) -> None:
     after = await _move(
         ctx, item, to, "returned", note=m.note, detail={"request_id": str(m.request_id)}
     )
-    ctx.emit(
-        WorkItemReturned(
+    _emit(
+        ctx,
+        WorkItemReturnedV2(
             person_id=item.person_id,
-            item=await _snapshot(ctx, after),
-            from_owner=item.placement.owner,
+            items=[await _snapshot(ctx, after)],
+            from_owners=[item.placement.owner],
             note=m.note,
             request_id=m.request_id,
-        )
+        ),
     )
 
 
@@ -974,7 +982,9 @@ async def step_finished(ctx: HandlerContext[StepFinished]) -> None:
         after = await _move(
             ctx, item, to, "finished", detail={"by_position_id": m.finished_by_position_id}
         )
-        ctx.emit(WorkItemFinished(person_id=item.person_id, item=await _snapshot(ctx, after)))
+        _emit(
+            ctx, WorkItemFinishedV2(person_id=item.person_id, items=[await _snapshot(ctx, after)])
+        )
         await ctx.execute(
             pg_insert(store.documents)
             .values(

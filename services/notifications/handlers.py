@@ -29,14 +29,14 @@ from contracts.access import (
     PositionRevoked,
 )
 from contracts.allocation import (
-    AbsentCaseworkerWorkMoved,
+    AbsentCaseworkerWorkMovedV2,
     BulkAssigned,
     InvolvedWorkerPrompted,
-    WorkItemAssigned,
-    WorkItemCreated,
-    WorkItemDue,
-    WorkItemMoved,
-    WorkItemOverdue,
+    WorkItemAssignedV2,
+    WorkItemCreatedV2,
+    WorkItemDueV2,
+    WorkItemMovedV2,
+    WorkItemOverdueV2,
     WorkItemSnapshot,
 )
 from contracts.notifications import (
@@ -160,39 +160,39 @@ async def _item_landed(
 # (AL08), or moved to them (AC07, AC16).
 
 
-@dispatcher.on(WorkItemCreated)
-async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
+@dispatcher.on(WorkItemCreatedV2)
+async def work_item_created(ctx: HandlerContext[WorkItemCreatedV2]) -> None:
     """NT01: a new item in a worker's incoming work (a next action sent to them)."""
     m = ctx.message
-    item = WorkItemSnapshot.model_validate(m.model_dump(include=set(WorkItemSnapshot.model_fields)))
-    await _item_landed(ctx, item, "next action sent", m.note)
+    await _item_landed(ctx, m.items[0], "next action sent", m.note)
 
 
-@dispatcher.on(WorkItemAssigned)
-async def work_item_assigned(ctx: HandlerContext[WorkItemAssigned]) -> None:
+@dispatcher.on(WorkItemAssignedV2)
+async def work_item_assigned(ctx: HandlerContext[WorkItemAssignedV2]) -> None:
     """NT01: assignment and reassignment."""
     m = ctx.message
-    await _item_landed(ctx, m.item, "reassignment" if m.reassigned else "assignment", m.note)
+    await _item_landed(ctx, m.items[0], "reassignment" if m.reassigned else "assignment", m.note)
 
 
-@dispatcher.on(WorkItemMoved)
-async def work_item_moved(ctx: HandlerContext[WorkItemMoved]) -> None:
+@dispatcher.on(WorkItemMovedV2)
+async def work_item_moved(ctx: HandlerContext[WorkItemMovedV2]) -> None:
     """NT01: work moved to a worker (an absent caseworker's cases, released work)."""
-    await _item_landed(ctx, ctx.message.item, f"moved ({ctx.message.rule})", ctx.message.note)
+    m = ctx.message
+    await _item_landed(ctx, m.items[0], f"moved ({m.rule})", m.note)
 
 
-@dispatcher.on(AbsentCaseworkerWorkMoved)
-async def absent_work_moved(ctx: HandlerContext[AbsentCaseworkerWorkMoved]) -> None:
+@dispatcher.on(AbsentCaseworkerWorkMovedV2)
+async def absent_work_moved(ctx: HandlerContext[AbsentCaseworkerWorkMovedV2]) -> None:
     """NT01: an absent caseworker's cases moved to another caseworker (AC07)."""
     m = ctx.message
-    if m.to_owner.kind != "worker" or not m.moved:
+    if m.to_owner.kind != "worker" or not m.items:
         return
     notice = domain.bulk_landed(
-        items=[(i.work_item_id, i.person_id, i.step_type.value) for i in m.moved],
+        items=[(i.work_item_id, i.person_id, i.step_type.value) for i in m.items],
         how="moved from an absent caseworker",
         note="",
     )
-    await _notify(ctx, notice, await _worker_user(ctx, m.to_owner.id, m.moved[0].owner_user_id))
+    await _notify(ctx, notice, await _worker_user(ctx, m.to_owner.id, m.items[0].owner_user_id))
 
 
 @dispatcher.on(BulkAssigned)
@@ -239,16 +239,16 @@ async def _deadline(ctx: HandlerContext[Any], item: WorkItemSnapshot, *, overdue
     )
 
 
-@dispatcher.on(WorkItemDue)
-async def work_item_due(ctx: HandlerContext[WorkItemDue]) -> None:
+@dispatcher.on(WorkItemDueV2)
+async def work_item_due(ctx: HandlerContext[WorkItemDueV2]) -> None:
     """DL02: the work falls due today."""
-    await _deadline(ctx, ctx.message.item, overdue=False)
+    await _deadline(ctx, ctx.message.items[0], overdue=False)
 
 
-@dispatcher.on(WorkItemOverdue)
-async def work_item_overdue(ctx: HandlerContext[WorkItemOverdue]) -> None:
+@dispatcher.on(WorkItemOverdueV2)
+async def work_item_overdue(ctx: HandlerContext[WorkItemOverdueV2]) -> None:
     """DL02: the work is overdue."""
-    await _deadline(ctx, ctx.message.item, overdue=True)
+    await _deadline(ctx, ctx.message.items[0], overdue=True)
 
 
 # --- signoff.events (NT02, NT03) -----------------------------------------------------------

@@ -41,11 +41,10 @@ from contracts.access import (
 )
 from contracts.allocation import (
     Owner,
-    PositionWorkReleased,
+    PositionWorkReleasedV2,
     PositionWorkReleaseFailed,
-    ReleasedItem,
     StepType,
-    WorkItemAssigned,
+    WorkItemAssignedV2,
     WorkItemSnapshot,
     WorkState,
 )
@@ -144,15 +143,21 @@ async def test_ac16_access_goes_only_after_allocation_released_the_work(
         ("removal", "pending"),
     ]
 
-    item = ReleasedItem(
-        work_item_id=uuid.uuid4(), person_id="P-1", to_owner=Owner(kind="hopper", id="h")
+    item = WorkItemSnapshot(
+        work_item_id=uuid.uuid4(),
+        person_id="P-1",
+        step_type=StepType.SERVICE_REQUEST,
+        state=WorkState.INCOMING,
+        owner_kind="hopper",
+        owner_id="h",
+        priority="normal",
     )
     answer = await org.answer(
-        PositionWorkReleased(
+        PositionWorkReleasedV2(
             release_id=release.release_id,
             user_id=org.id("cw-1"),
             position_id=position_id,
-            moved=[item],
+            items=[item],
         )
     )
     (revoked,) = await org.event_log.wait_for(
@@ -206,13 +211,13 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
     )
     assert "already being removed" in rejected(again, "AC16")
     late = await org.answer(
-        PositionWorkReleased(
-            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        PositionWorkReleasedV2(
+            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
         )
     )  # an answer to the failed attempt changes nothing
     done = await org.answer(
-        PositionWorkReleased(
-            release_id=retry.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        PositionWorkReleasedV2(
+            release_id=retry.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
         )
     )
     await org.event_log.wait_for(lambda: _caused(org, done.message_id, PositionRevoked))
@@ -233,8 +238,8 @@ async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(
     release = await _request_removal(org, position_id)
     await access.stop()
     try:
-        released = PositionWorkReleased(
-            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, moved=[]
+        released = PositionWorkReleasedV2(
+            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
         )
         first = await org.answer(released)
         await org.commands.send_raw(
@@ -406,19 +411,21 @@ async def _assign(org: Org, position_id: str, person: str, owner_unit: str) -> u
     """Publishes what allocation publishes when it passes an item to a worker position."""
     work_item_id = uuid.uuid4()
     await org.answer(
-        WorkItemAssigned(
+        WorkItemAssignedV2(
             person_id=person,
-            item=WorkItemSnapshot(
-                work_item_id=work_item_id,
-                person_id=person,
-                step_type=StepType.CASE_MONITORING,
-                state=WorkState.INCOMING,
-                owner_kind="worker",
-                owner_id=position_id,
-                owner_unit_id=owner_unit,
-                priority="normal",
-            ),
-            from_owner=Owner(kind="hopper", id="hopper"),
+            items=[
+                WorkItemSnapshot(
+                    work_item_id=work_item_id,
+                    person_id=person,
+                    step_type=StepType.CASE_MONITORING,
+                    state=WorkState.INCOMING,
+                    owner_kind="worker",
+                    owner_id=position_id,
+                    owner_unit_id=owner_unit,
+                    priority="normal",
+                )
+            ],
+            from_owners=[Owner(kind="hopper", id="hopper")],
         )
     )
     return work_item_id
@@ -637,11 +644,11 @@ async def test_ac22_unanswered_review_removed_after_the_grace_period_under_the_r
     assert "AC22" in removal["reason"]
     # The same release of work as any removal (AC16): the access goes when allocation answers.
     answer = await org.answer(
-        PositionWorkReleased(
+        PositionWorkReleasedV2(
             release_id=release[0].release_id,
             user_id=org.id("tl-enf-2"),
             position_id=grant.position_id,
-            moved=[],
+            items=[],
         )
     )
     await org.event_log.wait_for(lambda: _caused(org, answer.message_id, PositionRevoked))

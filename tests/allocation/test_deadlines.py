@@ -104,7 +104,8 @@ def flagged(event_log: EventLog, model: type[Any], work_item_id: uuid.UUID) -> l
     return [
         model.model_validate(e.payload)
         for e in event_log.envelopes()
-        if e.type == model.TYPE and e.payload["item"]["work_item_id"] == str(work_item_id)
+        if e.type == model.TYPE
+        and (e.payload.get("item") or e.payload["items"][0])["work_item_id"] == str(work_item_id)
     ]
 
 

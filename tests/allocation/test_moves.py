@@ -9,6 +9,7 @@ from contracts import Topics
 from contracts.access import AccessKind, PositionReleaseRequested, PositionRevoked, Role
 from contracts.allocation import (
     AbsentCaseworkerWorkMoved,
+    AbsentCaseworkerWorkMovedV2,
     AssignWork,
     MoveAbsentCaseworkerWork,
     PositionWorkReleased,
@@ -19,6 +20,7 @@ from contracts.allocation import (
     WorkItemAssigned,
     WorkItemCreated,
     WorkItemMoved,
+    WorkItemMovedV2,
 )
 from services.allocation import domain
 from tests.allocation.helpers import (
@@ -67,7 +69,14 @@ async def test_ac07_team_leader_moves_absent_caseworkers_cases(
     assert {(s.owner_id, s.owner_user_id) for s in summary.moved} == {
         (other.position_id, other.user_id)
     }
-    assert {e.type for e in events} == {WorkItemMoved.TYPE, AbsentCaseworkerWorkMoved.TYPE}
+    assert {e.type for e in events} == {
+        WorkItemMoved.TYPE,
+        AbsentCaseworkerWorkMoved.TYPE,
+        WorkItemMovedV2.TYPE,  # each v1 type is published beside its v2
+        AbsentCaseworkerWorkMovedV2.TYPE,
+    }
+    items_v2 = only(events, AbsentCaseworkerWorkMovedV2).items
+    assert [i.model_dump() for i in items_v2] == [s.model_dump() for s in summary.moved]
 
     # Or to the team hopper.
     to_hopper = MoveAbsentCaseworkerWork(from_position_id=other.position_id)

@@ -47,7 +47,7 @@ def test_embedded_stack_runs_a_command_end_to_end(tmp_path: Path) -> None:
                         person_id=f"P-{uuid.uuid4().hex[:8]}", person_name="Ada"
                     )
                     sent = await client.send(referral, Actor(user_id="so-hub", position_id="pos"))
-                    (event,) = await log.outcome(sent.message_id, timeout=60)
+                    (event, _v2) = await log.outcome(sent.message_id, timeout=60)
                     return WorkItemCreated.model_validate(event.payload)
                 finally:
                     await log.stop()

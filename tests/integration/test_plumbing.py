@@ -40,7 +40,7 @@ async def test_command_produces_event_after_commit_and_state_is_readable(
     """AL01 over the plumbing: the event is observed only once the work item is committed."""
     referral = _referral()
     sent = await commands.send(referral, OFFICER)
-    (event,) = await event_log.outcome(sent.message_id)
+    (event, _v2) = await event_log.outcome(sent.message_id)  # v1, then v2 beside it
     assert event.type == WorkItemCreated.TYPE
     created = WorkItemCreated.model_validate(event.payload)
     assert created.owner_id == "Wellbeing Service Hub Team"

@@ -16,8 +16,8 @@ from contracts.allocation import (
     ReceiveServiceRequest,
     StepType,
     WorkItemCreated,
-    WorkItemDue,
-    WorkItemOverdue,
+    WorkItemDueV2,
+    WorkItemOverdueV2,
 )
 from contracts.notifications import NotificationSent
 from services.notifications import domain, store
@@ -118,12 +118,12 @@ async def test_dl02_assignee_and_team_leader_told_once_when_work_falls_due_and_w
         source = domain.deadline_source(item, kind)
         return [*sent_events(event_log, envelope_id), *sent_events(event_log, source)]
 
-    async def notified(model: type[WorkItemDue | WorkItemOverdue], rule_kind: str) -> uuid.UUID:
+    async def notified(model: type[WorkItemDueV2 | WorkItemOverdueV2], rule_kind: str) -> uuid.UUID:
         await event_log.wait_for(lambda: len(flagged(event_log, model, item)) == 1)
         envelope = next(
             e
             for e in event_log.envelopes()
-            if e.type == model.TYPE and e.payload["item"]["work_item_id"] == str(item)
+            if e.type == model.TYPE and e.payload["items"][0]["work_item_id"] == str(item)
         )
         await event_log.wait_for(
             lambda: len(notices(envelope.message_id, rule_kind)) == len(told), CATCH_UP
@@ -134,9 +134,9 @@ async def test_dl02_assignee_and_team_leader_told_once_when_work_falls_due_and_w
         return envelope.message_id
 
     await sweep_at(allocation.runtime, on(due, 8))
-    due_id = await notified(WorkItemDue, domain.Kind.WORK_DUE)
+    due_id = await notified(WorkItemDueV2, domain.Kind.WORK_DUE)
     await sweep_at(allocation.runtime, on(due, 23, 59, 59, 500_000))
-    overdue_id = await notified(WorkItemOverdue, domain.Kind.WORK_OVERDUE)
+    overdue_id = await notified(WorkItemOverdueV2, domain.Kind.WORK_OVERDUE)
 
     # The overdue event reaches notifications again, as a new message (an operator replaying
     # allocation's events): the notice is the item's, so nobody is told twice (NT07).
@@ -145,7 +145,7 @@ async def test_dl02_assignee_and_team_leader_told_once_when_work_falls_due_and_w
     await publish(
         commands,
         Topics.ALLOCATION_EVENTS,
-        WorkItemOverdue.model_validate(again.payload),
+        WorkItemOverdueV2.model_validate(again.payload),
         envelope=replayed,
     )
 

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 
 from contracts import Actor
 from contracts.access import DirectoryLoaded, LoadDirectory
-from contracts.allocation import AssignWork, ReceiveReferral, WorkItemAssigned, WorkItemCreated
+from contracts.allocation import (
+    AssignWork,
+    ReceiveReferral,
+    WorkItemAssigned,
+    WorkItemAssignedV2,
+    WorkItemCreated,
+)
 from services.access.service import SPEC as ACCESS
 from services.shared.settings import Settings
 from tests.conftest import RunningService, start_service
@@ -64,7 +70,7 @@ async def test_nt01_hub_worker_told_of_assignment_made_through_the_real_services
         referral = await commands.send(
             ReceiveReferral(person_id=uid("P"), person_name="Nora Notified", area="North"), SO_HUB
         )
-        (created,) = await event_log.outcome(referral.message_id)
+        (created, created_v2) = await event_log.outcome(referral.message_id)  # v1, then v2
         item = WorkItemCreated.model_validate(created.payload)
         assign = await commands.send(
             AssignWork(
@@ -75,8 +81,8 @@ async def test_nt01_hub_worker_told_of_assignment_made_through_the_real_services
             ),
             SO_HUB,
         )
-        (assigned,) = await event_log.outcome(assign.message_id)
-        assert assigned.type == WorkItemAssigned.TYPE
+        (assigned_v1, assigned) = await event_log.outcome(assign.message_id)
+        assert (assigned_v1.type, assigned.type) == (WorkItemAssigned.TYPE, WorkItemAssignedV2.TYPE)
         await event_log.wait_for(lambda: len(sent_events(event_log, assigned.message_id)) == 2)
         told = {
             (s.recipient_id, s.channel, s.rule) for s in sent_events(event_log, assigned.message_id)
@@ -90,6 +96,7 @@ async def test_nt01_hub_worker_told_of_assignment_made_through_the_real_services
         )
         # Nobody was told of the referral itself: it sits in the Hub Team's queue.
         assert sent_events(event_log, created.message_id) == []
+        assert sent_events(event_log, created_v2.message_id) == []
     finally:
         await access.http.aclose()
         await access.runtime.stop()

@@ -12,8 +12,8 @@ from contracts.allocation import (
     BulkAssigned,
     Owner,
     StepType,
-    WorkItemAssigned,
-    WorkItemCreated,
+    WorkItemAssignedV2,
+    WorkItemCreatedV2,
     WorkItemSnapshot,
     WorkState,
 )
@@ -65,10 +65,10 @@ async def test_nt01_worker_told_when_work_is_assigned_in_inbox_and_by_email(
     sent = await publish(
         commands,
         Topics.ALLOCATION_EVENTS,
-        WorkItemAssigned(
+        WorkItemAssignedV2(
             person_id=item.person_id,
-            item=item,
-            from_owner=Owner(kind="team", id=org.unit_id),
+            items=[item],
+            from_owners=[Owner(kind="team", id=org.unit_id)],
             note="please visit this week",
         ),
     )
@@ -94,7 +94,7 @@ async def test_nt01_next_action_and_bulk_assignment_land_as_work_but_team_work_t
     await org.define()
     officer = await org.person("gso", Role.GENERIC_SUPPORT_OFFICER, email=False)
     await org.known()
-    created = WorkItemCreated(
+    new_item = WorkItemSnapshot(
         work_item_id=uuid.uuid4(),
         person_id=uid("P"),
         step_type=StepType.SUPPORT_PLAN_DELIVERY,
@@ -103,12 +103,17 @@ async def test_nt01_next_action_and_bulk_assignment_land_as_work_but_team_work_t
         owner_id=officer.position_id,
         owner_user_id=officer.user_id,
         priority="normal",
+    )
+    created = WorkItemCreatedV2(
+        person_id=new_item.person_id,
+        items=[new_item],
         created_at=datetime.now(UTC),
         note="support plan agreed",
     )
-    to_team = created.model_copy(
+    team_item = new_item.model_copy(
         update={"work_item_id": uuid.uuid4(), "owner_kind": "team", "owner_id": org.unit_id}
     )
+    to_team = created.model_copy(update={"items": [team_item]})
     items = [_snapshot(officer.position_id, officer.user_id) for _ in range(3)]
     bulk = BulkAssigned(
         to_position_id=officer.position_id,

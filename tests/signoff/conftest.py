@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from contracts import Actor, Command, CommandRejected, Envelope, Event, Topics
-from contracts.allocation import StepType, WorkItemCreated, WorkState
+from contracts.allocation import StepType, WorkItemCreatedV2, WorkItemSnapshot, WorkState
 from contracts.signoff import (
     RequestSent,
     SaveStep,
@@ -138,15 +138,20 @@ class SignoffDriver:
         ref = StepRef(uuid.uuid4(), f"P-{uuid.uuid4().hex[:8]}")
         await self.commands.publish_event(
             Topics.ALLOCATION_EVENTS,
-            WorkItemCreated(
-                work_item_id=ref.step_id,
+            WorkItemCreatedV2(
                 person_id=ref.person_id,
-                person_name="Ada Lovelace",
-                step_type=step_type,
-                state=WorkState.INCOMPLETE,
-                owner_kind="worker" if owner else "team",
-                owner_id=owner.position_id if owner else NORTH_TEAM,
-                priority="normal",
+                items=[
+                    WorkItemSnapshot(
+                        work_item_id=ref.step_id,
+                        person_id=ref.person_id,
+                        person_name="Ada Lovelace",
+                        step_type=step_type,
+                        state=WorkState.INCOMPLETE,
+                        owner_kind="worker" if owner else "team",
+                        owner_id=owner.position_id if owner else NORTH_TEAM,
+                        priority="normal",
+                    )
+                ],
                 created_at=datetime.now(UTC),
             ),
         )
@@ -161,9 +166,12 @@ class SignoffDriver:
         ]
 
     async def ok(self, command: Command, seat: Seat, expected: type[E]) -> E:
-        """The command applied: its outcome is one `expected` event."""
+        """The command applied: its outcome is one `expected` event (with, for an allocation
+        v1 type, its v2 successor published beside it)."""
         event = await self.drive.ok(command, seat.actor, expected)
-        assert len(self.drive.outcome) == 1, self.drive.outcome
+        successor = expected.TYPE.rpartition(".v")[0] + ".v2"
+        outcome = [e for e in self.drive.outcome if e.type != successor]
+        assert len(outcome) == 1, self.drive.outcome
         return event
 
     async def refused(self, command: Command, seat: Seat, rule: str) -> CommandRejected:

@@ -6,15 +6,16 @@ from typing import Any
 
 from contracts.allocation import (
     BulkAssigned,
-    WorkItemAssigned,
-    WorkItemCreated,
-    WorkItemFinished,
-    WorkItemMoved,
-    WorkItemPriorityChanged,
-    WorkItemResumed,
-    WorkItemReturned,
+    WorkItemAssignedV2,
+    WorkItemCreatedV2,
+    WorkItemFinishedV2,
+    WorkItemMovedV2,
+    WorkItemPriorityChangedV2,
+    WorkItemResumedV2,
+    WorkItemReturnedV2,
+    WorkItemsChanged,
     WorkItemSnapshot,
-    WorkItemStarted,
+    WorkItemStartedV2,
 )
 from contracts.signoff import StepTracked
 from services.shared.transaction import HandlerContext
@@ -24,7 +25,7 @@ from services.signoff.handlers.registry import dispatcher
 # --- Steps learnt from allocation.events ------------------------------------------------------
 
 
-async def _track(ctx: HandlerContext[Any], item: WorkItemCreated | WorkItemSnapshot) -> None:
+async def _track(ctx: HandlerContext[Any], item: WorkItemSnapshot) -> None:
     """Keep a Wellbeing step (each has a form, AL13) and who holds it; a step seen for the first
     time gets its form opened (StepTracked)."""
     if not domain.has_form(item.step_type):
@@ -48,28 +49,21 @@ async def _track(ctx: HandlerContext[Any], item: WorkItemCreated | WorkItemSnaps
         )
 
 
-@dispatcher.on(WorkItemCreated)
-async def work_item_created(ctx: HandlerContext[WorkItemCreated]) -> None:
-    await _track(ctx, ctx.message)
-
-
-async def _item_changed(ctx: HandlerContext[Any]) -> None:
-    await _track(ctx, ctx.message.item)
+async def _items_changed(ctx: HandlerContext[WorkItemsChanged | BulkAssigned]) -> None:
+    """Version 2 of allocation's work-item events: every one carries the items after."""
+    for item in ctx.message.items:
+        await _track(ctx, item)
 
 
 for _event in (
-    WorkItemAssigned,
-    WorkItemStarted,
-    WorkItemPriorityChanged,
-    WorkItemMoved,
-    WorkItemFinished,
-    WorkItemReturned,
-    WorkItemResumed,  # AL13: a Generic Support Officer now holds Case Monitoring
+    WorkItemCreatedV2,
+    WorkItemAssignedV2,
+    WorkItemStartedV2,
+    WorkItemPriorityChangedV2,
+    WorkItemMovedV2,
+    WorkItemFinishedV2,
+    WorkItemReturnedV2,
+    WorkItemResumedV2,  # AL13: a Generic Support Officer now holds Case Monitoring
+    BulkAssigned,  # its version 1 has the shape already
 ):
-    dispatcher.on(_event)(_item_changed)
-
-
-@dispatcher.on(BulkAssigned)
-async def bulk_assigned(ctx: HandlerContext[BulkAssigned]) -> None:
-    for item in ctx.message.items:
-        await _track(ctx, item)
+    dispatcher.add(_event.TYPE, _items_changed)
