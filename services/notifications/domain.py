@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from contracts.notifications import Channel
+from contracts import Event
+from contracts.notifications import (
+    Channel,
+    NotificationFailed,
+    NotificationParked,
+    NotificationSent,
+)
 from services.shared import working_days
 from services.shared.identity import AppRole
 from services.shared.rules import RuleViolation
@@ -170,6 +176,108 @@ def plan_deliveries(
                 data = {**notice.data, "recipients": sorted(seen)}
                 add(hook.webhook_id, Channel.WEBHOOK, hook.url, data)
     return planned
+
+
+WAITING_ERROR = "no user is known to hold this position yet; delivered when one is"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A planned notice parked for a position nobody was known to hold (NT07)."""
+
+    delivery_id: uuid.UUID
+    source_id: uuid.UUID
+    correlation_id: uuid.UUID | None
+    notice: Notice
+
+
+def delivery_events(new: Iterable[Delivery]) -> list[Event]:
+    """NT07: what the planning itself publishes: an inbox delivery is sent by its very write,
+    a waiting one is parked until the position's holder is known; e-mail and webhooks are
+    told by the delivery worker when it sends them."""
+    events: list[Event] = []
+    for d in new:
+        if d.waiting:
+            events.append(
+                NotificationParked(
+                    notification_id=d.delivery_id,
+                    recipient_id=d.recipient_id,
+                    channel=d.channel,
+                    reason=WAITING_ERROR,
+                )
+            )
+        elif d.channel == Channel.INBOX:
+            events.append(
+                NotificationSent(
+                    notification_id=d.delivery_id,
+                    recipient_id=d.recipient_id,
+                    channel=d.channel,
+                    kind=d.kind,
+                    rule=d.rule,
+                )
+            )
+    return events
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An e-mail or webhook delivery as the worker sends it."""
+
+    delivery_id: uuid.UUID
+    recipient_id: str
+    channel: str
+    kind: str
+    rule: str
+    attempts: int  # before this one
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What an attempt changes on the delivery (`values`) and the event it publishes."""
+
+    values: dict[str, Any]
+    event: Event
+
+
+def attempt_outcome(
+    attempt: Attempt, error: str | None, *, refused: bool, policy: RetryPolicy, now: datetime
+) -> AttemptOutcome:
+    """NT07: sent; or failed and tried again later (exponential backoff); or parked after the
+    limit, for an operator to replay (never dropped). TR06: a refused target (or a removed
+    webhook) is parked at once, not retried."""
+    if error is None:
+        return AttemptOutcome(
+            {"status": "sent", "sent_at": now, "last_error": None},
+            NotificationSent(
+                notification_id=attempt.delivery_id,
+                recipient_id=attempt.recipient_id,
+                channel=attempt.channel,
+                kind=attempt.kind,
+                rule=attempt.rule,
+            ),
+        )
+    attempts = attempt.attempts + 1
+    retry_at = None if refused else policy.after_failure(attempts, now)
+    if retry_at is None:
+        return AttemptOutcome(
+            {"status": "parked", "attempts": attempts, "last_error": error},
+            NotificationParked(
+                notification_id=attempt.delivery_id,
+                recipient_id=attempt.recipient_id,
+                channel=attempt.channel,
+                reason=error,
+            ),
+        )
+    return AttemptOutcome(
+        {"attempts": attempts, "next_attempt_at": retry_at, "last_error": error},
+        NotificationFailed(
+            notification_id=attempt.delivery_id,
+            recipient_id=attempt.recipient_id,
+            channel=attempt.channel,
+            attempt=attempts,
+            reason=error,
+        ),
+    )
 
 
 def check_preferences(
@@ -405,6 +513,30 @@ class Reminder:
     kind: str
     due_at: datetime
     escalate: bool  # escalations also go to the line managers of those responsible
+
+
+@dataclass(frozen=True)
+class ScheduledReminder:
+    """A reminder on the schedule, for whom and about which position (NT04, NT05)."""
+
+    reminder_id: uuid.UUID
+    series: str
+    kind: str
+    due_at: datetime
+    deadline: datetime
+    escalate: bool
+    user_id: str
+    position_id: str
+
+
+def p30_series(p30_id: uuid.UUID) -> str:
+    """NT04: the reminders of one emergency P30."""
+    return f"p30:{p30_id}"
+
+
+def review_series(grant_id: uuid.UUID) -> str:
+    """NT05: the reminders of one absence-related record's review."""
+    return f"review:{grant_id}"
 
 
 def add_months(moment: datetime, months: int) -> datetime:

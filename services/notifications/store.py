@@ -233,7 +233,7 @@ async def insert_deliveries(
     return [d for d in planned if d.delivery_id in new]
 
 
-WAITING_ERROR = "no user is known to hold this position yet; delivered when one is"
+WAITING_ERROR = domain.WAITING_ERROR
 
 
 def _delivery_row(

@@ -31,33 +31,36 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from contracts import Envelope, Event
-from contracts.notifications import NotificationFailed, NotificationParked, NotificationSent
-from services.notifications import domain, handlers, store
+from contracts import Envelope
+from services.notifications import domain
 from services.notifications.channels import Channels, DeliveryError, DeliveryRefused
+from services.notifications.handlers import reminders
+from services.notifications.repository import Repositories, SqlDeliveries
 from services.notifications.settings import DeliverySettings, SmtpSettings
 from services.shared import logs
-from services.shared.outbox import OutboxRecord
 from services.shared.runtime import ServiceRuntime
 from services.shared.transaction import Transaction
 
 log = logs.get(__name__)
 
 
-def _emit_for(uow: Transaction, source_id: uuid.UUID, correlation_id: uuid.UUID | None) -> Any:
-    """Events caused by the source of a delivery (so callers can find them by causation)."""
-
-    def emit(event: Event) -> Envelope:
-        envelope = Envelope.wrap(
-            event, correlation_id=correlation_id, causation_id=source_id, occurred_at=uow.now
-        )
-        uow.emitted.append(OutboxRecord.of(uow.event_topic, envelope, event.key()))
-        return envelope
-
-    return emit
+def _caused_by(
+    work: Transaction, source_id: uuid.UUID, correlation_id: uuid.UUID | None
+) -> Transaction:
+    """The same transaction (connection, clock, outbox), its events caused by the source of a
+    delivery or reminder, so callers find them by causation."""
+    cause = Envelope(
+        message_id=source_id,
+        type="notifications.delivery_source",
+        payload={},
+        correlation_id=correlation_id or uuid.uuid4(),
+        occurred_at=work.now,
+    )
+    return replace(work, cause=cause, emitted=work.emitted)
 
 
 async def deliver_due(
@@ -68,85 +71,47 @@ async def deliver_due(
     batch_size: int = 50,
 ) -> int:
     """Sends the pending deliveries due at `now`; returns how many were attempted."""
-    async with runtime.transaction(now) as uow:
-        rows = await store.claim_due(uow.conn, now, batch_size)
+    async with runtime.transaction(now) as work:
+        deliveries = SqlDeliveries(work.conn)
+        rows = await deliveries.claim_due(now, batch_size)
         if not rows:
             return 0
         # A webhook delivery goes to the webhook's current registration (its owner may have
         # re-registered it with a new URL or secret); a removed one is parked (TR06).
-        hooks = await store.webhook_targets(
-            uow.conn, [r.recipient_id for r in rows if r.channel == "webhook"]
+        hooks = await deliveries.webhook_targets(
+            [r.recipient_id for r in rows if r.channel == "webhook"]
         )
         results = await asyncio.gather(
             *(channels.send(r, hooks.get(r.recipient_id), now) for r in rows),
             return_exceptions=True,
         )
-        d = store.deliveries
         for row, result in zip(rows, results, strict=True):
-            emit = _emit_for(uow, row.source_id, row.correlation_id)
-            where = d.c.delivery_id == row.delivery_id
-            if result is None:
-                await uow.conn.execute(
-                    d.update().where(where).values(status=store.SENT, sent_at=now, last_error=None)
-                )
-                emit(
-                    NotificationSent(
-                        notification_id=row.delivery_id,
-                        recipient_id=row.recipient_id,
-                        channel=row.channel,
-                        kind=row.kind,
-                        rule=row.rule,
-                    )
-                )
-                continue
-            if not isinstance(result, DeliveryError):
+            if result is not None and not isinstance(result, DeliveryError):
                 log.error("unexpected delivery error", error=repr(result))
-            attempts = row.attempts + 1
-            reason = str(result) or repr(result)
-            # TR06: a refused target (or a removed webhook) is parked at once, not retried.
-            refused = isinstance(result, DeliveryRefused)
-            retry_at = None if refused else policy.after_failure(attempts, now)
-            if retry_at is None:
-                await uow.conn.execute(
-                    d.update()
-                    .where(where)
-                    .values(status=store.PARKED, attempts=attempts, last_error=reason)
-                )
-                emit(
-                    NotificationParked(
-                        notification_id=row.delivery_id,
-                        recipient_id=row.recipient_id,
-                        channel=row.channel,
-                        reason=reason,
-                    )
-                )
-            else:
-                await uow.conn.execute(
-                    d.update()
-                    .where(where)
-                    .values(attempts=attempts, next_attempt_at=retry_at, last_error=reason)
-                )
-                emit(
-                    NotificationFailed(
-                        notification_id=row.delivery_id,
-                        recipient_id=row.recipient_id,
-                        channel=row.channel,
-                        attempt=attempts,
-                        reason=reason,
-                    )
-                )
+            outcome = domain.attempt_outcome(
+                domain.Attempt(
+                    row.delivery_id, row.recipient_id, row.channel, row.kind, row.rule, row.attempts
+                ),
+                None if result is None else (str(result) or repr(result)),
+                refused=isinstance(result, DeliveryRefused),
+                policy=policy,
+                now=now,
+            )
+            await deliveries.attempted(row.delivery_id, outcome.values)
+            _caused_by(work, row.source_id, row.correlation_id).emit(outcome.event)
         return len(rows)
 
 
 async def fire_due_reminders(runtime: ServiceRuntime, now: datetime, limit: int = 100) -> int:
     """NT04, NT05: fires every scheduled reminder due at `now`, once (see
-    `handlers.fire_reminder`)."""
+    `handlers.reminders.fire_reminder`)."""
     fired = 0
     while True:
-        async with runtime.transaction(now) as uow:
-            rows = await store.reminders_due(uow.conn, now, limit)
+        async with runtime.transaction(now) as work:
+            repos = Repositories.sql(work)
+            rows = await repos.reminders.due(now, limit)
             for r in rows:
-                await handlers.fire_reminder(uow.conn, _emit_for(uow, r.reminder_id, None), r, now)
+                await reminders.fire_reminder(_caused_by(work, r.reminder_id, None), repos, r)
         if not rows:
             return fired
         fired += len(rows)  # firing may schedule the next one, already due: scan again

@@ -25,6 +25,7 @@ from contracts.notifications import (
 from contracts.signoff import RequestReturned
 from services.notifications import domain, handlers
 from services.notifications.channels import Channels, DeliveryError, sign
+from services.notifications.repository import Repositories
 from services.notifications.service import build_spec
 from services.notifications.settings import SmtpSettings, webhook_policy
 from services.notifications.store import WebhookTarget
@@ -287,14 +288,14 @@ async def test_nt07_send_whose_record_was_lost_goes_again_with_the_same_message_
                 request_id=uuid.uuid4(), step_id=uuid.uuid4(), person_id=uid("P"), note="n"
             )
             await handlers.notify(
-                uow.conn,
-                lambda event: None,
+                uow,
+                Repositories.sql(uow),
+                notice,
+                [worker.user_id],
                 source_id=source,
                 correlation_id=None,
-                now=now,
-                notice=notice,
-                user_ids=[worker.user_id],
             )
+            uow.emitted.clear()  # only the planned rows matter here, not the planning's events
         crashing = _RecordLost(smtp_settings, DELIVERY, webhook_policy(settings))
         await deliver_due(bare, crashing, DELIVERY.retry, now)
         await crashing.close()
