@@ -44,8 +44,10 @@ Settings read by `credentials_from_settings` (prefix CASEWORK_): `kafka_security
 SCRAM-SHA-256), `kafka_sasl_username`, `kafka_sasl_password`.
 
 `python -m deploy.broker_auth dotenv [PATH]` adds random passwords for the admin, each
-principal and PostgreSQL to a `.env` file (mode 0600) for docker compose; existing values are
-kept. Nothing here prints a password."""
+principal and PostgreSQL (and each service's and the web's database role), the web's OpenID
+Connect client secret and its session key (a Fernet key) to a `.env` file (mode 0600) for docker
+compose; existing values are kept (set the client secret your identity provider registered
+before the first run). Nothing here prints a password."""
 
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from cryptography.fernet import Fernet
 
 from services.shared.kafka_auth import (
     DEFAULT_MECHANISM,
@@ -183,8 +187,16 @@ def dotenv_values(existing: Mapping[str, str] | None = None) -> dict[str, str]:
         "POSTGRES_PASSWORD",
         # each service's own database role (deploy/db_roles.py)
         *(f"DB_PASSWORD_{service.upper()}" for service in SERVICE_PRINCIPALS),
+        # the web: its database role (its sessions), its OpenID Connect client secret
+        "DB_PASSWORD_WEB",
+        "CASEWORK_WEB_CLIENT_SECRET",
     ]
-    return {k: existing.get(k) or generate_password() for k in wanted}
+    values = {k: existing.get(k) or generate_password() for k in wanted}
+    # the key the web seals its sessions' tokens with (services/web/sessions.py)
+    values["CASEWORK_WEB_SESSION_KEY"] = existing.get("CASEWORK_WEB_SESSION_KEY") or (
+        Fernet.generate_key().decode()
+    )
+    return values
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

@@ -439,7 +439,8 @@ class Stack:
             self.postgres = EmbeddedPostgres(self.state_dir.resolve() / "pgdata")
             database_url = self.postgres.start()
             # Each service connects as its own role, owning only its schema (as deployed).
-            self.database_urls = asyncio.run(db_roles.provision(database_url, SERVICES))
+            # The web's role keeps its sessions (services/web/sessions.py).
+            self.database_urls = asyncio.run(db_roles.provision(database_url, [*SERVICES, WEB]))
         asyncio.run(create_topics(bootstrap))
         issuer = environ.get("CASEWORK_OIDC_ISSUER")
         if not issuer:
@@ -475,6 +476,21 @@ class Stack:
             public.write_text(key_set(key))
         return str(public), str(private)
 
+    def web_session_key(self) -> str:
+        """The key the web seals its sessions with (CASEWORK_WEB_SESSION_KEY), unless given:
+        generated once under `<state dir>/keys`, readable by its owner only."""
+        given = os.environ.get("CASEWORK_WEB_SESSION_KEY") if self.use_environment else None
+        if given:
+            return given
+        path = self.state_dir.resolve() / "keys" / "web-session-key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(Fernet.generate_key().decode())
+        return path.read_text().strip()
+
     def start_service(
         self,
         name: str,
@@ -494,8 +510,8 @@ class Stack:
         }
         if name in self.database_urls:
             env["CASEWORK_DATABASE_URL"] = self.database_urls[name]
-        elif name not in SERVICES:
-            env.pop("CASEWORK_DATABASE_URL", None)  # the edge and the web keep no data
+        elif name not in (*SERVICES, WEB):
+            env.pop("CASEWORK_DATABASE_URL", None)  # the edge keeps no data
         service = ServiceProcess(name, port, _spawn_service(name, env, log_path), env, log_path)
         self.services[name] = service
         return service
@@ -517,9 +533,12 @@ class Stack:
             self.start_service(
                 WEB,
                 port=port,
-                extra_env=web_env(
-                    f"http://127.0.0.1:{port}", {n: s.url for n, s in self.services.items()}
-                ),
+                extra_env={
+                    **web_env(
+                        f"http://127.0.0.1:{port}", {n: s.url for n, s in self.services.items()}
+                    ),
+                    "CASEWORK_WEB_SESSION_KEY": self.web_session_key(),
+                },
                 log_path=(log_dir / f"{WEB}.log") if log_dir else None,
             )
 

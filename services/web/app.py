@@ -7,6 +7,7 @@ refusal with its rule, is shown on the next page."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -19,24 +20,35 @@ from typing import Any
 
 import httpx
 import jinja2
+from alembic import command
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.allocation import StepType
 from contracts.signoff import NEXT_ACTION_STEPS
-from services.shared import identity, logs
+from services.shared import db, identity, logs
 from services.shared.settings import Settings
 from services.web import views
-from services.web.sessions import COOKIE, Session, Sessions
+from services.web.sessions import (
+    COOKIE,
+    DatabaseSessions,
+    MemorySessions,
+    Session,
+    SessionStore,
+)
 from services.web.settings import WebSettings
 from services.web.signin import BrowserSignIn, SignInFailed
 
 log = logs.get(__name__)
 
 HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE / "migrations"
+SESSION_SCOPE = "casework.web.session"  # the request's session, saved before it is answered
 NODE = HERE / "node_modules"
 MAX_FORM_BYTES = 64 * 1024
 SERVICES = ("edge", "allocation", "signoff", "access", "notifications")
@@ -110,17 +122,38 @@ class Web:
             f"{self.public_url}/signed-in",
             verifier,
         )
-        self.sessions = Sessions(web.session_idle_seconds)
+        self.sessions: SessionStore = (
+            DatabaseSessions(
+                db.create_engine(settings),
+                web.session_key.get_secret_value(),
+                web.session_idle_seconds,
+            )
+            if database_configured(settings)
+            else MemorySessions(web.session_idle_seconds)
+        )
         self.env = templates()
         directory = Path(web.directory_file) if web.directory_file else DIRECTORY
         self.catalogue = views.Catalogue.from_directory(json.loads(directory.read_text()))
 
     # --- plumbing: the session, reads as the person, commands as the person ---------------------
 
-    def session(self, request: Request) -> Session:
-        session = self.sessions.get(request.cookies.get(COOKIE))
+    async def start(self) -> None:
+        """The sessions' schema brought to the newest revision (several instances at once are
+        safe: the migration holds an advisory lock)."""
+        if isinstance(self.sessions, DatabaseSessions):
+            await migrate(self.settings)
+        log.info("web sessions", store=self.sessions.kind)
+
+    async def session(self, request: Request) -> Session:
+        """The signed-in person's session; whatever the request changes in it is saved before
+        the answer is sent (`SavingSessions`)."""
+        found = request.scope.get(SESSION_SCOPE)
+        if isinstance(found, Session):
+            return found
+        session = await self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             raise SignInNeeded
+        request.scope[SESSION_SCOPE] = session
         return session
 
     async def token(self, session: Session) -> str:
@@ -192,7 +225,7 @@ class Web:
 
     async def form(self, request: Request) -> tuple[Session, dict[str, str]]:
         """A posted form of a signed-in person, with the session's CSRF token."""
-        session = self.session(request)
+        session = await self.session(request)
         form = await _form_fields(request)
         if not session.csrf_ok(form.get("csrf_token")):
             raise CsrfRefused
@@ -203,11 +236,11 @@ class Web:
     async def sign_in(self, request: Request) -> Response:
         after = request.query_params.get("next", "/teams")
         started, location = await self.signin.start(_back(after))  # a path of this service
-        self.sessions.begin(started)
+        await self.sessions.begin(started)
         return RedirectResponse(location, status_code=303)
 
     async def signed_in(self, request: Request) -> Response:
-        started = self.sessions.returned(request.query_params.get("state", ""))
+        started = await self.sessions.returned(request.query_params.get("state", ""))
         code = request.query_params.get("code")
         if started is None or not code:
             return self.plain("Sign-in failed", "The sign-in did not come back as expected.", 400)
@@ -216,11 +249,11 @@ class Web:
         except (SignInFailed, identity.SignInError) as failed:
             log.info("sign-in refused", reason=str(failed))
             return self.plain("Sign-in failed", "The identity provider's answer was refused.", 400)
-        self.sessions.drop(request.cookies.get(COOKIE))  # a fresh session id at every sign-in
+        await self.sessions.drop(request.cookies.get(COOKIE))  # a fresh id at every sign-in
         answer = RedirectResponse(started.after, status_code=303)
         answer.set_cookie(
             COOKIE,
-            self.sessions.create(tokens),
+            await self.sessions.create(tokens),
             httponly=True,
             samesite="lax",
             secure=self.secure,
@@ -230,7 +263,8 @@ class Web:
 
     async def sign_out(self, request: Request) -> Response:
         await self.form(request)
-        self.sessions.drop(request.cookies.get(COOKIE))
+        request.scope.pop(SESSION_SCOPE, None)
+        await self.sessions.drop(request.cookies.get(COOKIE))
         answer = RedirectResponse("/signed-out", status_code=303)
         answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure)
         return answer
@@ -258,19 +292,19 @@ class Web:
 
     async def unread(self, request: Request) -> Response:
         """The unread count the header polls (the notification inbox)."""
-        session = self.session(request)
+        session = await self.session(request)
         count = await self.read(session, "notifications", "/me/inbox/unread-count")
         return JSONResponse({"unread": count["unread"]})
 
     # --- the team workview (AL04) ---------------------------------------------------------------
 
     async def teams(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         summary = await self.read(session, "allocation", "/teams")
         return await self.page(request, session, "teams.html", teams=summary["teams"])
 
     async def team(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         team = request.path_params["team"]
         work = await self.read(session, "allocation", f"/teams/{_q(team)}/work")
         members = await self.read(session, "allocation", f"/teams/{_q(team)}")
@@ -287,7 +321,7 @@ class Web:
     # --- Update assignment (AL06, AL07, AL16) ---------------------------------------------------
 
     async def assign_form(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         item_id = request.path_params["work_item_id"]
         source = "team" if request.query_params.get("from") == "team" else "record"
         item = await self.read(session, "allocation", f"/work-items/{_q(item_id)}")
@@ -324,7 +358,7 @@ class Web:
     # --- the person summary (AL04, AL12, AL15) --------------------------------------------------
 
     async def person(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         person_id = request.path_params["person_id"]
         record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
         return await self.page(request, session, "person.html", record=record)
@@ -332,7 +366,7 @@ class Web:
     # --- Worker relationships -> Add (AL16) -----------------------------------------------------
 
     async def relationship_form(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         person_id = request.path_params["person_id"]
         record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
         types = (await self.read(session, "allocation", "/relationship-types"))[
@@ -376,7 +410,7 @@ class Web:
     # --- Bulk assign (AL08) ---------------------------------------------------------------------
 
     async def bulk_form(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         return await self.bulk_page(request, session, "", "")
 
     async def bulk_page(
@@ -446,7 +480,7 @@ class Web:
     async def signoff_requests(self, request: Request) -> Response:
         """SO01, SO02: a team's incoming requests (the Management Team's), titled request name
         + step name."""
-        session = self.session(request)
+        session = await self.session(request)
         team = request.path_params["team"]
         found = await self.read(session, "signoff", f"/teams/{_q(team)}/incoming-requests")
         return await self.page(
@@ -456,7 +490,7 @@ class Web:
     async def step_summary(self, request: Request) -> Response:
         """SO03: the Workflow Step Summary, with Completed or Returned for an outstanding
         request (SO07)."""
-        session = self.session(request)
+        session = await self.session(request)
         step_id = request.path_params["step_id"]
         step = await self.read(session, "signoff", f"/steps/{_q(step_id)}")
         outstanding = [r for r in step["requests"] if r["state"] == "outstanding"]
@@ -490,13 +524,13 @@ class Web:
 
     async def my_work(self, request: Request) -> Response:
         """The signed-in worker's current work across their positions; each step opens."""
-        session = self.session(request)
+        session = await self.session(request)
         work = await self.read(session, "allocation", "/me/work")
         return await self.page(request, session, "my_work.html", work=work, **_pages(work, request))
 
     async def queue_work(self, request: Request) -> Response:
         """A worker's or an inbox's current work, from the team summary's caseloads (AL04)."""
-        session = self.session(request)
+        session = await self.session(request)
         kind, owner = request.path_params["kind"], request.path_params["owner_id"]
         path = (
             f"/workers/{_q(owner)}/work"
@@ -528,7 +562,7 @@ class Web:
     async def work_step(self, request: Request) -> Response:
         """The worker's step: Start, the sections, Save, next actions (Add / Add and close), the
         mandatory request (SO01) and Finish, disabled with the reasons that block it."""
-        session = self.session(request)
+        session = await self.session(request)
         item_id = request.path_params["work_item_id"]
         item = await self.read(session, "allocation", f"/work-items/{_q(item_id)}")
         step: dict[str, Any] | None = None
@@ -587,7 +621,7 @@ class Web:
 
     async def save_step(self, request: Request) -> Response:
         """SO09: Save keeps the step open."""
-        session = self.session(request)
+        session = await self.session(request)
         item_id = request.path_params["work_item_id"]
         step = await self.read(session, "signoff", f"/steps/{_q(item_id)}")
         return await self._step_command(
@@ -649,7 +683,7 @@ class Web:
 
     async def my_service_requests(self, request: Request) -> Response:
         """AC18: only the open items of the current position."""
-        session = self.session(request)
+        session = await self.session(request)
         mine = await self.read(session, "access", "/me/my-service-requests")
         return await self.page(
             request,
@@ -662,7 +696,7 @@ class Web:
 
     async def segment_list(self, request: Request) -> Response:
         """AC18: every open item of the user across positions, with no completing from it."""
-        session = self.session(request)
+        session = await self.session(request)
         listed = await self.read(session, "access", "/me/segment-list")
         return await self.page(
             request,
@@ -675,7 +709,7 @@ class Web:
 
     async def work_management(self, request: Request) -> Response:
         """AC19: the team's caseworkers and hopper, for its team leader's current position."""
-        session = self.session(request)
+        session = await self.session(request)
         view = await self.read(session, "access", "/me/team-view")
         return await self.page(request, session, "work_management.html", view=view)
 
@@ -706,7 +740,7 @@ class Web:
     async def access_home(self, request: Request) -> Response:
         """The secondary access screens: the people a TL/SM asks access for, the forms, reviews
         due, and the access team's P30s to action."""
-        session = self.session(request)
+        session = await self.session(request)
         people = views.managed_people(
             self.catalogue, await self._primary_unit(session), session.user_id
         )
@@ -739,7 +773,7 @@ class Web:
 
     async def absence_form(self, request: Request) -> Response:
         """AC06-AC10: several absence-related positions on one P30, up to ten in all."""
-        session = self.session(request)
+        session = await self.session(request)
         return await self._p30_form(
             request, session, "p30_absence.html", units=views.absence_targets(self.catalogue)
         )
@@ -747,7 +781,7 @@ class Web:
     async def hierarchical_form(self, request: Request) -> Response:
         """AC12-AC14: one position at a time, only into the four segments; functionally unique
         ones warned."""
-        session = self.session(request)
+        session = await self.session(request)
         return await self._p30_form(
             request,
             session,
@@ -757,7 +791,7 @@ class Web:
 
     async def emergency_form(self, request: Request) -> Response:
         """AC11, AC21: the business-critical emergency request."""
-        session = self.session(request)
+        session = await self.session(request)
         return await self._p30_form(
             request, session, "emergency.html", units=views.absence_targets(self.catalogue)
         )
@@ -816,7 +850,7 @@ class Web:
     async def access_person(self, request: Request) -> Response:
         """A person's access: positions and the records backing each, with Remove; their P30s;
         removals with the saga's progress (AC16); Lodge the P30 of an emergency grant (AC11)."""
-        session = self.session(request)
+        session = await self.session(request)
         user_id = request.path_params["user_id"]
         path = f"/users/{_q(user_id)}"
         positions = await self.read(session, "access", f"{path}/positions")
@@ -867,7 +901,7 @@ class Web:
 
     async def reviews(self, request: Request) -> Response:
         """AC09: the reviews due by a date (today unless chosen), each with Confirm or Remove."""
-        session = self.session(request)
+        session = await self.session(request)
         by = views.due_by(request.query_params, datetime.now(UTC).date())
         due = await self.read(session, "access", "/reviews/due", at=f"{by.isoformat()}T23:59:59")
         for r in due["reviews"]:
@@ -899,7 +933,7 @@ class Web:
     async def to_action(self, request: Request) -> Response:
         """AC20, AC21: the access team's queue: action or refuse a P30; grant an emergency
         request at once or answer with a time."""
-        session = self.session(request)
+        session = await self.session(request)
         queue = (await self.read(session, "access", "/p30s/to-action"))["p30s"]
         return await self.page(
             request, session, "to_action.html", p30s=queue, names=self.names(session)
@@ -927,7 +961,7 @@ class Web:
     # --- the application ------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        self.session(request)
+        await self.session(request)
         return RedirectResponse("/teams", status_code=303)
 
     async def healthz(self, _: Request) -> Response:
@@ -944,6 +978,7 @@ class Web:
     async def aclose(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        await self.sessions.aclose()
         await self.signin.aclose()
         await self.signin.verifier.aclose()
 
@@ -962,8 +997,9 @@ class Web:
             rule = exc.body.get("rule")
             reason = str(exc.body.get("error") or exc.body.get("reason") or "not allowed")
             title = f"You cannot see this: rule {rule}" if rule else "You cannot see this"
-            session = self.sessions.get(request.cookies.get(COOKIE))
-            if session is None:
+            try:
+                session = await self.session(request)
+            except SignInNeeded:
                 return self.plain(title, reason, exc.status)
             return await self.page(
                 request, session, "refused.html", exc.status, title=title, reason=reason
@@ -971,6 +1007,7 @@ class Web:
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.start()
             try:
                 yield
             finally:
@@ -1061,8 +1098,44 @@ class Web:
                 CsrfRefused: csrf_refused,
                 ReadRefused: read_refused,
             },
+            middleware=[Middleware(SavingSessions, web=self)],
             lifespan=lifespan,
         )
+
+
+class SavingSessions:
+    """Saves the request's session, if it changed, before the answer starts: the browser's next
+    request may reach another instance of the web."""
+
+    def __init__(self, app: ASGIApp, web: Web) -> None:
+        self.app, self.web = app, web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def saving(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                session = scope.pop(SESSION_SCOPE, None)
+                if isinstance(session, Session):
+                    await self.web.sessions.save(session)
+            await send(message)
+
+        await self.app(scope, receive, saving)
+
+
+def database_configured(settings: Settings) -> bool:
+    """A database was given (CASEWORK_DATABASE_URL, or the settings' own argument), not only
+    the settings' default."""
+    return "database_url" in settings.model_fields_set
+
+
+async def migrate(settings: Settings) -> None:
+    """The web's own migrations only (`services/web/migrations`; no outbox, no inbox)."""
+    config = db.alembic_config(settings)
+    config.set_main_option("version_locations", str(MIGRATIONS))
+    await asyncio.to_thread(command.upgrade, config, "heads")
 
 
 class CsrfRefused(Exception):

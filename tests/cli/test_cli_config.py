@@ -15,9 +15,16 @@ from deploy.client import command_types
 from services.access.scheduler import ReviewPolicy
 from services.notifications.settings import DeliverySettings, SmtpSettings
 from services.shared.settings import Settings
+from services.web.settings import WebSettings
 from tests.cli.conftest import ROOT, cli_env
 
-SETTINGS: list[type[BaseSettings]] = [Settings, SmtpSettings, DeliverySettings, ReviewPolicy]
+SETTINGS: list[type[BaseSettings]] = [
+    Settings,
+    SmtpSettings,
+    DeliverySettings,
+    ReviewPolicy,
+    WebSettings,
+]
 # Read by the CLI itself (deploy/client.py, deploy/cli.py), not by a settings model.
 CLI_VARIABLES = {
     "CASEWORK_EDGE_URL",

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography.fernet import Fernet
 
 from contracts import Actor
 from contracts.access import LoadDirectory
@@ -34,6 +35,7 @@ AXE = NODE / "axe-core" / "axe.min.js"
 # WCAG 2.2 AA, as UK public services must meet it.
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ADMIN = Actor(user_id="directory-admin")
+SESSION_KEY = Fernet.generate_key().decode()  # the web's sessions, sealed in its schema
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -132,7 +134,7 @@ async def web(
     url = f"http://127.0.0.1:{port}"
     app = Web(
         settings_for("web"),
-        WebSettings(public_url=url, unread_poll_seconds=0.5),
+        WebSettings(public_url=url, unread_poll_seconds=0.5, session_key=SESSION_KEY),
         clients={
             "edge": edge,
             "allocation": allocation.http,
@@ -141,6 +143,7 @@ async def web(
             "notifications": notifications_service.http,
         },
     )
+    await app.start()  # its sessions' schema (lifespan is off: the clients are the session's)
     config = uvicorn.Config(
         app.asgi(manage_lifecycle=False),
         host="127.0.0.1",
@@ -160,6 +163,7 @@ async def web(
     yield WebServer(app, url)
     server.should_exit = True
     await task
+    await app.sessions.aclose()
     await app.signin.aclose()
     await app.signin.verifier.aclose()
 

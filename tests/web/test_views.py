@@ -8,7 +8,7 @@ from typing import Any
 
 from services.shared.identity import Principal
 from services.web import views
-from services.web.sessions import Sessions
+from services.web.sessions import MemorySessions
 from services.web.signin import Started, Tokens
 
 
@@ -81,21 +81,22 @@ def test_ac17_header_positions_mark_the_current_one() -> None:
     assert views.positions({"current_position_id": None}) == []
 
 
-def test_tr05_session_csrf_and_sign_in_state_used_once() -> None:
-    sessions = Sessions(idle_seconds=60)
+async def test_tr05_session_csrf_and_sign_in_state_used_once() -> None:
+    """The in-memory store (a web without a database); test_sessions.py: the shared one."""
+    sessions = MemorySessions(idle_seconds=60)
     started = Started("state-1", "nonce", "verifier", "/teams", time.time())
-    sessions.begin(started)
-    assert sessions.returned("other") is None
-    assert sessions.returned("state-1") == started
-    assert sessions.returned("state-1") is None  # a sign-in answer is taken once
+    await sessions.begin(started)
+    assert await sessions.returned("other") is None
+    assert await sessions.returned("state-1") == started
+    assert await sessions.returned("state-1") is None  # a sign-in answer is taken once
     tokens = Tokens(Principal(user_id="so-hub"), "id-token", None, time.time() + 60)
-    sid = sessions.create(tokens)
-    session = sessions.get(sid)
+    sid = await sessions.create(tokens)
+    session = await sessions.get(sid)
     assert session is not None and session.user_id == "so-hub"
     assert session.csrf_ok(session.csrf)
     assert not session.csrf_ok("forged") and not session.csrf_ok(None)
-    sessions.drop(sid)
-    assert sessions.get(sid) is None
+    await sessions.drop(sid)
+    assert await sessions.get(sid) is None
 
 
 def test_tr05_after_sign_in_only_a_path_of_this_service() -> None:
