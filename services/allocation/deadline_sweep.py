@@ -10,6 +10,7 @@ clock."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from contracts.allocation import WorkItemDueV2, WorkItemOverdueV2, WorkItemSnapshot
@@ -26,25 +27,12 @@ BATCH = 500  # rows per transaction: a backlog is flagged in several short trans
 
 
 async def _snapshots(conn: Any, items: list[WorkItem]) -> list[WorkItemSnapshot]:
-    """The items' snapshots, each owner looked up once per batch."""
-    owners: dict[tuple[str, str], tuple[store.Seat | None, str | None]] = {}
+    """The items' snapshots, each owner looked up once per batch (the transaction's memo)."""
     out = []
     for item in items:
-        key = (item.owner_kind, item.owner_id)
-        if key not in owners:
-            seat = await store.seat(conn, item.owner_id) if item.owner_kind == "worker" else None
-            owners[key] = (seat, await store.owning_unit(conn, *key))
-        seat, unit = owners[key]
-        out.append(
-            store.snapshot(
-                item,
-                person_name=item.person_name,
-                owner_seat=seat,
-                owner_unit=unit,
-                actor_user_id=None,
-                actor_position_id=None,
-            )
-        )
+        holder = await store.position(conn, item.owner_id) if item.owner_kind == "worker" else None
+        unit = await store.owning_unit(conn, item.owner_kind, item.owner_id)
+        out.append(replace(item, holder=holder, owning_unit=unit).snapshot(None))
     return out
 
 

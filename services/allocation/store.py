@@ -11,15 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.allocation import StepType, WorkItemSnapshot, WorkState
-from services.allocation.domain import (
-    INBOX_TEAMS,
-    Placement,
-    Relationship,
-    Seat,
-    Unit,
-    WorkItem,
-)
+from contracts.allocation import StepType, WorkState
+from services.allocation.domain import INBOX_TEAMS, Placement, Relationship, Unit, WorkItem
+from services.allocation.domain import owner_text as owner_text
 from services.shared.directory import Directory, Position, directory_tables
 from services.shared.plumbing_tables import inbox_table, outbox_table
 
@@ -119,10 +113,6 @@ documents = sa.Table(
     sa.Column("finished_by_position_id", sa.Text),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-def owner_text(kind: str, owner_id: str) -> str:
-    return f"{kind}:{owner_id}"
 
 
 def _person_upsert() -> Any:
@@ -256,7 +246,7 @@ class _Lookups:
     again. Forgotten whenever a directory event is applied (the projection empties the memo)."""
 
     def __init__(self) -> None:
-        self.seats: dict[str, Seat | None] = {}
+        self.positions: dict[str, Position | None] = {}
         self.units: dict[str, dict[str, Any] | None] = {}
         self.hopper_units: dict[str, str | None] = {}
         self.hierarchy: dict[str, Unit] | None = None
@@ -272,24 +262,13 @@ def _lookups(conn: AsyncConnection) -> _Lookups:
     return memo.setdefault(_LOOKUPS, _Lookups())  # type: ignore[no-any-return]
 
 
-async def seat(conn: AsyncConnection, position_id: str | None) -> Seat | None:
-    """A position with its active flag (the Directory only returns active ones)."""
+async def position(conn: AsyncConnection, position_id: str | None) -> Position | None:
+    """A position as the projection knows it, active or not (`Position.active` says)."""
     if not position_id:
         return None
-    cache = _lookups(conn).seats
+    cache = _lookups(conn).positions
     if position_id not in cache:
-        p = directory_t.positions
-        row = (await conn.execute(sa.select(p).where(p.c.position_id == position_id))).first()
-        cache[position_id] = (
-            Seat(
-                Position(
-                    row.position_id, row.user_id, row.unit_id, row.role, row.kind, row.emergency
-                ),
-                bool(row.active),
-            )
-            if row
-            else None
-        )
+        cache[position_id] = await directory.position(conn, position_id, active_only=False)
     return cache[position_id]
 
 
@@ -329,8 +308,8 @@ async def owning_unit(conn: AsyncConnection, kind: str, owner_id: str) -> str | 
                 sa.select(u.c.unit_id).where(u.c.hopper_id == owner_id).limit(1)
             )
         return cache[owner_id]
-    held_by = await seat(conn, owner_id)
-    return held_by.position.unit_id if held_by else None
+    held_by = await position(conn, owner_id)
+    return held_by.unit_id if held_by else None
 
 
 async def person_relationships(
@@ -403,29 +382,3 @@ def move_statement(
     if note is not None:
         values["notes"] = t.c.notes.op("||")(sa.func.jsonb_build_array(sa.cast(note, JSONB)))
     return t.update().where(t.c.work_item_id.in_(list(ids))).values(**values)
-
-
-def snapshot(
-    item: WorkItem,
-    *,
-    person_name: str | None,
-    owner_seat: Seat | None,
-    owner_unit: str | None,
-    actor_user_id: str | None,
-    actor_position_id: str | None,
-) -> WorkItemSnapshot:
-    return WorkItemSnapshot(
-        work_item_id=item.work_item_id,
-        person_id=item.person_id,
-        person_name=person_name,
-        step_type=item.step_type,
-        state=item.state,
-        owner_kind=item.owner_kind,
-        owner_id=item.owner_id,
-        owner_user_id=owner_seat.position.user_id if owner_seat else None,
-        owner_unit_id=owner_unit,
-        priority=item.priority,
-        acting_user_id=actor_user_id,
-        acting_position_id=actor_position_id,
-        due_at=item.due_at,
-    )

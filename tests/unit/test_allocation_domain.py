@@ -11,8 +11,8 @@ import pytest
 from contracts.access import AccessKind, Role
 from contracts.allocation import Priority, StepType, WorkState
 from services.allocation import domain
-from services.allocation.domain import Placement, Relationship, Seat, WorkItem
-from services.shared.directory import Position
+from services.allocation.domain import Placement, Relationship, WorkItem
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
 
 TODAY = date(2026, 3, 2)
@@ -24,9 +24,9 @@ def seat(
     kind: AccessKind = AccessKind.PRIMARY,
     active: bool = True,
     position_id: str | None = None,
-) -> Seat:
+) -> Position:
     pid = position_id or f"pos-{uuid.uuid4().hex[:6]}"
-    return Seat(Position(pid, f"user-{pid}", unit, role.value, kind.value, False), active)
+    return Position(pid, f"user-{pid}", unit, role.value, kind.value, False, active)
 
 
 def item(
@@ -66,7 +66,7 @@ def test_al03_started_case_monitoring_sits_in_the_area_inbox() -> None:
     inbox = domain.CASE_MONITORING_INBOXES[domain.Area.NORTH]
     assert placed == Placement(WorkState.INCOMPLETE, "inbox", inbox)
     triage = domain.start(item(), worker, domain.HUB_TEAM, "North")
-    assert triage == Placement(WorkState.INCOMPLETE, "worker", worker.position.position_id)
+    assert triage == Placement(WorkState.INCOMPLETE, "worker", worker.position_id)
     outsider = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
     assert rule_of(lambda: domain.start(item(), outsider, domain.HUB_TEAM, "North")) == "AL03"
     started = item(state=WorkState.INCOMPLETE)
@@ -76,7 +76,7 @@ def test_al03_started_case_monitoring_sits_in_the_area_inbox() -> None:
 
 
 def test_al05_relationship_roles_need_involved_worker_in_force() -> None:
-    ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM).position
+    ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
     step = item(StepType.TRUSTED_ASSESSMENT, owner=("team", domain.NORTH_TEAM))
     assert rule_of(lambda: domain.assignment(step, ta, involved=False)) == "AL05"
     assert domain.assignment(step, ta, involved=True)[0].owner_id == ta.position_id
@@ -91,7 +91,7 @@ def test_al05_relationship_roles_need_involved_worker_in_force() -> None:
 
 
 def test_al05_not_needed_for_triage_to_a_hub_worker() -> None:
-    hub = seat(Role.HUB_TEAM_WORKER).position
+    hub = seat(Role.HUB_TEAM_WORKER)
     assert domain.assignment(item(), hub, involved=False)[0].owner_id == hub.position_id
 
 
@@ -104,7 +104,7 @@ def test_al05_from_date_defaults_to_today_and_end_not_before_start() -> None:
 
 
 def test_al06_incoming_stays_incoming_and_finished_is_locked() -> None:
-    hub = seat(Role.HUB_TEAM_WORKER).position
+    hub = seat(Role.HUB_TEAM_WORKER)
     placed, priority = domain.assignment(item(priority="high"), hub, involved=False)
     assert (placed.state, placed.owner_kind, priority) == (WorkState.INCOMING, "worker", "high")
     finished = item(state=WorkState.FINISHED)
@@ -114,7 +114,7 @@ def test_al06_incoming_stays_incoming_and_finished_is_locked() -> None:
 
 
 def test_al07_priority_only_from_team_work() -> None:
-    hub = seat(Role.HUB_TEAM_WORKER).position
+    hub = seat(Role.HUB_TEAM_WORKER)
     _, changed = domain.assignment(item(), hub, involved=False, priority=Priority.URGENT)
     assert changed == "urgent"
     assert (
@@ -149,7 +149,7 @@ def test_al08_outcomes_per_item_and_all_or_nothing() -> None:
 
 
 def test_al09_reassign_needs_started_work_and_keeps_it_incomplete() -> None:
-    hub = seat(Role.HUB_TEAM_WORKER).position
+    hub = seat(Role.HUB_TEAM_WORKER)
     started = item(state=WorkState.INCOMPLETE, owner=("inbox", "x"))
     placed, _ = domain.assignment(started, hub, involved=False, started_only=True)
     assert placed.state is WorkState.INCOMPLETE
@@ -239,7 +239,7 @@ def test_tr05_al10_ac19_sight_is_what_the_commands_allow_plus_own_work() -> None
         "appeals": domain.Unit("appeals", "segment", "seg", "hop-appeals"),
         "team-appeals": domain.Unit("team-appeals", "team", "appeals", "hop-team-appeals"),
     }
-    mgmt = seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM).position
+    mgmt = seat(Role.SENIOR_OFFICER, domain.MANAGEMENT_TEAM)
     seen = domain.sight(mgmt.user_id, [mgmt], units)
     assert seen.units == frozenset(domain.TEAMS)  # the Wellbeing teams, none of the agency's
     queues = domain.visible_queues(seen, units)
@@ -249,10 +249,10 @@ def test_tr05_al10_ac19_sight_is_what_the_commands_allow_plus_own_work() -> None
     assert rule_of(
         lambda: domain.require_sight(seen, "hopper", "hop-team-appeals", "team-appeals")
     ) == ("AL10")
-    north = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM).position
+    north = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM)
     assert domain.sight(north.user_id, [north], units).units == {domain.NORTH_TEAM}
     # A worker sees only the work assigned to their own positions.
-    worker = seat(Role.CASEWORKER, "team-a").position
+    worker = seat(Role.CASEWORKER, "team-a")
     mine = domain.sight(worker.user_id, [worker], units)
     assert mine.units == frozenset() and mine.positions == {worker.position_id}
     assert mine.sees("worker", worker.position_id, "team-a")
@@ -260,7 +260,7 @@ def test_tr05_al10_ac19_sight_is_what_the_commands_allow_plus_own_work() -> None
     assert not mine.sees("hopper", "hop-a", "team-a")
     assert rule_of(lambda: domain.require_unit_sight(mine, "team-a")) == "AL10"
     # A team leader with absence-related access to team-b sees team-b, not the segment.
-    leader = seat(Role.TEAM_LEADER, "team-a").position
+    leader = seat(Role.TEAM_LEADER, "team-a")
     absence = Position(
         "pos-abs", leader.user_id, "team-b", Role.TEAM_LEADER, "absence-related", False
     )
@@ -276,11 +276,11 @@ def test_ac19_absence_access_is_limited_to_that_team() -> None:
     absence = seat(Role.TEAM_LEADER, "team-a", AccessKind.ABSENCE)
     actor = domain.authorise_allocation(absence, "team-a", AGENCY, "allocate")
     assert rule_of(lambda: domain.authorise_allocation(absence, "team-b", AGENCY, "x")) == "AC19"
-    domain.check_absence_target(actor, seat(Role.CASEWORKER, "team-a").position)
+    domain.check_absence_target(actor, seat(Role.CASEWORKER, "team-a"))
     for target in (seat(Role.CASEWORKER, "team-b"), seat(Role.TEAM_LEADER, "team-a")):
-        assert rule_of(lambda t=target: domain.check_absence_target(actor, t.position)) == "AC19"
-    primary = seat(Role.TEAM_LEADER, "team-a").position
-    domain.check_absence_target(primary, seat(Role.CASEWORKER, "team-b").position)
+        assert rule_of(lambda t=target: domain.check_absence_target(actor, t)) == "AC19"
+    primary = seat(Role.TEAM_LEADER, "team-a")
+    domain.check_absence_target(primary, seat(Role.CASEWORKER, "team-b"))
     started = item(state=WorkState.INCOMPLETE)
     assert domain.segment_hopper(started, "hop-seg", "seg") == Placement(
         WorkState.INCOMPLETE, "hopper", "hop-seg"
@@ -293,7 +293,7 @@ def test_ac07_team_leader_moves_an_absent_caseworkers_cases() -> None:
     tl = seat(Role.TEAM_LEADER, "team-a")
     colleague = seat(Role.CASEWORKER, "team-a")
     assert domain.absent_move_target(tl, absent, colleague, "hop-a").owner_id == (
-        colleague.position.position_id
+        colleague.position_id
     )
     assert domain.absent_move_target(tl, absent, None, "hop-a") == Placement(
         WorkState.INCOMING, "hopper", "hop-a"
@@ -316,14 +316,14 @@ def test_ac16_removed_position_gets_no_work_and_releases_to_hopper_or_successor(
     gone = seat(Role.CASEWORKER, "team-a", active=False)
     assert rule_of(lambda: domain.require_active_target(gone, "p")) == "AC16"
     assert rule_of(lambda: domain.require_active_target(None, "p")) == "AL06"
-    position = seat(Role.CASEWORKER, "team-a").position
+    position = seat(Role.CASEWORKER, "team-a")
     assert domain.release_target(position, None, None, "hop-a") == Placement(
         WorkState.INCOMING, "hopper", "hop-a"
     )
     assert domain.release_target(position, None, None, None).owner_id == "team-a"
     successor = seat(Role.CASEWORKER, "team-a")
-    placed = domain.release_target(position, successor, successor.position.position_id, "hop-a")
-    assert placed.owner_id == successor.position.position_id
+    placed = domain.release_target(position, successor, successor.position_id, "hop-a")
+    assert placed.owner_id == successor.position_id
     assert rule_of(lambda: domain.release_target(position, None, "pos-x", "hop-a")) == "AC16"
     assert rule_of(lambda: domain.release_target(position, gone, "pos-x", "hop-a")) == "AC16"
     # A next action for a removed position goes to its unit instead.
@@ -354,7 +354,7 @@ def test_ac16_al03_a_hopper_naming_a_case_monitoring_inbox_is_that_inbox() -> No
     """The directory may name a Wellbeing team's Case Monitoring inbox as its hopper: work
     released there sits in the inbox, where the team's Senior Officer reassigns it (AL09)."""
     inbox = domain.CASE_MONITORING_INBOXES[domain.Area.NORTH]
-    position = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM).position
+    position = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
     assert domain.release_target(position, None, None, inbox) == Placement(
         WorkState.INCOMING, "inbox", inbox
     )
@@ -386,7 +386,7 @@ def test_al14_area_senior_officer_reassigns_case_monitoring_a_hub_worker_started
     started = item(
         StepType.CASE_MONITORING,
         WorkState.INCOMPLETE,
-        owner=("worker", hub_worker.position.position_id),
+        owner=("worker", hub_worker.position_id),
     )
     north_so = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM)
     assert domain.authorise_on_work(
@@ -416,7 +416,7 @@ def test_al14_area_senior_officer_reassigns_case_monitoring_a_hub_worker_started
     hub_so = seat(Role.SENIOR_OFFICER, domain.HUB_TEAM)
     assert domain.authorise_on_work(hub_so, started, domain.HUB_TEAM, "North", WELLBEING, "x")
     # TR05: what the commands allow is what the reads show.
-    north_sight = domain.sight(north_so.position.user_id, [north_so.position], WELLBEING)
+    north_sight = domain.sight(north_so.user_id, [north_so], WELLBEING)
     assert domain.case_monitoring_areas(north_sight) == ["North"]
     assert domain.sees_work(north_sight, started, domain.HUB_TEAM, "North")
     assert not domain.sees_work(north_sight, started, domain.HUB_TEAM, "South")
@@ -442,7 +442,7 @@ def test_al13_al11_generic_support_officer_resumes_case_monitoring() -> None:
         item(StepType.CASE_MONITORING),
     ):
         assert domain.resume(where, gso, involved=True) == Placement(
-            WorkState.INCOMPLETE, "worker", gso.position.position_id
+            WorkState.INCOMPLETE, "worker", gso.position_id
         )
     monitoring = item(StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("inbox", inbox))
     assert rule_of(lambda: domain.resume(monitoring, gso, involved=False)) == "AL11"
@@ -452,17 +452,15 @@ def test_al13_al11_generic_support_officer_resumes_case_monitoring() -> None:
     assert rule_of(lambda: domain.resume(triage, gso, involved=True)) == "AL13"
     done = item(StepType.CASE_MONITORING, WorkState.FINISHED, ("inbox", inbox))
     assert rule_of(lambda: domain.resume(done, gso, involved=True)) == "AL13"
-    mine = item(
-        StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("worker", gso.position.position_id)
-    )
+    mine = item(StepType.CASE_MONITORING, WorkState.INCOMPLETE, ("worker", gso.position_id))
     assert rule_of(lambda: domain.resume(mine, gso, involved=True)) == "AL13"
 
 
 def test_so10_al11_transfer_prompts_involved_worker_unless_recorded() -> None:
     gso = seat(Role.GENERIC_SUPPORT_OFFICER, domain.NORTH_TEAM)
     transfer = "WB Transfer to Support Officer for Service Delivery"
-    assert domain.involved_worker_prompt(transfer, gso, [], TODAY) == gso.position
-    recorded = Relationship(gso.position.user_id, "Involved Worker", TODAY, None)
+    assert domain.involved_worker_prompt(transfer, gso, [], TODAY) == gso
+    recorded = Relationship(gso.user_id, "Involved Worker", TODAY, None)
     assert domain.involved_worker_prompt(transfer, gso, [recorded], TODAY) is None
     assert domain.involved_worker_prompt("WB Case Monitoring", gso, [], TODAY) is None
     assert domain.involved_worker_prompt(transfer, None, [], TODAY) is None
@@ -470,28 +468,28 @@ def test_so10_al11_transfer_prompts_involved_worker_unless_recorded() -> None:
 
 def test_ac23_service_request_completed_only_in_the_position_it_is_assigned_to() -> None:
     cw = seat(Role.CASEWORKER, "team-a")
-    held = item(StepType.SERVICE_REQUEST, owner=("worker", cw.position.position_id))
+    held = item(StepType.SERVICE_REQUEST, owner=("worker", cw.position_id))
     assert domain.complete_service_request(held, cw) == Placement(
-        WorkState.FINISHED, "worker", cw.position.position_id
+        WorkState.FINISHED, "worker", cw.position_id
     )
     # The same user in another position (as from the personal segment list view): refused.
-    other = Seat(replace(cw.position, position_id="pos-other-of-same-user"), True)
+    other = replace(cw, position_id="pos-other-of-same-user")
     assert rule_of(lambda: domain.complete_service_request(held, other)) == "AC23"
     assert rule_of(lambda: domain.complete_service_request(held, None)) == "AC23"
-    removed = Seat(cw.position, False)
+    removed = replace(cw, active=False)
     assert rule_of(lambda: domain.complete_service_request(held, removed)) == "AC23"
     in_hopper = item(StepType.SERVICE_REQUEST, owner=("hopper", "hop-a"))
     assert rule_of(lambda: domain.complete_service_request(in_hopper, cw)) == "AC23"
-    done = item(StepType.SERVICE_REQUEST, WorkState.FINISHED, ("worker", cw.position.position_id))
+    done = item(StepType.SERVICE_REQUEST, WorkState.FINISHED, ("worker", cw.position_id))
     assert rule_of(lambda: domain.complete_service_request(done, cw)) == "AC23"
-    step = item(StepType.TRIAGE, owner=("worker", cw.position.position_id))
+    step = item(StepType.TRIAGE, owner=("worker", cw.position_id))
     assert rule_of(lambda: domain.complete_service_request(step, cw)) == "AC23"
 
 
 def test_al16_workers_are_found_in_the_teams_the_reader_allocates_for() -> None:
     so = seat(Role.SENIOR_OFFICER, domain.NORTH_TEAM)
-    seen = domain.sight(so.position.user_id, [so.position], WELLBEING)
+    seen = domain.sight(so.user_id, [so], WELLBEING)
     assert domain.require_finds_workers(seen) == frozenset({domain.NORTH_TEAM})
     ta = seat(Role.TRUSTED_ASSESSOR, domain.NORTH_TEAM)
-    worker_sight = domain.sight(ta.position.user_id, [ta.position], WELLBEING)
+    worker_sight = domain.sight(ta.user_id, [ta], WELLBEING)
     assert rule_of(lambda: domain.require_finds_workers(worker_sight)) == "AL10"

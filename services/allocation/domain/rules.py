@@ -1,15 +1,17 @@
 """Allocation rules as pure functions: no I/O, no clock reads. Each cites the rule it enforces.
 
-The handlers load what a rule needs (the item, the actor's and the target's positions from the
-directory projection, the person's relationships) and pass it in; the functions decide, and
-raise `RuleViolation` naming the rule when the command must be refused."""
+The work item's methods (work_item.py) and the handlers' repositories pass in what a rule needs
+(the item, the positions someone holds from the directory projection, with their active flag,
+the person's relationships); the functions decide, and raise `RuleViolation` naming the rule
+when the command must be refused."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
+from typing import TYPE_CHECKING
 
 from contracts.access import AccessKind, Role
 from contracts.allocation import (
@@ -22,8 +24,11 @@ from contracts.allocation import (
     WorkState,
 )
 from contracts.signoff import NEXT_ACTION_STEPS, TRANSFER_TO_SUPPORT_OFFICER
-from services.shared.directory import Position
+from services.shared.positions import Position
 from services.shared.rules import RuleViolation
+
+if TYPE_CHECKING:
+    from services.allocation.domain.work_item import WorkItem
 
 HUB_TEAM = "Wellbeing Service Hub Team"
 NORTH_TEAM = "Wellbeing Service North Team"
@@ -64,31 +69,6 @@ class Placement:
     @property
     def owner(self) -> Owner:
         return Owner(kind=self.owner_kind, id=self.owner_id)
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    work_item_id: uuid.UUID
-    person_id: str
-    step_type: StepType
-    state: WorkState
-    owner_kind: str
-    owner_id: str
-    priority: str
-    person_name: str | None = None
-    due_at: datetime | None = None  # DL01
-
-    @property
-    def placement(self) -> Placement:
-        return Placement(self.state, self.owner_kind, self.owner_id)
-
-
-@dataclass(frozen=True)
-class Seat:
-    """A position as the projection knows it, active or not."""
-
-    position: Position
-    active: bool
 
 
 @dataclass(frozen=True)
@@ -190,7 +170,7 @@ def organisation(units: Units, unit_id: str | None) -> str | None:
 
 
 def authorise_allocation(
-    actor: Seat | None, owning_unit: str | None, units: Units, what: str
+    actor: Position | None, owning_unit: str | None, units: Units, what: str
 ) -> Position:
     """AL10: only a Senior Officer or team leader holding an active position (primary or
     secondary) in the team that owns the work, or in the Management Team, may screen, allocate,
@@ -201,7 +181,7 @@ def authorise_allocation(
     AC19: with absence-related access the work must belong to the team of that position."""
     if actor is None or not actor.active:
         raise RuleViolation("AL10", f"the acting position is not an active position; cannot {what}")
-    pos = actor.position
+    pos = actor
     if pos.role not in ALLOCATOR_ROLES:
         raise RuleViolation(
             "AL10", f"a {pos.role} may not {what}; a Senior Officer or team leader must"
@@ -239,6 +219,21 @@ def authorise_allocation(
     return pos
 
 
+def authorise_step_creation(
+    actor: Position | None, owning_unit: str | None, units: Units
+) -> Position:
+    """AL10 for creating a step: whoever may screen and allocate the team's work that the step
+    becomes (its owning team, or the Management Team), or a Senior Officer of the Hub Team,
+    which screens every new case (AL01) and whose triage sends the steps that follow (AL13),
+    within its own organisation."""
+    try:
+        return authorise_allocation(actor, owning_unit, units, "create a step")
+    except RuleViolation:
+        if actor is None or actor.unit_id != HUB_TEAM:
+            raise
+        return authorise_allocation(actor, HUB_TEAM, units, "create a step")
+
+
 # --- TR05: what a signed-in user reads (the same rules as the commands) ----------------------
 
 
@@ -274,7 +269,7 @@ def sight(user_id: str, positions: Iterable[Position], units: Units) -> Sight:
             continue
         for unit_id in set(units) | set(TEAMS):
             try:
-                authorise_allocation(Seat(pos, True), unit_id, units, "read")
+                authorise_allocation(pos, unit_id, units, "read")
             except RuleViolation:
                 continue
             visible.add(unit_id)
@@ -329,7 +324,7 @@ def require_unit_sight(seen: Sight, unit_id: str) -> None:
         )
 
 
-def require_active_target(target: Seat | None, position_id: str) -> Position:
+def require_active_target(target: Position | None, position_id: str) -> Position:
     """AC16: a removed (revoked) position can never hold work, so nothing is assigned to it."""
     if target is None:
         raise RuleViolation("AL06", f"no worker position {position_id!r} is known")
@@ -337,7 +332,7 @@ def require_active_target(target: Seat | None, position_id: str) -> Position:
         raise RuleViolation(
             "AC16", f"position {position_id} has been removed; work cannot be assigned to it"
         )
-    return target.position
+    return target
 
 
 def check_absence_target(actor: Position, target: Position) -> None:
@@ -462,7 +457,7 @@ def new_priority(item: WorkItem, priority: Priority) -> str:
 
 
 def start(
-    item: WorkItem, actor: Seat | None, owning_unit: str | None, area: str | None
+    item: WorkItem, actor: Position | None, owning_unit: str | None, area: str | None
 ) -> Placement:
     """AL03: starting moves a step from incoming to incomplete work. The worker holding it, or a
     member of the team whose incoming work it is, starts it; a team's Case Monitoring step
@@ -471,7 +466,7 @@ def start(
         raise RuleViolation("AL03", f"the step is {item.state.value}; only incoming work starts")
     if actor is None or not actor.active:
         raise RuleViolation("AL03", "the acting position is not an active position")
-    pos = actor.position
+    pos = actor
     if item.owner_kind == "worker":
         if item.owner_id != pos.position_id:
             raise RuleViolation("AL03", "only the worker it is assigned to starts this step")
@@ -505,41 +500,39 @@ def relationship_dates(
     return start_date, end_date
 
 
-def relationship_worker(worker: Seat | None, position_id: str) -> Position:
+def relationship_worker(worker: Position | None, position_id: str) -> Position:
     """AL05: the worker of a relationship holds an active position."""
     if worker is None or not worker.active:
         raise RuleViolation("AL05", f"{position_id} is not an active worker position")
-    return worker.position
+    return worker
 
 
 # --- AC07 / AC19 / AC16: moving work without a chosen assignee --------------------------------
 
 
 def absent_move_target(
-    actor: Seat | None, absent: Seat | None, target: Seat | None, team_hopper: str | None
+    actor: Position | None,
+    absent: Position | None,
+    target: Position | None,
+    team_hopper: str | None,
 ) -> Placement:
     """AC07: when a caseworker is absent, their team leader moves the caseworker's cases to
     another caseworker of the team or to the team hopper."""
     if absent is None:
         raise RuleViolation("AC07", "the absent caseworker's position is unknown")
-    team = absent.position.unit_id
-    if absent.position.role != Role.CASEWORKER:
+    team = absent.unit_id
+    if absent.role != Role.CASEWORKER:
         raise RuleViolation("AC07", "only a caseworker's cases are moved this way")
-    if (
-        actor is None
-        or not actor.active
-        or actor.position.role != Role.TEAM_LEADER
-        or actor.position.unit_id != team
-    ):
+    if actor is None or not actor.active or actor.role != Role.TEAM_LEADER or actor.unit_id != team:
         raise RuleViolation("AC07", f"only a team leader of {team} moves its caseworkers' cases")
     if target is None:
         if not team_hopper:
             raise RuleViolation("AC07", f"{team} has no team hopper")
         return queue(WorkState.INCOMING, team_hopper)
-    to = require_active_target(target, target.position.position_id)
+    to = require_active_target(target, target.position_id)
     if to.role != Role.CASEWORKER or to.unit_id != team:
         raise RuleViolation("AC07", f"cases go to another caseworker of {team} or its hopper")
-    if to.position_id == absent.position.position_id:
+    if to.position_id == absent.position_id:
         raise RuleViolation("AC07", "the cases must go to another caseworker")
     return Placement(WorkState.INCOMING, "worker", to.position_id)
 
@@ -562,7 +555,7 @@ def segment_hopper(
 
 def release_target(
     position: Position | None,
-    successor: Seat | None,
+    successor: Position | None,
     successor_id: str | None,
     unit_hopper: str | None,
 ) -> Placement:
@@ -596,7 +589,7 @@ def next_action_step(action_type: str) -> StepType | None:
 
 
 def next_action_placement(
-    assignee_kind: str, assignee_id: str, assignee: Seat | None, unit_hopper: str | None
+    assignee_kind: str, assignee_id: str, assignee: Position | None, unit_hopper: str | None
 ) -> Placement:
     """SO09: each next action is new incoming work for its assignee. AC16: never for a removed
     position; its work goes to that position's hopper (or team) instead."""
@@ -608,7 +601,7 @@ def next_action_placement(
         return Placement(WorkState.INCOMING, "worker", assignee_id)
     if assignee is None:
         raise RuleViolation("SO06", f"unknown assignee position {assignee_id}")
-    return release_target(assignee.position, None, None, unit_hopper)
+    return release_target(assignee, None, None, unit_hopper)
 
 
 def workflow_map(states: dict[StepType, list[WorkState]]) -> list[dict[str, str]]:
@@ -663,7 +656,7 @@ def sees_work(seen: Sight, item: WorkItem, owning_unit: str | None, area: str | 
 
 
 def authorise_on_work(
-    actor: Seat | None,
+    actor: Position | None,
     item: WorkItem,
     owning_unit: str | None,
     area: str | None,
@@ -676,7 +669,7 @@ def authorise_on_work(
         return authorise_allocation(actor, owning_unit, units, what)
     except RuleViolation:
         area_team_id = case_monitoring_area_team(item, owning_unit, area)
-        if area_team_id is None or actor is None or actor.position.unit_id != area_team_id:
+        if area_team_id is None or actor is None or actor.unit_id != area_team_id:
             raise
         return authorise_allocation(actor, area_team_id, units, what)
 
@@ -691,7 +684,7 @@ def placement_for_next_action(
     return None
 
 
-def resume(item: WorkItem, actor: Seat | None, *, involved: bool) -> Placement:
+def resume(item: WorkItem, actor: Position | None, *, involved: bool) -> Placement:
     """AL13, AL11: a Generic Support Officer may resume the person's `WB Case Monitoring` step
     from the person's current work (from the Trusted Assessor, the inbox or the Hub Team's
     incoming work), once recorded as the person's `Involved Worker`; it becomes their
@@ -704,7 +697,7 @@ def resume(item: WorkItem, actor: Seat | None, *, involved: bool) -> Placement:
         raise RuleViolation("AL13", f"the {item.step_type.value} step is finished (locked)")
     if actor is None or not actor.active:
         raise RuleViolation("AL13", "the acting position is not an active position")
-    pos = actor.position
+    pos = actor
     if pos.role != Role.GENERIC_SUPPORT_OFFICER:
         raise RuleViolation(
             "AL13",
@@ -724,7 +717,7 @@ def resume(item: WorkItem, actor: Seat | None, *, involved: bool) -> Placement:
 
 def involved_worker_prompt(
     action_type: str,
-    assignee: Seat | None,
+    assignee: Position | None,
     relationships: Iterable[Relationship],
     today: date,
 ) -> Position | None:
@@ -733,12 +726,12 @@ def involved_worker_prompt(
     (unless that is already recorded). Returns the officer to record."""
     if action_type != TRANSFER_TO_SUPPORT_OFFICER or assignee is None or not assignee.active:
         return None
-    if has_involved_worker(relationships, assignee.position.user_id, today):
+    if has_involved_worker(relationships, assignee.user_id, today):
         return None
-    return assignee.position
+    return assignee
 
 
-def complete_service_request(item: WorkItem, actor: Seat | None) -> Placement:
+def complete_service_request(item: WorkItem, actor: Position | None) -> Placement:
     """AC23 (with AC18): a service request is completed only from "My service requests" in its
     current position: the acting position must be the one it is assigned to (never another
     position of the same user, as the personal segment list view would). Completing finishes
@@ -751,11 +744,11 @@ def complete_service_request(item: WorkItem, actor: Seat | None) -> Placement:
         raise RuleViolation("AC23", "the service request is already completed")
     if actor is None or not actor.active:
         raise RuleViolation("AC23", "the acting position is not an active position")
-    if item.owner_kind != "worker" or item.owner_id != actor.position.position_id:
+    if item.owner_kind != "worker" or item.owner_id != actor.position_id:
         raise RuleViolation(
             "AC23",
             f"a service request is completed from My service requests of the position it is "
-            f"assigned to; it is not assigned to {actor.position.position_id} (change position "
+            f"assigned to; it is not assigned to {actor.position_id} (change position "
             f"to the item's position to complete it)",
         )
     return Placement(WorkState.FINISHED, item.owner_kind, item.owner_id)
