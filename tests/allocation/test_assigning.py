@@ -91,6 +91,19 @@ async def test_al02_trusted_assessment_goes_to_the_area_team(
     assert rejection.rule == "AL02"
 
 
+async def test_al10_a_step_is_created_only_by_one_who_screens_its_team(
+    directory: RunningService, commands: CommandClient, event_log: EventLog
+) -> None:
+    """AL10: a Trusted Assessor or a South Team Senior Officer may not create a step for the
+    North Team (the North Team's and the Hub Team's Senior Officers may); nothing is created."""
+    person = (await referral(commands, event_log, area="North")).person_id
+    attack = CreateStep(person_id=person, step_type=StepType.TRUSTED_ASSESSMENT)
+    for attacker in (TA_NORTH, SO_SOUTH, TL_APPEALS):
+        assert (await refused(commands, event_log, attack, attacker)).rule == "AL10"
+    created = await step(commands, event_log, person, StepType.TRUSTED_ASSESSMENT)
+    assert created.owner_id == domain.NORTH_TEAM
+
+
 async def test_al03_case_monitoring_is_hub_incoming_then_inbox_incomplete(
     directory: RunningService, commands: CommandClient, event_log: EventLog
 ) -> None:
