@@ -42,8 +42,8 @@ from contracts.access import (
 )
 from services.access.records import P30, Change, CurrentPosition, Grant, Release, Values
 from services.shared import working_days
-from services.shared.identity import AppRole
 from services.shared.positions import Position
+from services.shared.roles import AppRole
 from services.shared.rules import RuleViolation
 
 MAX_POSITIONS = 10  # AC01

@@ -24,7 +24,7 @@ from contracts.notifications import (
     NotificationSent,
 )
 from services.shared import working_days
-from services.shared.identity import AppRole
+from services.shared.roles import AppRole
 from services.shared.rules import RuleViolation
 
 # Roles that are "the TL/SM responsible" for a user (NT04, NT05) and that receive a team's

@@ -12,23 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import httpx
 import jwt
 
+from services.shared.roles import AppRole
+
+__all__ = ["AppRole", "Principal", "SignInError", "SignInVerifier", "bearer"]
+
 # Asymmetric algorithms only: a symmetric `alg` would let a public key act as an HMAC secret.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
-
-
-class AppRole(StrEnum):
-    """Roles granted by the identity provider, beside the positions of the directory."""
-
-    DIRECTORY_ADMIN = "directory-admin"  # TR03: users and positions
-    HR_FEED = "hr-feed"  # TR03: a service principal that feeds the directory from HR
-    INTEGRATION_ADMIN = "integration-admin"  # TR06: webhooks
-    OPERATOR = "operator"  # delivery records and the reminder schedule (TR05)
 
 
 class SignInError(Exception):
