@@ -22,6 +22,7 @@ from contracts.allocation import (
     WorkerRelationshipRecorded,
     WorkItemAssigned,
     WorkItemCreated,
+    WorkItemCreatedV2,
     WorkItemOverdue,
     WorkItemReturned,
     WorkItemStarted,
@@ -375,10 +376,12 @@ async def step_finished(d: Driver, r: Referral) -> str:
         SO_MGMT,
         StepFinished,
     )
-    created = await d.followed(d.last, WorkItemCreated)
+    finished = d.last
+    created = await d.followed(finished, WorkItemCreated)
     expect(created.step_type == StepType.SUPPORT_PLAN_DELIVERY, f"created {created.step_type}")
     expect(created.owner_id == SUPPORT_OFFICER.position_id, f"owned by {created.owner_id}")
     r.delivery = created.work_item_id
+    await d.followed(finished, WorkItemCreatedV2)  # the version sign-off reads (v1 beside it)
     r.delivery_created = d.last
     await d.read(
         SO_NORTH,
