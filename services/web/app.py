@@ -361,7 +361,34 @@ class Web:
         session = await self.session(request)
         person_id = request.path_params["person_id"]
         record = await self.read(session, "allocation", f"/persons/{_q(person_id)}")
-        return await self.page(request, session, "person.html", record=record)
+        positions, current = await self.current_position(session)
+        acting = next((p for p in positions if p.position_id == current), None)
+        return await self.page(
+            request,
+            session,
+            "person.html",
+            record=record,
+            resumable=views.resumable(record.get("current_work", []), acting),
+        )
+
+    async def resume_step(self, request: Request) -> Response:
+        """AL13: a Generic Support Officer resumes Case Monitoring from the person's current
+        work; it opens as their step (its sections), or the refusal is shown on the record."""
+        session, form = await self.form(request)
+        body = {
+            "person_id": form.get("person_id", ""),
+            "work_item_id": form.get("work_item_id", ""),
+        }
+        status, answer = await self.send(
+            session, "allocation.resume_step.v1", body, form.get("form_id", "")
+        )
+        session.flash = views.outcome(status, answer, self.names(session)).to_json()
+        back = (
+            f"/work/{_q(body['work_item_id'])}"
+            if status == 200
+            else f"/persons/{_q(body['person_id'])}"
+        )
+        return RedirectResponse(back, status_code=303)
 
     # --- Worker relationships -> Add (AL16) -----------------------------------------------------
 
@@ -1028,6 +1055,7 @@ class Web:
                 Route("/work-items/{work_item_id}/assign", self.assign_form),
                 Route("/work-items/{work_item_id}/assign", self.assign, methods=["POST"]),
                 Route("/persons/{person_id}", self.person),
+                Route("/persons/{person_id}/resume", self.resume_step, methods=["POST"]),
                 Route("/persons/{person_id}/relationships/add", self.relationship_form),
                 Route(
                     "/persons/{person_id}/relationships/add",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from contracts.allocation import StepType
+
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
@@ -75,6 +77,8 @@ def _changed_more(
     """The step screen's and the access screens' events in plain words."""
     if kind == "work_item_started":
         return f"{item.get('step_type')} is started: it is now incomplete work."
+    if kind == "work_item_resumed":
+        return f"{item.get('step_type')} is resumed: it is now in your incomplete work."
     if kind == "work_item_moved":
         return f"{item.get('step_type')} is now in {_owner(item, names)}."
     if kind == "step_saved":
@@ -204,6 +208,24 @@ def positions(mine: dict[str, Any]) -> list[Position]:
         )
         for p in found
     ]
+
+
+GENERIC_SUPPORT_OFFICER = "Generic Support Officer"
+
+
+def resumable(current_work: list[dict[str, Any]], current: Position | None) -> set[str]:
+    """AL13: the person's Case Monitoring steps a Generic Support Officer may resume from their
+    current work (not finished, not already theirs); allocation decides (AL11: only the
+    person's Involved Worker)."""
+    if current is None or current.role != GENERIC_SUPPORT_OFFICER:
+        return set()
+    return {
+        str(i["work_item_id"])
+        for i in current_work
+        if i.get("step_type") == StepType.CASE_MONITORING.value
+        and i.get("state") != "finished"
+        and not (i.get("owner_kind") == "worker" and i.get("owner_id") == current.position_id)
+    }
 
 
 def assignment_fields(source: str) -> dict[str, bool]:
