@@ -60,6 +60,7 @@ from contracts.allocation import (
     StartStep,
     StepType,
     WorkItemAssigned,
+    WorkItemAssignedV2,
     WorkItemCreated,
     WorkItemPriorityChanged,
     WorkItemStarted,
@@ -1000,7 +1001,8 @@ async def check_notifications(c: Campaign, engine: AsyncEngine, people: list[str
         for s in c.ledger
         if s.service == "allocation"
         for e in c.events.caused_by(s.envelope.message_id)
-        if e.type in (WorkItemAssigned.TYPE, BulkAssigned.TYPE)
+        # notifications reads an assignment's version 2 (one shape for work items, issue 13)
+        if e.type in (WorkItemAssignedV2.TYPE, BulkAssigned.TYPE)
     ]
     notices = Counter(
         r[0]
