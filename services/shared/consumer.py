@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import time
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,7 +50,7 @@ from contracts import (
 from contracts.envelope import message_class
 from contracts.limits import MAX_RECORD_BYTES
 from contracts.subscribe import tolerant
-from services.shared import auth, db, logs, metrics, outbox
+from services.shared import auth, logs, metrics, outbox
 from services.shared.rules import RuleViolation
 from services.shared.transaction import Dispatcher, HandlerContext, StagedConnection
 
@@ -166,7 +168,11 @@ class BatchProcessor:
         on_commit: Callable[[], None] = lambda: None,
         failpoint: str | None = None,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        publisher: outbox.OutboxRelay | None = None,
     ) -> None:
+        """`publisher`: a relay publishing from memory (`OutboxRelay.from_memory`): each
+        committed transaction's records are handed to it, and the rows it has published are
+        deleted by the next batch's transaction."""
         self._engine = engine
         self._outbox = outbox_table
         self._inbox = inbox_table
@@ -178,6 +184,19 @@ class BatchProcessor:
         self._on_commit = on_commit
         self._failpoint = failpoint
         self._max_record_bytes = max_record_bytes
+        self._publisher = publisher
+        # Committed by this `process` call and not yet handed to the publisher.
+        self._committed: list[tuple[list[outbox.OutboxRecord], list[int], bool]] = []
+        self._claim_statement = (
+            pg_insert(inbox_table)
+            .from_select(
+                ["message_id"],
+                sa.select(sa.func.unnest(sa.cast(sa.bindparam("ids"), ARRAY(UUID(as_uuid=True))))),
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox_table.c.message_id)
+        )
+        self._write_statement = _write_statement(outbox_table, outcome_table)
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         items = [self._parse(r) for r in records]
@@ -192,15 +211,25 @@ class BatchProcessor:
             for item in items:
                 await self._process_alone(item)
         self._hit("after_commit_before_publish")
+        committed, self._committed = self._committed, []
+        if self._publisher is not None:
+            for records, ids, older_unknown in committed:
+                self._publisher.committed(records, ids, older_unknown=older_unknown)
         metrics.commands_committed(i.envelope for i in items if _is_command_topic(i.record))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._on_commit()
 
     async def _apply_in_transaction(self, items: list[_Item], *, isolate: bool) -> None:
+        done = self._publisher.published_ids() if self._publisher else []
+        known = self._publisher.known_ids() if self._publisher else []
         async with self._engine.begin() as conn:
-            await self._apply(conn, items, isolate=isolate)
+            written = await self._apply(conn, items, isolate=isolate, done=done, known=known)
             if not isolate:
                 self._hit("before_commit")
+        if self._publisher is not None:
+            self._publisher.deleted(done)
+        if written[0]:
+            self._committed.append(written)
 
     async def _process_alone(self, item: _Item) -> None:
         try:
@@ -275,15 +304,21 @@ class BatchProcessor:
         ids = list(dict.fromkeys(item.inbox_id for item in items if not item.ignored))
         if not ids:
             return set()
-        claim = (
-            pg_insert(self._inbox)
-            .values([{"message_id": i} for i in ids])
-            .on_conflict_do_nothing()
-            .returning(self._inbox.c.message_id)
-        )
-        return set((await conn.execute(claim)).scalars().all())
+        # One statement of the same text whatever the batch's size (compiled and prepared
+        # once): the ids as one array.
+        return set((await conn.execute(self._claim_statement, {"ids": ids})).scalars().all())
 
-    async def _apply(self, conn: AsyncConnection, items: list[_Item], *, isolate: bool) -> None:
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        items: list[_Item],
+        *,
+        isolate: bool,
+        done: list[int],
+        known: list[int],
+    ) -> tuple[list[outbox.OutboxRecord], list[int], bool]:
+        """Applies the items; returns the outbox records written, their row ids and whether
+        older rows this service's relay does not know of were in the outbox."""
         claimed = await self._claim(conn, items)
         staged = StagedConnection(conn)
         records: list[outbox.OutboxRecord] = []
@@ -313,8 +348,23 @@ class BatchProcessor:
                     outcomes.append(_outcome_row(item.envelope.message_id, outcome))
         await staged.flush()
         records.extend(await self._announced(conn, announce))
-        await outbox.write(conn, self._outbox, records)
-        await db.insert_many(conn, pg_insert(self._outcomes).on_conflict_do_nothing(), outcomes)
+        if not (records or outcomes or done):
+            return records, [], False
+        # The outbox rows, the outcomes and the deletion of rows already published: one
+        # statement, one round trip.
+        row = (
+            await conn.execute(
+                self._write_statement,
+                {
+                    **outbox.record_arrays(records),
+                    "cids": [o["command_id"] for o in outcomes],
+                    "recs": [json.dumps(o["records"]) for o in outcomes],
+                    "done": done,
+                    "known": known,
+                },
+            )
+        ).one()
+        return records, list(row.ids or []), bool(row.older)
 
     async def _announced(
         self, conn: AsyncConnection, command_ids: list[uuid.UUID]
@@ -454,6 +504,40 @@ async def _retrying(attempt: Callable[[], Awaitable[None]]) -> None:
             metrics.TRANSIENT_RETRIES.inc()
             log.warning("transient database failure; trying again", error=_brief(exc))
             await asyncio.sleep(0.05 * 2**tries)
+
+
+def _write_statement(outbox_table: sa.Table, outcome_table: sa.Table) -> sa.TextClause:
+    """Deletes the outbox rows already published (`done`), records the commands' outcomes
+    and inserts the outbox rows, from arrays; returns the new rows' ids and whether the outbox
+    holds rows older than them that are not `known` (another writer's, or a crashed run's)."""
+    ob = f'"{outbox_table.schema}"."{outbox_table.name}"'
+    oc = f'"{outcome_table.schema}"."{outcome_table.name}"'
+    return sa.text(
+        f"""
+        WITH gone AS (DELETE FROM {ob} WHERE id = ANY(CAST(:done AS bigint[]))),
+        told AS (
+            INSERT INTO {oc} (command_id, records)
+            SELECT c, r::jsonb FROM unnest(CAST(:cids AS uuid[]), CAST(:recs AS text[])) AS u(c, r)
+            ON CONFLICT DO NOTHING
+        ),
+        ins AS (
+            INSERT INTO {ob} (topic, key, value, headers)
+            SELECT t, k, v, h::jsonb
+            FROM unnest(
+                CAST(:topics AS text[]), CAST(:keys AS text[]),
+                CAST(:vals AS bytea[]), CAST(:hdrs AS text[])
+            ) AS u(t, k, v, h)
+            RETURNING id
+        )
+        SELECT
+            array_agg(id ORDER BY id) AS ids,
+            EXISTS (
+                SELECT id FROM {ob} WHERE id < (SELECT min(id) FROM ins)
+                EXCEPT SELECT unnest(CAST(:known AS bigint[]))
+            ) AS older
+        FROM ins
+        """
+    )
 
 
 def _outcome_row(command_id: uuid.UUID, records: list[outbox.OutboxRecord]) -> dict[str, Any]:

@@ -10,12 +10,23 @@ whole batch for the next pass, so order per key holds.
 A crash between commit and publication leaves rows behind; the next relay pass (on restart, or
 the periodic poll) publishes them. A crash after publishing and before the delete republishes
 them: consumers' inboxes drop the second copy by message id. Only one relay per service
-publishes at a time (advisory lock), so order per key holds across instances."""
+publishes at a time (advisory lock), so order per key holds across instances.
+
+From memory (`relay_from_memory`): the consumer hands the relay each committed batch's records
+with their row ids (`committed`); the relay publishes them in commit order, holding the same
+advisory lock (a session lock on a connection of its own, for the pass), and the rows are
+deleted in a later transaction: the consumer's next batch, or the relay's next table pass. The
+table pass (lock, select in id order, publish, delete) still runs on start, after another
+writer (a timer, a replayed parked row), after any failure of the memory path, every poll
+interval, and whenever a batch saw older rows in the table it does not know of (another
+instance's, or a crashed run's): those must go first, so order per key holds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError, RecordTooLargeError
 from faststream.kafka import KafkaBroker
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import Envelope
@@ -56,6 +68,8 @@ def record_size(value: bytes, key: str | None, headers: dict[str, str]) -> int:
     )
 
 
+_BIGINTS = ARRAY(sa.BigInteger)
+
 # Publish failures about the record itself: trying again cannot help (TR08).
 _UNPUBLISHABLE = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
 
@@ -66,6 +80,16 @@ async def write(conn: AsyncConnection, table: sa.Table, records: list[OutboxReco
         table.insert(),
         [{"topic": r.topic, "key": r.key, "value": r.value, "headers": r.headers} for r in records],
     )
+
+
+def record_arrays(records: Sequence[OutboxRecord]) -> dict[str, list[Any]]:
+    """The records as the four arrays of an `unnest` insert (headers as JSON text)."""
+    return {
+        "topics": [r.topic for r in records],
+        "keys": [r.key for r in records],
+        "vals": [r.value for r in records],
+        "hdrs": [json.dumps(r.headers) for r in records],
+    }
 
 
 class OutboxRelay:
@@ -79,9 +103,18 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_seconds: float = 0.5,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        from_memory: bool = False,
     ) -> None:
         self._engine = engine
         self._table = table
+        self.from_memory = from_memory
+        # From memory: committed records not yet published, in commit order, with their row
+        # ids; ids published from memory whose rows are not yet deleted.
+        self._memory: list[tuple[int, OutboxRecord]] = []
+        self._done: list[int] = []
+        self._table_needed = True  # on start: whatever a previous run left
+        self._last_table_pass = 0.0
+        self._lock_conn: AsyncConnection | None = None
         self._parked = parked
         self._max_record_bytes = max_record_bytes
         self._service = str(table.schema)
@@ -93,6 +126,33 @@ class OutboxRelay:
         self._lock_key = sa.func.hashtext(f"outbox:{table.schema}")
 
     def wake(self) -> None:
+        """Another writer committed rows (or they may be there from before): a table pass."""
+        self._table_needed = True
+        self._wake.set()
+
+    def known_ids(self) -> list[int]:
+        """Row ids this relay knows of: committed and waiting in memory, or published and not
+        yet deleted."""
+        return [row_id for row_id, _ in self._memory] + self._done
+
+    def published_ids(self) -> list[int]:
+        """Rows published from memory, to be deleted by the caller's next transaction."""
+        return list(self._done)
+
+    def deleted(self, ids: Sequence[int]) -> None:
+        """The caller's transaction that deleted these rows committed."""
+        gone = set(ids)
+        self._done = [i for i in self._done if i not in gone]
+
+    def committed(
+        self, records: Sequence[OutboxRecord], ids: Sequence[int], *, older_unknown: bool
+    ) -> None:
+        """A consumer's transaction committed these records as these rows (ids ascending in
+        the records' order). `older_unknown`: the transaction saw older rows in the table that
+        this relay does not know of; a table pass publishes them (and these) first."""
+        if older_unknown:
+            self._table_needed = True
+        self._memory.extend(zip(sorted(ids), records, strict=True))
         self._wake.set()
 
     def start(self) -> None:
@@ -103,6 +163,17 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._close_lock_conn()
+        if self._done:  # best effort: left behind, they are only published again
+            with contextlib.suppress(Exception):
+                async with self._engine.begin() as conn:
+                    await self._delete_done(conn)
+
+    async def _close_lock_conn(self) -> None:
+        conn, self._lock_conn = self._lock_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _run(self) -> None:
         while True:
@@ -110,19 +181,78 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
             self._wake.clear()
             try:
-                await self.publish_pending()
+                await self._pass()
                 metrics.relay_passed(str(self._table.schema))  # /livez: the relay moves
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
+                self._table_needed = True
+                await self._close_lock_conn()
                 await asyncio.sleep(self._poll_seconds)
+
+    async def _pass(self) -> None:
+        if not self.from_memory:
+            await self.publish_pending()
+            return
+        if time.monotonic() - self._last_table_pass >= self._poll_seconds:
+            self._table_needed = True  # another instance's or a crashed run's rows
+        if self._table_needed:
+            await self.publish_pending()
+        if self._memory:
+            await self._publish_memory()
+
+    async def _publish_memory(self) -> None:
+        """Publishes what the consumer committed, from memory, under the relay's lock. Any
+        failure (the lock held elsewhere, the broker) leaves the rows to a table pass."""
+        if self._lock_conn is None:
+            conn = await self._engine.connect()
+            self._lock_conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        locked = await self._lock_conn.scalar(
+            sa.select(sa.func.pg_try_advisory_lock(self._lock_key))
+        )
+        if not locked:
+            self._memory.clear()  # another instance's relay is publishing: the table covers it
+            self._table_needed = True
+            return
+        batch, self._memory = self._memory, []
+        try:
+            futures = [
+                await self._broker.publish(
+                    record.value,
+                    record.topic,
+                    key=record.key.encode() if record.key is not None else None,
+                    headers=record.headers,
+                    no_confirm=True,
+                )
+                for _, record in batch
+            ]
+            await asyncio.gather(*futures)
+        except Exception:
+            log.warning("publishing from memory failed; the relay publishes from the table")
+            self._memory.clear()
+            self._table_needed = True
+            raise
+        finally:
+            await self._lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(self._lock_key)))
+        self._done.extend(row_id for row_id, _ in batch)
+        metrics.PUBLISHED.inc(len(batch))
+        metrics.OUTBOX_LAG.set(len(self._memory))
+
+    async def _delete_done(self, conn: AsyncConnection) -> None:
+        done = list(self._done)
+        if done:
+            t = self._table
+            await conn.execute(t.delete().where(t.c.id == sa.func.any(sa.cast(done, _BIGINTS))))
+            self.deleted(done)
 
     async def publish_pending(self) -> int:
         """Publish everything pending; returns how many records were published."""
         published = 0
+        self._last_table_pass = time.monotonic()
         while True:
             async with self._engine.begin() as conn:
+                await self._delete_done(conn)  # published from memory: not again
                 locked = await conn.scalar(
                     sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key))
                 )
@@ -138,16 +268,22 @@ class OutboxRelay:
                 ).all()
                 if not rows:
                     metrics.OUTBOX_LAG.set(0)
+                    self._table_needed = False
                     return published
                 parked = await self._send(rows)
                 if parked:
                     await self._park(conn, rows, parked)
                 # By id, not by range: a concurrent transaction may still commit a lower id.
-                await conn.execute(t.delete().where(t.c.id.in_([row.id for row in rows])))
+                ids = [row.id for row in rows]
+                await conn.execute(t.delete().where(t.c.id == sa.func.any(sa.cast(ids, _BIGINTS))))
             published += len(rows)
             metrics.PUBLISHED.inc(len(rows))
+            # Published from the table: not again from memory.
+            sent = set(ids)
+            self._memory = [(i, r) for i, r in self._memory if i not in sent]
             if len(rows) < self._batch_size:
                 metrics.OUTBOX_LAG.set(0)
+                self._table_needed = False
                 return published
             metrics.OUTBOX_LAG.set(len(rows))
 

@@ -114,6 +114,7 @@ class ServiceRuntime:
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             max_record_bytes=settings.max_record_bytes,
+            from_memory=settings.relay_from_memory,
         )
         self.processor = BatchProcessor(
             engine=self.engine,
@@ -129,7 +130,10 @@ class ServiceRuntime:
             ),
             event_topic=spec.event_topic,
             clock=clock,
-            on_commit=self.relay.wake,
+            # From memory, the processor hands the relay what it committed; otherwise a wake
+            # sends the relay to the table.
+            on_commit=(lambda: None) if settings.relay_from_memory else self.relay.wake,
+            publisher=self.relay if settings.relay_from_memory else None,
             failpoint=settings.failpoint,
         )
         self.liveness = metrics.Liveness(spec.name, settings.liveness_stall_seconds)
@@ -392,4 +396,5 @@ def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
+        loop=settings.event_loop,
     )

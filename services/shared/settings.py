@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10000
     relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
+    # Publish a committed batch's events straight from memory (the outbox rows are deleted in a
+    # later transaction; the relay still publishes from the table what a crash left behind).
+    # Off: every event goes through the relay's table pass (lock, select, publish, delete).
+    relay_from_memory: bool = True
+    # The event loop services run on (`serve()`): uvloop, or the standard library's asyncio.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     retry_backoff_max_seconds: float = 5.0
     # DL02: how often allocation looks for work that has fallen due or become overdue (cheap:
     # an indexed query over unflagged items).
