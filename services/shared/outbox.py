@@ -181,7 +181,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
             self._wake.clear()
             try:
-                await self._pass()
+                await self.run_pass()
                 metrics.relay_passed(str(self._table.schema))  # /livez: the relay moves
             except asyncio.CancelledError:
                 raise
@@ -191,7 +191,8 @@ class OutboxRelay:
                 await self._close_lock_conn()
                 await asyncio.sleep(self._poll_seconds)
 
-    async def _pass(self) -> None:
+    async def run_pass(self) -> None:
+        """One pass: the table first if it may hold rows not in memory, then memory."""
         if not self.from_memory:
             await self.publish_pending()
             return

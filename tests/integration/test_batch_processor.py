@@ -7,11 +7,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -21,7 +22,8 @@ from contracts.access import UnitDefined, UnitKind
 from contracts.allocation import ReceiveReferral
 from services.shared.auth import HEADER, AssertionVerifier, SigningKey, key_set
 from services.shared.consumer import BatchProcessor
-from services.shared.plumbing_tables import inbox_table, outbox_table, outcome_table
+from services.shared.outbox import OutboxRelay
+from services.shared.plumbing_tables import inbox_table, outbox_table, outcome_table, parked_table
 from services.shared.rules import RuleViolation
 from services.shared.transaction import Dispatcher, HandlerContext
 from tests.support.infra import Infra
@@ -31,6 +33,7 @@ metadata = sa.MetaData(schema=SCHEMA)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 outcome_rows = outcome_table(metadata)
+parked = parked_table(metadata)
 people = sa.Table(
     "people",
     metadata,
@@ -106,8 +109,11 @@ def keys() -> SigningKey:
     return SigningKey.generate()
 
 
-def processor(engine: AsyncEngine, keys: SigningKey) -> BatchProcessor:
+def processor(
+    engine: AsyncEngine, keys: SigningKey, publisher: OutboxRelay | None = None
+) -> BatchProcessor:
     return BatchProcessor(
+        publisher=publisher,
         engine=engine,
         outbox_table=outbox,
         inbox_table=inbox,
@@ -148,7 +154,7 @@ def referral(name: str) -> Envelope:
 
 async def outbox_rows(engine: AsyncEngine) -> list[Any]:
     async with engine.begin() as conn:
-        rows = (await conn.execute(sa.select(outbox))).all()
+        rows = (await conn.execute(sa.select(outbox).order_by(outbox.c.id))).all()
         await conn.execute(outbox.delete())
     return list(rows)
 
@@ -349,3 +355,111 @@ async def test_tr08_a_command_with_a_field_its_model_lacks_is_refused(
     refused = outcomes(rows)[command.message_id]
     assert refused.rule == "schema" and "added_by_the_caller" in refused.reason
     assert await people_named(engine, "extra-field") == 0
+
+
+class RecordingBroker:
+    """Stands in for the broker: records what is published, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes | None, bytes]] = []
+
+    async def publish(
+        self, value: bytes, topic: str, *, key: bytes | None, headers: dict[str, str], **_: Any
+    ) -> asyncio.Future[None]:
+        self.published.append((topic, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def memory_relay(engine: AsyncEngine, broker: RecordingBroker) -> OutboxRelay:
+    # A poll interval longer than the test: only the passes the test runs.
+    return OutboxRelay(
+        engine,
+        outbox,
+        cast(KafkaBroker, broker),
+        parked=parked,
+        poll_seconds=3600,
+        from_memory=True,
+    )
+
+
+async def table_ids(engine: AsyncEngine) -> set[int]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(sa.select(outbox.c.id))).scalars())
+
+
+def published_causes(broker: RecordingBroker) -> list[uuid.UUID | None]:
+    return [
+        Envelope.model_validate_json(value).causation_id
+        for topic, _, value in broker.published
+        if topic == Topics.ALLOCATION_EVENTS and value.startswith(b"{")
+    ]
+
+
+async def test_from_memory_an_older_row_of_another_writer_is_published_first(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    """Order per key: a row another instance (or a crashed run) left in the outbox, older than
+    the batch's, is published before the batch's events, by a table pass, not overtaken by the
+    memory path."""
+    await outbox_rows(engine)  # a clean outbox
+    broker = RecordingBroker()
+    relay = memory_relay(engine, broker)
+    await relay.run_pass()  # the first pass: the table, empty
+    async with engine.begin() as conn:
+        await conn.execute(
+            outbox.insert().values(topic=Topics.ALLOCATION_EVENTS, key="k", value=b"older")
+        )
+    batch = [referral("first"), referral("second")]
+    await processor(engine, keys, relay).process([record(e, keys) for e in batch])
+    await relay.run_pass()
+    values = [value for _, _, value in broker.published]
+    assert values[0] == b"older"
+    assert published_causes(broker) == [batch[0].message_id, batch[1].message_id]
+    assert await table_ids(engine) == set()  # the table pass deleted what it published
+    await relay.stop()
+
+
+async def test_from_memory_published_rows_are_deleted_by_the_next_batch(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    await outbox_rows(engine)
+    broker = RecordingBroker()
+    relay = memory_relay(engine, broker)
+    await relay.run_pass()
+    first = referral("first")
+    await processor(engine, keys, relay).process([record(first, keys)])
+    written = await table_ids(engine)
+    assert len(written) == 1
+    await relay.run_pass()
+    assert published_causes(broker) == [first.message_id]  # from memory
+    assert await table_ids(engine) == written  # published, not yet deleted
+    second = referral("second")
+    await processor(engine, keys, relay).process([record(second, keys)])
+    left = await table_ids(engine)
+    assert not left & written and len(left) == 1  # the first's row deleted in the second's
+    await relay.run_pass()
+    assert published_causes(broker) == [first.message_id, second.message_id]  # once each
+    await relay.stop()
+
+
+async def test_from_memory_nothing_is_published_while_another_relay_holds_the_lock(
+    engine: AsyncEngine, keys: SigningKey
+) -> None:
+    """One relay per service publishes at a time: the memory path takes the same lock."""
+    await outbox_rows(engine)
+    broker = RecordingBroker()
+    relay = memory_relay(engine, broker)
+    await relay.run_pass()
+    command = referral("while-locked")
+    async with engine.connect() as other:
+        await other.execute(sa.text(f"select pg_advisory_xact_lock(hashtext('outbox:{SCHEMA}'))"))
+        await processor(engine, keys, relay).process([record(command, keys)])
+        await relay.run_pass()
+        assert broker.published == []
+        await other.rollback()
+    await relay.run_pass()  # the lock free: the table pass publishes the row
+    assert published_causes(broker) == [command.message_id]
+    assert await table_ids(engine) == set()
+    await relay.stop()
