@@ -22,7 +22,9 @@ from bench.harness import (
     BenchInfra,
     CommandProducer,
     OutcomeWatcher,
+    commit_rate,
     infrastructure,
+    produce_rate,
     service_process,
     summary_ms,
 )
@@ -194,9 +196,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sequential", type=int, default=300)
     args = parser.parse_args()
-    with infrastructure() as infra, service_process("access", infra):
-        report = asyncio.run(run(infra, args.rate, args.seconds, args.sequential))
-    print(json.dumps(report, indent=2))
+    with infrastructure() as infra:
+        # The raw figures of the same run, for ratios on a shared machine.
+        raw = {
+            "aiokafka_produce_records_per_s": round(
+                asyncio.run(produce_rate(infra.bootstrap, 10_000, 400)), 1
+            ),
+            "postgres_single_row_commits_per_s": round(
+                asyncio.run(commit_rate(infra.database_url)), 1
+            ),
+        }
+        with service_process("access", infra):
+            report = asyncio.run(run(infra, args.rate, args.seconds, args.sequential))
+    print(json.dumps({**report, "raw": raw}, indent=2))
 
 
 if __name__ == "__main__":

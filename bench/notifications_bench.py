@@ -25,7 +25,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
-from bench.harness import BenchInfra, OutcomeWatcher, infrastructure, service_process
+from bench.harness import (
+    BenchInfra,
+    OutcomeWatcher,
+    commit_rate,
+    infrastructure,
+    produce_rate,
+    service_process,
+)
 from contracts import Envelope, Event, Topics
 from contracts.access import AccessKind, PositionGranted, Role, UserRegistered
 from contracts.allocation import StepType, WorkItemCreatedV2, WorkItemSnapshot, WorkState
@@ -129,9 +136,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--users", type=int, default=200)
     args = parser.parse_args()
-    with infrastructure() as infra, service_process("notifications", infra):
-        result = asyncio.run(run(infra, args.events, args.users))
-    print(json.dumps({"benchmark": "notifications inbox delivery", **result}))
+    with infrastructure() as infra:
+        # The raw figures of the same run, for ratios on a shared machine.
+        raw = {
+            "aiokafka_produce_records_per_s": round(
+                asyncio.run(produce_rate(infra.bootstrap, 10_000, 400)), 1
+            ),
+            "postgres_single_row_commits_per_s": round(
+                asyncio.run(commit_rate(infra.database_url)), 1
+            ),
+        }
+        with service_process("notifications", infra):
+            result = asyncio.run(run(infra, args.events, args.users))
+    print(json.dumps({"benchmark": "notifications inbox delivery", **result, "raw": raw}))
 
 
 if __name__ == "__main__":
