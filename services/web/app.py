@@ -942,6 +942,42 @@ class Web:
             names=self.names(session),
         )
 
+    async def unanswered_reviews(self, request: Request) -> Response:
+        """AC22, AC09: the reviews past their due date that nobody has answered (still active:
+        neither confirmed, which moves the date on, nor removed), as at a date (today unless
+        chosen), each with Confirm or Remove; those the access service has escalated marked."""
+        session = await self.session(request)
+        at = views.due_by(request.query_params, datetime.now(UTC).date())
+        moment = (
+            datetime.now(UTC)
+            if at == datetime.now(UTC).date()
+            else datetime(at.year, at.month, at.day, 23, 59, 59, tzinfo=UTC)
+        )
+        due = await self.read(session, "access", "/reviews/due", at=moment.isoformat())
+        late = views.unanswered(due["reviews"])
+        # Removed at review: a removal P30 is open for the record (the access team actions it,
+        # then the AC16 saga ends it); answered, so listed apart. The reader may read each
+        # user's P30s as they may their reviews (TR05).
+        p30s: list[dict[str, Any]] = []
+        for user_id in sorted({str(r["user_id"]) for r in late}):
+            p30s += (await self.read(session, "access", f"/users/{_q(user_id)}/p30s"))["p30s"]
+        removing = views.removals_open(p30s)
+        reviews = [r for r in late if str(r.get("grant_id")) not in removing]
+        being_removed = [r for r in late if str(r.get("grant_id")) in removing]
+        for r in late:
+            r["unit_id"] = views.position_unit(str(r.get("position_id", "")))
+            r["days_overdue"] = views.days_overdue(str(r.get("review_due_at") or ""), moment)
+        return await self.page(
+            request,
+            session,
+            "reviews.html",
+            reviews=reviews,
+            being_removed=being_removed,
+            by=at,
+            unanswered=True,
+            names=self.names(session),
+        )
+
     async def review(self, request: Request) -> Response:
         session, form = await self.form(request)
         body = {
@@ -950,9 +986,10 @@ class Web:
             "confirm": form.get("decision") == "confirm",
             "reason": form.get("reason", "").strip(),
         }
-        back = "/access/reviews" + (
-            f"?{urllib.parse.urlencode({'by': form['by']})}" if form.get("by") else ""
+        page = (
+            "/access/reviews/unanswered" if form.get("view") == "unanswered" else "/access/reviews"
         )
+        back = page + (f"?{urllib.parse.urlencode({'by': form['by']})}" if form.get("by") else "")
         return await self._access_command(
             session, form, "access.review_absence_access.v1", body, back
         )
@@ -1091,6 +1128,7 @@ class Web:
                 Route("/access/lodge", self.lodge_p30, methods=["POST"]),
                 Route("/access/reviews", self.reviews),
                 Route("/access/reviews", self.review, methods=["POST"]),
+                Route("/access/reviews/unanswered", self.unanswered_reviews),
                 Route("/access/to-action", self.to_action),
                 Route("/access/to-action", self.action_p30, methods=["POST"]),
                 Route("/work-management/hopper", self.send_to_hopper, methods=["POST"]),

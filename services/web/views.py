@@ -5,7 +5,7 @@ render and send."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts.allocation import StepType
@@ -648,6 +648,35 @@ def may_send_request(step: dict[str, Any], signoff_step: bool) -> bool:
         return False
     states = {r.get("state") for r in step.get("requests", [])}
     return not ({"outstanding", "completed"} & states)
+
+
+def unanswered(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """AC22: of the reviews due (access's /reviews/due, active records only), those past their
+    due date: nobody has confirmed them (which moves the date on) or removed them; the longest
+    overdue first."""
+    late = [r for r in reviews if r.get("overdue")]
+    return sorted(late, key=lambda r: str(r.get("review_due_at") or ""))
+
+
+def removals_open(p30s: list[dict[str, Any]]) -> set[str]:
+    """The records (grant ids) a removal P30 is open for: submitted, or actioned with the work
+    being released (a refused one leaves the review unanswered)."""
+    return {
+        str(p["grant_id"])
+        for p in p30s
+        if p.get("grant_id") and p.get("state") not in ("refused", "complete")
+    }
+
+
+def days_overdue(due_at: str, moment: datetime) -> int:
+    """Whole days since the review fell due (0 on the day)."""
+    try:
+        due = datetime.fromisoformat(due_at)
+    except ValueError:
+        return 0
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    return max(0, (moment - due).days)
 
 
 def due_by(params: Any, today: date) -> date:

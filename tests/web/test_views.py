@@ -4,6 +4,7 @@ refusal's rule, the header's positions (AC17), and the sessions' CSRF check."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from services.shared.identity import Principal
@@ -231,3 +232,22 @@ def test_al04_a_team_of_thousands_is_shown_a_page_at_a_time() -> None:
     assert views.paginate(items, "99", "incoming").number == 3
     assert views.paginate(items, "x", "incoming").rows == items[:100]
     assert views.paginate([], None, "incoming").pages == 1
+
+
+def test_ac22_unanswered_reviews_are_the_overdue_ones_not_being_removed() -> None:
+    reviews = [
+        {"grant_id": "g-2", "review_due_at": "2026-02-01T09:00:00+00:00", "overdue": True},
+        {"grant_id": "g-1", "review_due_at": "2026-01-01T09:00:00+00:00", "overdue": True},
+        {"grant_id": "g-3", "review_due_at": "2026-09-01T09:00:00+00:00", "overdue": False},
+    ]
+    assert [r["grant_id"] for r in views.unanswered(reviews)] == ["g-1", "g-2"]
+    p30s: list[dict[str, Any]] = [
+        {"grant_id": "g-1", "state": "submitted"},
+        {"grant_id": "g-2", "state": "refused"},  # refused: the review is unanswered again
+        {"grant_id": None, "state": "submitted"},  # a set-up, not a removal
+    ]
+    assert views.removals_open(p30s) == {"g-1"}
+    moment = datetime(2026, 1, 11, 23, 59, 59, tzinfo=UTC)
+    assert views.days_overdue("2026-01-01T09:00:00+00:00", moment) == 10
+    assert views.days_overdue("2026-02-01T09:00:00+00:00", moment) == 0
+    assert views.days_overdue("not a date", moment) == 0
