@@ -17,16 +17,15 @@ with their row ids (`committed`); the relay publishes them in commit order, hold
 advisory lock (a session lock on a connection of its own, for the pass), and the rows are
 deleted in a later transaction: the consumer's next batch, or the relay's next table pass. The
 table pass (lock, select in id order, publish, delete) still runs on start, after another
-writer (a timer, a replayed parked row), after any failure of the memory path, every poll
-interval, and whenever a batch saw older rows in the table it does not know of (another
-instance's, or a crashed run's): those must go first, so order per key holds."""
+writer (a timer, a replayed parked row), after any failure of the memory path, after a poll
+interval without a wake, and whenever a batch saw older rows in the table it does not know
+of (another instance's, or a crashed run's): those go first, so order per key holds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +112,6 @@ class OutboxRelay:
         self._memory: list[tuple[int, OutboxRecord]] = []
         self._done: list[int] = []
         self._table_needed = True  # on start: whatever a previous run left
-        self._last_table_pass = 0.0
         self._lock_conn: AsyncConnection | None = None
         self._parked = parked
         self._max_record_bytes = max_record_bytes
@@ -177,8 +175,13 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            except TimeoutError:
+                # Idle for a poll interval: rows of another instance (or of a crashed run)
+                # are looked for in the table. While batches commit, each batch's statement
+                # tells whether older rows this relay does not know of are there.
+                self._table_needed = True
             self._wake.clear()
             try:
                 await self.run_pass()
@@ -196,8 +199,6 @@ class OutboxRelay:
         if not self.from_memory:
             await self.publish_pending()
             return
-        if time.monotonic() - self._last_table_pass >= self._poll_seconds:
-            self._table_needed = True  # another instance's or a crashed run's rows
         if self._table_needed:
             await self.publish_pending()
         if self._memory:
@@ -250,7 +251,6 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish everything pending; returns how many records were published."""
         published = 0
-        self._last_table_pass = time.monotonic()
         while True:
             async with self._engine.begin() as conn:
                 await self._delete_done(conn)  # published from memory: not again
