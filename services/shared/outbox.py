@@ -111,6 +111,7 @@ class OutboxRelay:
         # ids; ids published from memory whose rows are not yet deleted.
         self._memory: list[tuple[int, OutboxRecord]] = []
         self._done: list[int] = []
+        self._sending: list[tuple[int, OutboxRecord]] = []  # being published from memory
         self._table_needed = True  # on start: whatever a previous run left
         self._lock_conn: AsyncConnection | None = None
         self._parked = parked
@@ -131,7 +132,7 @@ class OutboxRelay:
     def known_ids(self) -> list[int]:
         """Row ids this relay knows of: committed and waiting in memory, or published and not
         yet deleted."""
-        return [row_id for row_id, _ in self._memory] + self._done
+        return [row_id for row_id, _ in (*self._memory, *self._sending)] + self._done
 
     def published_ids(self) -> list[int]:
         """Rows published from memory, to be deleted by the caller's next transaction."""
@@ -164,8 +165,7 @@ class OutboxRelay:
         await self._close_lock_conn()
         if self._done:  # best effort: left behind, they are only published again
             with contextlib.suppress(Exception):
-                async with self._engine.begin() as conn:
-                    await self._delete_done(conn)
+                await self._delete_done()
 
     async def _close_lock_conn(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
@@ -218,6 +218,7 @@ class OutboxRelay:
             self._table_needed = True
             return
         batch, self._memory = self._memory, []
+        self._sending = batch
         try:
             futures = [
                 await self._broker.publish(
@@ -230,30 +231,34 @@ class OutboxRelay:
                 for _, record in batch
             ]
             await asyncio.gather(*futures)
+            self._done.extend(row_id for row_id, _ in batch)  # rows still there, still known
         except Exception:
             log.warning("publishing from memory failed; the relay publishes from the table")
             self._memory.clear()
             self._table_needed = True
             raise
         finally:
+            self._sending = []
             await self._lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(self._lock_key)))
-        self._done.extend(row_id for row_id, _ in batch)
         metrics.PUBLISHED.inc(len(batch))
         metrics.OUTBOX_LAG.set(len(self._memory))
 
-    async def _delete_done(self, conn: AsyncConnection) -> None:
+    async def _delete_done(self) -> None:
+        """Deletes the rows published from memory (in a transaction of its own, so they stay
+        known until it commits)."""
         done = list(self._done)
         if done:
             t = self._table
-            await conn.execute(t.delete().where(t.c.id == sa.func.any(sa.cast(done, _BIGINTS))))
+            async with self._engine.begin() as conn:
+                await conn.execute(t.delete().where(t.c.id == sa.func.any(sa.cast(done, _BIGINTS))))
             self.deleted(done)
 
     async def publish_pending(self) -> int:
         """Publish everything pending; returns how many records were published."""
         published = 0
+        await self._delete_done()  # published from memory: not again
         while True:
             async with self._engine.begin() as conn:
-                await self._delete_done(conn)  # published from memory: not again
                 locked = await conn.scalar(
                     sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key))
                 )
