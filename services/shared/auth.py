@@ -142,6 +142,17 @@ class AssertionVerifier:
         }
         self._max_lifetime = max_lifetime_seconds
         self._leeway = leeway_seconds
+        # Actors are immutable and few: one model per user and position, not one per command.
+        self._actors: dict[tuple[str, Any], Actor] = {}
+
+    def _actor(self, user_id: str, position_id: Any) -> Actor:
+        actor = self._actors.get((user_id, position_id))
+        if actor is None:
+            actor = Actor(user_id=user_id, position_id=position_id)  # validated as before
+            if len(self._actors) >= 4096:
+                self._actors.clear()
+            self._actors[(user_id, position_id)] = actor
+        return actor
 
     def verify(
         self,
@@ -207,7 +218,7 @@ class AssertionVerifier:
         if claims["dig"] != digest(value):
             raise AssertionRefused("actor assertion does not match the message body (digest)")
         return Asserted(
-            actor=Actor(user_id=str(claims["sub"]), position_id=claims.get("pos")),
+            actor=self._actor(str(claims["sub"]), claims.get("pos")),
             roles=frozenset(str(r) for r in claims.get("roles") or []),
             edge=str(claims.get("iss") or ""),
         )

@@ -244,34 +244,36 @@ class BatchProcessor:
 
     def _parse(self, record: ConsumerRecord[Any, Any]) -> _Item:
         metrics.CONSUMED.labels(record.topic).inc()
-        item = _Item(record=record, inbox_id=_record_id(record))
         size = len(record.value or b"")
         if size > self._max_record_bytes:
+            item = _Item(record=record, inbox_id=_record_id(record))
             item.dead_reason = (
                 f"TR08: a record of {size} bytes is over the limit of {self._max_record_bytes}"
             )
             return item
         try:
-            item.envelope = Envelope.model_validate_json(record.value or b"")
+            envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as exc:
+            item = _Item(record=record, inbox_id=_record_id(record))
             item.dead_reason = f"envelope does not parse: {_short(exc)}"
             return item
-        item.inbox_id = item.envelope.message_id
-        if not self._dispatcher.handles(item.envelope.type) and not _is_command_topic(record):
+        # A record with a message id is claimed by it (its place and digest are not needed).
+        item = _Item(record=record, inbox_id=envelope.message_id, envelope=envelope)
+        if not self._dispatcher.handles(envelope.type) and not _is_command_topic(record):
             # Another service's event topic carries many types; this service reads only some.
             item.ignored = True
             return item
         try:
-            item.message = _read(message_class(item.envelope.type), item.envelope.payload)
+            item.message = _read(message_class(envelope.type), envelope.payload)
         except KeyError as exc:
             item.dead_reason = str(exc.args[0])
         except ValidationError as exc:
-            item.dead_reason = f"payload of {item.envelope.type} does not validate: {_short(exc)}"
+            item.dead_reason = f"payload of {envelope.type} does not validate: {_short(exc)}"
         else:
             item.dead_reason = _misrouted(record.topic, item.message) or (
                 None
-                if self._dispatcher.handles(item.envelope.type)
-                else f"no handler for {item.envelope.type} on {record.topic}"
+                if self._dispatcher.handles(envelope.type)
+                else f"no handler for {envelope.type} on {record.topic}"
             )
         if item.dead_reason is None and item.is_command:
             self._verify(item)
