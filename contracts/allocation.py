@@ -625,18 +625,28 @@ class ServiceRequestCompletedV2(_ItemMoved):
 
 
 class AbsentCaseworkerWorkMovedV2(WorkItemsChanged):
-    """AC07: an absent caseworker's cases moved to `to_owner`; `items` are the cases after."""
+    """AC07: an absent caseworker's cases moved to `to_owner`, in one or more parts.
+    `items` are the cases after, `from_owners` where each was. TR08: a move of more than
+    BULK_EVENT_ITEMS cases is announced in `parts` events (numbered by `part` from 1, all keyed
+    by the absent position, so in order), like BulkAssigned: together they are the move."""
 
     TYPE: ClassVar[str] = "allocation.absent_caseworker_work_moved.v2"
     KEY_FIELD: ClassVar[str | None] = "from_position_id"
 
     from_position_id: str
     to_owner: Owner
+    items: list[WorkItemSnapshot] = Field(max_length=BULK_EVENT_ITEMS)
+    from_owners: list[Owner] = Field(max_length=BULK_EVENT_ITEMS)  # in the order of `items`
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
 
 
 class PositionWorkReleasedV2(WorkItemsChanged):
     """AC16, allocation's answer in the removal saga: every item the position held has moved
-    (to the successor or the hopper); `items` are those items after the move."""
+    (to the successor or the hopper); `items` are those items after the move, `from_owners`
+    where each was. TR08: a release of more than BULK_EVENT_ITEMS items is answered in `parts`
+    events (numbered by `part` from 1, all keyed by the user, so in order), like BulkAssigned:
+    the release is complete, and the saga goes on, only with the last (`part == parts`)."""
 
     TYPE: ClassVar[str] = "allocation.position_work_released.v2"
     KEY_FIELD: ClassVar[str | None] = "user_id"
@@ -644,3 +654,7 @@ class PositionWorkReleasedV2(WorkItemsChanged):
     release_id: uuid.UUID
     user_id: str
     position_id: str
+    items: list[WorkItemSnapshot] = Field(max_length=BULK_EVENT_ITEMS)
+    from_owners: list[Owner] = Field(max_length=BULK_EVENT_ITEMS)  # in the order of `items`
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)

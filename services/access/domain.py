@@ -1438,17 +1438,30 @@ def retry_release(
 
 
 def work_released(
-    release: Release | None, now: datetime, moved: Sequence[Mapping[str, object]]
+    release: Release | None,
+    now: datetime,
+    moved: Sequence[Mapping[str, object]],
+    *,
+    last: bool = True,
 ) -> Change | None:
     """AC16 saga, last step: allocation moved the work; now the access goes, with its P30.
-    None when the release is not ours or already answered (the saga completes once)."""
+    None when the release is not ours or already answered (the saga completes once).
+
+    TR08: allocation answers a large release in parts, in order; each part's items are added
+    to the release's `moved` (once each, by work item, so a part read twice changes nothing)
+    and only the last part (`last`) completes the removal, with every part's items."""
     if release is None or release.state != "requested":
         return None
+    so_far = {str(m["work_item_id"]): m for m in release.moved}
+    so_far.update((str(m["work_item_id"]), m) for m in moved)
+    every = [dict(m) for m in so_far.values()]
+    if not last:
+        return Change(release_updates=[(release.release_id, {"moved": every})])
     change = Change(
         release_updates=[
             (
                 release.release_id,
-                {"state": "released", "reason": None, "moved": list(moved), "completed_at": now},
+                {"state": "released", "reason": None, "moved": every, "completed_at": now},
             )
         ],
         grant_updates=[_ended(release.grant_id, release.p30_id, now)],

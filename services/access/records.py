@@ -102,6 +102,8 @@ class Release:
     successor_position_id: str | None
     state: str
     requested_at: datetime
+    # The items allocation has answered as moved so far (TR08: an answer may come in parts).
+    moved: tuple[Mapping[str, object], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ def _release(row: Any) -> Release:
         successor_position_id=row.successor_position_id,
         state=row.state,
         requested_at=row.requested_at,
+        moved=tuple(row.moved or ()),
     )
 
 

@@ -3,7 +3,10 @@ views (a user's work across positions) and the removal saga's checks read it.
 
 Read through the typed models of allocation's one shape for work-item events (version 2,
 `items: list[WorkItemSnapshot]`, and `BulkAssigned`, which has it in version 1): each item's
-snapshot says who holds it now and in what state. Events that change no item are not read."""
+snapshot says who holds it now and in what state. Events that change no item are not read.
+An outcome announced in parts (TR08: `BulkAssigned`, `AbsentCaseworkerWorkMovedV2`,
+`PositionWorkReleasedV2`) is projected part by part as each arrives: a snapshot is the item's
+whole state, so each part stands alone and reading one twice changes nothing."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,6 +152,13 @@ class FakeHoldings:
 
     async def save(self, change: Change) -> None:
         self.saved.append(change)
+        known = {f.name for f in fields(Release)}
+        for release_id, values in change.release_updates:
+            if (release := self.releases.get(release_id)) is not None:
+                update: dict[str, Any] = {k: v for k, v in values.items() if k in known}
+                if "moved" in update:
+                    update["moved"] = tuple(update["moved"])
+                self.releases[release_id] = replace(release, **update)
 
 
 class FakeP30s:

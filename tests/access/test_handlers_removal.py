@@ -17,7 +17,15 @@ from contracts.access import (
     RequestAccessRemoval,
     Role,
 )
-from contracts.allocation import PositionWorkReleasedV2, PositionWorkReleaseFailed
+from contracts.allocation import (
+    BULK_EVENT_ITEMS,
+    Owner,
+    PositionWorkReleasedV2,
+    PositionWorkReleaseFailed,
+    StepType,
+    WorkItemSnapshot,
+    WorkState,
+)
 from services.access.handlers import removal
 from services.access.records import CurrentPosition, Release
 from services.shared.rules import RuleViolation
@@ -99,7 +107,11 @@ async def test_ac16_a_failed_release_is_asked_for_again_under_its_p30() -> None:
 async def test_ac16_the_access_goes_once_allocation_released_the_work() -> None:
     repos, release = holding(AccessKind.ABSENCE)
     released = PositionWorkReleasedV2(
-        release_id=release.release_id, user_id="tl-1", position_id="tl-1@team-2", items=[]
+        release_id=release.release_id,
+        user_id="tl-1",
+        position_id="tl-1@team-2",
+        items=[],
+        from_owners=[],
     )
     ctx = await handle(removal.position_work_released, released, repos)
     (revoked,) = ctx.events
@@ -127,3 +139,57 @@ async def test_ac16_a_failed_release_keeps_the_access_with_the_reason() -> None:
     assert isinstance(told, PositionRemovalFailed) and told.reason == "AC16: no successor"
     assert repos.change.positions == [("tl-1@team-2", {"release_failed": True})]
     assert repos.change.grant_updates == []  # the record stays
+
+
+def _released_part(release: Release, part: int, parts: int, count: int) -> PositionWorkReleasedV2:
+    items = [
+        WorkItemSnapshot(
+            work_item_id=uuid.uuid5(release.release_id, f"{part}-{n}"),
+            person_id=f"P-{part}-{n}",
+            step_type=StepType.SERVICE_REQUEST,
+            state=WorkState.INCOMING,
+            owner_kind="hopper",
+            owner_id="hopper-team-2",
+            priority="normal",
+        )
+        for n in range(count)
+    ]
+    return PositionWorkReleasedV2(
+        release_id=release.release_id,
+        user_id="tl-1",
+        position_id="tl-1@team-2",
+        items=items,
+        from_owners=[Owner(kind="worker", id="tl-1@team-2")] * count,
+        part=part,
+        parts=parts,
+    )
+
+
+async def test_tr08_ac16_a_release_in_parts_removes_the_access_once_with_every_part() -> None:
+    repos, release = holding(AccessKind.ABSENCE)
+    first = _released_part(release, 1, 2, BULK_EVENT_ITEMS)
+    last = _released_part(release, 2, 2, 1)
+    ctx = await handle(removal.position_work_released, first, repos)
+    assert ctx.events == []  # not yet: the release is answered only with its last part
+    (noted,) = repos.changes
+    assert noted.positions == [] and noted.grant_updates == [] and noted.p30s == []
+    assert repos.holdings.releases[release.release_id].state == "requested"
+    again = await handle(removal.position_work_released, first, repos)  # read twice
+    assert again.events == []
+    assert len(repos.holdings.releases[release.release_id].moved) == BULK_EVENT_ITEMS
+
+    ctx = await handle(removal.position_work_released, last, repos)
+    (revoked,) = ctx.events
+    assert isinstance(revoked, PositionRevoked) and revoked.p30_id == release.p30_id
+    done = repos.changes[-1]
+    assert done.positions == [("tl-1@team-2", {"state": "removed", "removed_at": NOW})]
+    ((_, values),) = done.release_updates
+    assert values["state"] == "released"
+    every = [str(i.work_item_id) for i in (*first.items, *last.items)]
+    moved = values["moved"]
+    assert isinstance(moved, list)
+    assert [m["work_item_id"] for m in moved] == every  # counted over all parts
+    # Answered once: the last part read again changes nothing.
+    saved = len(repos.changes)
+    assert (await handle(removal.position_work_released, last, repos)).events == []
+    assert len(repos.changes) == saved

@@ -158,6 +158,7 @@ async def test_ac16_access_goes_only_after_allocation_released_the_work(
             user_id=org.id("cw-1"),
             position_id=position_id,
             items=[item],
+            from_owners=[Owner(kind="worker", id=position_id)],
         )
     )
     (revoked,) = await org.event_log.wait_for(
@@ -212,12 +213,20 @@ async def test_ac16_failed_release_stays_pending_with_the_reason_and_access_kept
     assert "already being removed" in rejected(again, "AC16")
     late = await org.answer(
         PositionWorkReleasedV2(
-            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
+            release_id=release.release_id,
+            user_id=org.id("cw-1"),
+            position_id=position_id,
+            items=[],
+            from_owners=[],
         )
     )  # an answer to the failed attempt changes nothing
     done = await org.answer(
         PositionWorkReleasedV2(
-            release_id=retry.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
+            release_id=retry.release_id,
+            user_id=org.id("cw-1"),
+            position_id=position_id,
+            items=[],
+            from_owners=[],
         )
     )
     await org.event_log.wait_for(lambda: _caused(org, done.message_id, PositionRevoked))
@@ -239,7 +248,11 @@ async def test_ac16_saga_survives_a_restart_and_completes_exactly_once(
     await access.stop()
     try:
         released = PositionWorkReleasedV2(
-            release_id=release.release_id, user_id=org.id("cw-1"), position_id=position_id, items=[]
+            release_id=release.release_id,
+            user_id=org.id("cw-1"),
+            position_id=position_id,
+            items=[],
+            from_owners=[],
         )
         first = await org.answer(released)
         await org.commands.send_raw(
@@ -649,6 +662,7 @@ async def test_ac22_unanswered_review_removed_after_the_grace_period_under_the_r
             user_id=org.id("tl-enf-2"),
             position_id=grant.position_id,
             items=[],
+            from_owners=[],
         )
     )
     await org.event_log.wait_for(lambda: _caused(org, answer.message_id, PositionRevoked))

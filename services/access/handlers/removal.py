@@ -37,7 +37,9 @@ async def request_access_removal(
 async def position_work_released(
     ctx: HandlerContext[PositionWorkReleasedV2], repos: Repositories
 ) -> None:
-    """AC16 saga, last step: allocation moved the work; now the access goes, with its P30."""
+    """AC16 saga, last step: allocation moved the work; now the access goes, with its P30.
+    TR08: a large release is answered in parts (in order, on the user's key); each part's
+    items are recorded with the release, and the access goes with the last part only."""
     event = ctx.message
     release = await repos.holdings.release(event.release_id)
     moved = [
@@ -48,7 +50,8 @@ async def position_work_released(
         }
         for i in event.items
     ]
-    await apply(ctx, repos, domain.work_released(release, ctx.now, moved))
+    last = event.part >= event.parts
+    await apply(ctx, repos, domain.work_released(release, ctx.now, moved, last=last))
 
 
 async def position_work_release_failed(

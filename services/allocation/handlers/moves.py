@@ -4,25 +4,22 @@ the removal saga, and whatever a revoked position still holds)."""
 
 from __future__ import annotations
 
-from contracts import Message
+from collections.abc import Sequence
+
+from contracts import Event, Message
 from contracts.access import PositionReleaseRequested, PositionRevoked
 from contracts.allocation import (
+    BULK_EVENT_ITEMS,
     AbsentCaseworkerWorkMovedV2,
     MoveAbsentCaseworkerWork,
+    Owner,
     PositionWorkReleasedV2,
     PositionWorkReleaseFailed,
     SendToSegmentHopper,
 )
-from services.allocation import domain
+from services.allocation import domain, versions
 from services.allocation.domain import Change
-from services.allocation.handlers._steps import (
-    Ctx,
-    Handler,
-    apply,
-    authorise,
-    publish,
-    work_item,
-)
+from services.allocation.handlers._steps import Ctx, Handler, apply, authorise, work_item
 from services.allocation.repository import Repositories
 from services.shared import logs
 from services.shared.rules import RuleViolation
@@ -49,15 +46,42 @@ async def move_absent_caseworker_work(
         item.move(to, "AC07", actor=ctx.actor, holder=target, unit=unit, note=cmd.note)
         for item in await repos.items.held_by(cmd.from_position_id)
     ]
-    await apply(ctx, repos, changes)
-    publish(
-        ctx,
+    chunks = _chunks(changes)
+    parts = [
         AbsentCaseworkerWorkMovedV2(
             from_position_id=cmd.from_position_id,
             to_owner=to.owner,
-            items=[c.after.snapshot(ctx.actor) for c in changes],
-        ),
-    )
+            items=[c.after.snapshot(ctx.actor) for c in chunk],
+            from_owners=_from_owners(chunk),
+            part=n,
+            parts=len(chunks),
+        )
+        for n, chunk in enumerate(chunks, start=1)
+    ]
+    older = versions.predecessor_of(parts)  # TR08: refused before anything moves
+    await apply(ctx, repos, changes)
+    _publish_parts(ctx, older, parts)
+
+
+def _chunks(changes: Sequence[Change]) -> list[Sequence[Change]]:
+    """TR08: a summary of many items in parts of BULK_EVENT_ITEMS (one part when none)."""
+    return [
+        changes[start : start + BULK_EVENT_ITEMS]
+        for start in range(0, max(len(changes), 1), BULK_EVENT_ITEMS)
+    ]
+
+
+def _from_owners(chunk: Sequence[Change]) -> list[Owner]:
+    """Where each item of the part was, in the order of its items (a move always has one)."""
+    return [c.before.owner for c in chunk if c.before is not None]
+
+
+def _publish_parts(ctx: Ctx, older: Event | None, parts: Sequence[Event]) -> None:
+    """The outcome's one v1 event (versions.py), then its v2 parts in order, on one key."""
+    if older is not None:
+        ctx.emit(older)
+    for part in parts:
+        ctx.emit(part)
 
 
 async def send_to_segment_hopper(
@@ -97,6 +121,22 @@ async def position_release_requested(
     m = ctx.message
     try:
         changes = await _release(ctx, repos, m.position_id, m.successor_position_id)
+        chunks = _chunks(changes)
+        parts = [
+            PositionWorkReleasedV2(
+                release_id=m.release_id,
+                user_id=m.user_id,
+                position_id=m.position_id,
+                items=[c.after.snapshot(ctx.actor) for c in chunk],
+                from_owners=_from_owners(chunk),
+                part=n,
+                parts=len(chunks),
+            )
+            for n, chunk in enumerate(chunks, start=1)
+        ]
+        # TR08: a v1 answer that could not be published fails the release with the reason
+        # (nothing moved) rather than leave the saga waiting.
+        older = versions.predecessor_of(parts)
     except RuleViolation as violation:
         ctx.emit(
             PositionWorkReleaseFailed(
@@ -108,15 +148,7 @@ async def position_release_requested(
         )
         return
     await apply(ctx, repos, changes)
-    publish(
-        ctx,
-        PositionWorkReleasedV2(
-            release_id=m.release_id,
-            user_id=m.user_id,
-            position_id=m.position_id,
-            items=[c.after.snapshot(ctx.actor) for c in changes],
-        ),
-    )
+    _publish_parts(ctx, older, parts)
 
 
 async def position_revoked(ctx: HandlerContext[PositionRevoked], repos: Repositories) -> None:

@@ -61,13 +61,18 @@ async def work_item_moved(ctx: HandlerContext[WorkItemMovedV2], repos: Repositor
 async def absent_work_moved(
     ctx: HandlerContext[AbsentCaseworkerWorkMovedV2], repos: Repositories
 ) -> None:
-    """NT01: an absent caseworker's cases moved to another caseworker (AC07)."""
+    """NT01: an absent caseworker's cases moved to another caseworker (AC07). A large move
+    comes in parts (TR08): one notice per part, naming that part's cases (each part is its own
+    event, so each notice is still sent once per recipient, NT07)."""
     m = ctx.message
     if m.to_owner.kind != "worker" or not m.items:
         return
+    how = "moved from an absent caseworker"
+    if m.parts > 1:
+        how += f", part {m.part} of {m.parts}"
     notice = domain.bulk_landed(
         items=[(i.work_item_id, i.person_id, i.step_type.value) for i in m.items],
-        how="moved from an absent caseworker",
+        how=how,
         note="",
     )
     users = await worker_user(repos, m.to_owner.id, m.items[0].owner_user_id)
