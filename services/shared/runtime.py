@@ -240,7 +240,8 @@ class ServiceRuntime:
             yield work
             await staged.flush()
             await outbox.write(conn, self.spec.outbox, work.emitted)
-        self.relay.wake()
+        if work.emitted:  # a timer's tick that emitted nothing leaves the relay alone
+            self.relay.wake()
 
     def assigned_partitions(self) -> set[TopicPartition]:
         """The partitions the group has given this instance's consumer (empty before it joins)."""
