@@ -12,7 +12,7 @@ import pytest
 
 from contracts import Actor, Command, CommandRejected, Envelope, Topics
 from contracts.access import Role
-from contracts.allocation import Owner, StepType, WorkItemAssigned, WorkItemSnapshot, WorkState
+from contracts.allocation import Owner, StepType, WorkItemAssignedV2, WorkItemSnapshot, WorkState
 from contracts.notifications import (
     NotificationFailed,
     NotificationParked,
@@ -120,7 +120,7 @@ def _header(record: Any, name: str) -> str:
     return next(bytes(v).decode() for k, v in record.headers or () if k == name)
 
 
-def _assigned_to(worker: Person) -> WorkItemAssigned:
+def _assigned_to(worker: Person) -> WorkItemAssignedV2:
     item = WorkItemSnapshot(
         work_item_id=uuid.uuid4(),
         person_id=uid("P"),
@@ -131,8 +131,11 @@ def _assigned_to(worker: Person) -> WorkItemAssigned:
         owner_user_id=worker.user_id,
         priority="normal",
     )
-    return WorkItemAssigned(
-        person_id=item.person_id, item=item, from_owner=Owner(kind="team", id="t"), note="x"
+    return WorkItemAssignedV2(
+        person_id=item.person_id,
+        items=[item],
+        from_owners=[Owner(kind="team", id="t")],
+        note="x",
     )
 
 
