@@ -136,7 +136,10 @@ async def assignment_refused(
     referral = await commands.send(
         ReceiveReferral(person_id=uid("P"), person_name="Tess Target", area="North"), SO_HUB
     )
-    (created,) = await event_log.outcome(referral.message_id)
+    # a referral's outcome is a v1 and a v2 `work_item_created`: the v1 is the one meant
+    (created,) = [
+        e for e in await event_log.outcome(referral.message_id) if e.type == WorkItemCreated.TYPE
+    ]
     item = WorkItemCreated.model_validate(created.payload)
     assign = AssignWork(
         person_id=item.person_id, work_item_id=item.work_item_id, to_position_id="pos-hub-2"
