@@ -25,6 +25,8 @@ from services.shared.identity import Principal
 from services.shared.rules import RuleViolation
 
 SEARCH_LIMIT = 2000
+PAGE_LIMIT = 100  # the most rows of one section a paged workview read answers
+SECTIONS = {"incoming_work": WorkState.INCOMING, "incomplete_work": WorkState.INCOMPLETE}
 
 
 def _plain(value: Any) -> Any:
@@ -177,15 +179,98 @@ def _split(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-async def _incoming_requests(conn: AsyncConnection, team: str) -> list[dict[str, Any]]:
-    r, p = store.requests, store.persons
+class Paging:
+    """`?limit=&offset=` of a workview read: `limit` rows (at most PAGE_LIMIT) of each section
+    from `offset`; `incoming_offset`, `incomplete_offset` and `requests_offset` page a section on
+    its own. Without `limit`, every item (the callers that read a whole queue: the CLI, tests)."""
+
+    def __init__(self, request: Request) -> None:
+        query = request.query_params
+        self.limit: int | None = None
+        self.offsets: dict[str, int] = {}
+        if "limit" not in query:
+            return
+        self.limit = min(max(_whole(query, "limit", PAGE_LIMIT), 1), PAGE_LIMIT)
+        offset = _whole(query, "offset", 0)
+        for name, param in (
+            ("incoming_work", "incoming_offset"),
+            ("incomplete_work", "incomplete_offset"),
+            ("incoming_requests", "requests_offset"),
+        ):
+            self.offsets[name] = _whole(query, param, offset)
+
+    def describe(self) -> dict[str, Any]:
+        return {"limit": self.limit, "offsets": self.offsets} if self.limit else {}
+
+
+def _whole(query: Any, name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise guard.HttpRefusal(400, f"{name} must be a whole number", "TR05") from None
+    if value < 0:
+        raise guard.HttpRefusal(400, f"{name} must not be negative", "TR05")
+    return value
+
+
+async def _current_work(conn: AsyncConnection, paging: Paging, *where: Any) -> dict[str, Any]:
+    """AL04: the incoming and incomplete sections (a page of each when paged) and their totals,
+    counted in SQL: in all, and by priority."""
+    t = store.work_items
+    if paging.limit is None:
+        sections = _split(await _items(conn, *where, t.c.state != WorkState.FINISHED.value))
+    else:
+        sections = {
+            name: await _items_page(
+                conn, paging.limit, paging.offsets[name], *where, t.c.state == state.value
+            )
+            for name, state in SECTIONS.items()
+        }
     rows = await conn.execute(
+        sa.select(t.c.state, t.c.priority, sa.func.count())
+        .where(*where, t.c.state.in_([s.value for s in SECTIONS.values()]))
+        .group_by(t.c.state, t.c.priority)
+    )
+    totals = {name: 0 for name in SECTIONS}
+    by_priority: dict[str, dict[str, int]] = {}
+    names = {state.value: name for name, state in SECTIONS.items()}
+    for state, priority, n in rows:
+        totals[names[state]] += int(n)
+        by_priority.setdefault(str(priority), {k: 0 for k in SECTIONS})[names[state]] += int(n)
+    return {**sections, "totals": {**totals, "by_priority": by_priority}, **paging.describe()}
+
+
+async def _items_page(
+    conn: AsyncConnection, limit: int, offset: int, *where: Any
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(_items_query().where(*where).limit(limit).offset(offset))
+    return [_row(r) for r in rows]
+
+
+async def _incoming_requests(
+    conn: AsyncConnection, team: str, paging: Paging | None = None
+) -> list[dict[str, Any]]:
+    r, p = store.requests, store.persons
+    query = (
         sa.select(r, p.c.name.label("person_name"))
         .select_from(r.outerjoin(p, p.c.person_id == r.c.person_id))
         .where(r.c.team == team, r.c.state == "outstanding")
-        .order_by(r.c.sent_at)
+        .order_by(r.c.sent_at, r.c.step_id)
     )
-    return [_row(row) for row in rows]
+    if paging is not None and paging.limit is not None:
+        query = query.limit(paging.limit).offset(paging.offsets["incoming_requests"])
+    return [_row(row) for row in await conn.execute(query)]
+
+
+async def _requests_count(conn: AsyncConnection, team: str) -> int:
+    r = store.requests
+    found = await conn.scalar(
+        sa.select(sa.func.count()).where(r.c.team == team, r.c.state == "outstanding")
+    )
+    return int(found or 0)
 
 
 async def _team_queue(conn: AsyncConnection, team: str) -> Any:
@@ -236,7 +321,7 @@ async def team_summary(request: Request) -> Response:
             if team["unit_id"] not in seen.units:
                 continue
             counts = await _counts(conn, await _team_queue(conn, team["unit_id"]))
-            requests = len(await _incoming_requests(conn, team["unit_id"]))
+            requests = await _requests_count(conn, team["unit_id"])
             teams.append({**team, **counts, "incoming_requests": requests})
     return JSONResponse({"teams": teams})
 
@@ -272,27 +357,27 @@ async def team(request: Request) -> Response:
 
 
 async def team_work(request: Request) -> Response:
-    """AL04: a team's current work: incoming work, incomplete work, incoming requests."""
+    """AL04: a team's current work: incoming work, incomplete work, incoming requests (a page of
+    each with `?limit=&offset=`), with each section's total and the work's by priority."""
     reader = await guard.signed_in(request)
     team_id = request.path_params["team"]
+    paging = Paging(request)
     async with request.app.state.engine.connect() as conn:
         _require_unit((await _sight(conn, reader))[0], team_id)
-        items = await _items(
-            conn, await _team_queue(conn, team_id), store.work_items.c.state != "finished"
-        )
-        requests = await _incoming_requests(conn, team_id)
-    return JSONResponse({"team": team_id, **_split(items), "incoming_requests": requests})
+        work = await _current_work(conn, paging, await _team_queue(conn, team_id))
+        requests = await _incoming_requests(conn, team_id, paging)
+        work["totals"]["incoming_requests"] = await _requests_count(conn, team_id)
+    return JSONResponse({"team": team_id, **work, "incoming_requests": requests})
 
 
 async def _owner_work(request: Request, kind: str, owner_id: str) -> Response:
     reader = await guard.signed_in(request)
+    paging = Paging(request)
     t = store.work_items
     async with request.app.state.engine.connect() as conn:
         await _require_owner(conn, (await _sight(conn, reader))[0], kind, owner_id)
-        items = await _items(
-            conn, t.c.owner_kind == kind, t.c.owner_id == owner_id, t.c.state != "finished"
-        )
-    return JSONResponse({"owner_kind": kind, "owner_id": owner_id, **_split(items)})
+        work = await _current_work(conn, paging, t.c.owner_kind == kind, t.c.owner_id == owner_id)
+    return JSONResponse({"owner_kind": kind, "owner_id": owner_id, **work})
 
 
 async def owner_work(request: Request) -> Response:
@@ -309,22 +394,17 @@ async def worker_work(request: Request) -> Response:
 async def my_work(request: Request) -> Response:
     """The signed-in user's current work across the positions they hold (AC18)."""
     reader = await guard.signed_in(request)
+    paging = Paging(request)
     t = store.work_items
     async with request.app.state.engine.connect() as conn:
         seen, _ = await _sight(conn, reader)
-        items = (
-            await _items(
-                conn,
-                t.c.owner_kind == "worker",
-                t.c.owner_id.in_(sorted(seen.positions)),
-                t.c.state != "finished",
-            )
-            if seen.positions
-            else []
+        work = await _current_work(
+            conn,
+            paging,
+            t.c.owner_kind == "worker",
+            t.c.owner_id.in_(sorted(seen.positions)) if seen.positions else sa.false(),
         )
-    return JSONResponse(
-        {"user_id": reader.user_id, "positions": sorted(seen.positions), **_split(items)}
-    )
+    return JSONResponse({"user_id": reader.user_id, "positions": sorted(seen.positions), **work})
 
 
 async def _history(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]]:
