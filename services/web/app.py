@@ -306,7 +306,7 @@ class Web:
     async def team(self, request: Request) -> Response:
         session = await self.session(request)
         team = request.path_params["team"]
-        work = await self.read(session, "allocation", f"/teams/{_q(team)}/work")
+        work = await self.read(session, "allocation", f"/teams/{_q(team)}/work", **_paging(request))
         members = await self.read(session, "allocation", f"/teams/{_q(team)}")
         return await self.page(
             request,
@@ -552,7 +552,7 @@ class Web:
     async def my_work(self, request: Request) -> Response:
         """The signed-in worker's current work across their positions; each step opens."""
         session = await self.session(request)
-        work = await self.read(session, "allocation", "/me/work")
+        work = await self.read(session, "allocation", "/me/work", **_paging(request))
         return await self.page(request, session, "my_work.html", work=work, **_pages(work, request))
 
     async def queue_work(self, request: Request) -> Response:
@@ -564,7 +564,7 @@ class Web:
             if kind == "worker"
             else f"/queues/{_q(kind)}/{_q(owner)}/work"
         )
-        work = await self.read(session, "allocation", path)
+        work = await self.read(session, "allocation", path, **_paging(request))
         team = request.query_params.get("team", "")
         title = session.worker_names.get(owner, owner) if kind == "worker" else owner
         return await self.page(
@@ -1208,16 +1208,29 @@ class CsrfRefused(Exception):
     pass
 
 
+def _paging(request: Request) -> dict[str, str]:
+    """The read API's `?limit=&offset=` for the pages the tables are on (allocation cuts them)."""
+    params = {"limit": str(views.PAGE_SIZE)}
+    for param in ("incoming", "incomplete"):
+        number = views.page_number(request.query_params.get(param))
+        params[f"{param}_offset"] = str((number - 1) * views.PAGE_SIZE)
+    return params
+
+
 def _pages(work: dict[str, Any], request: Request) -> dict[str, Any]:
-    """The incoming and incomplete work tables, a page of each (`?incoming=N&incomplete=M`)."""
-    return {
-        "incoming": views.paginate(
-            work.get("incoming_work", []), request.query_params.get("incoming"), "incoming"
-        ),
-        "incomplete": views.paginate(
-            work.get("incomplete_work", []), request.query_params.get("incomplete"), "incomplete"
-        ),
-    }
+    """The incoming and incomplete work tables, a page of each (`?incoming=N&incomplete=M`):
+    the page the read API answered, numbered against its section's total."""
+    totals = work.get("totals")
+    pages = {}
+    for param in ("incoming", "incomplete"):
+        rows = work.get(f"{param}_work", [])
+        requested = request.query_params.get(param)
+        pages[param] = (
+            views.served_page(rows, requested, int(totals[f"{param}_work"]), param)
+            if totals is not None and "limit" in work
+            else views.paginate(rows, requested, param)
+        )
+    return pages
 
 
 def _back(path: str | None) -> str:

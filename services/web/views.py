@@ -724,6 +724,20 @@ class Page:
         return min(self.number * PAGE_SIZE, self.total)
 
 
+def page_number(requested: str | None) -> int:
+    """The page a table's `?param=N` asks for (1 when absent or not a number)."""
+    try:
+        return max(1, int(requested or 1))
+    except ValueError:
+        return 1
+
+
+def served_page(rows: list[dict[str, Any]], requested: str | None, total: int, param: str) -> Page:
+    """A page the read API has already cut (`?limit=&offset=`), with its section's total."""
+    pages = max(1, -(-total // PAGE_SIZE))
+    return Page(rows, min(page_number(requested), pages), pages, total, param)
+
+
 def paginate(items: list[dict[str, Any]], requested: str | None, param: str) -> Page:
     """A team's work can be thousands of items: each table shows PAGE_SIZE rows a page."""
     pages = max(1, -(-len(items) // PAGE_SIZE))
