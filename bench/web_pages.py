@@ -17,7 +17,8 @@ unread count) are answered by a stub at once: only allocation is measured.
 Prints p50/p95 (and mean) in ms, over `--requests` sequential requests each, of:
 - GET /teams/<Hub Team> (the team's current work: Incoming work, Incomplete work, Incoming
   requests, and the team's caseloads), and the raw allocation reads it is made of
-  (/teams/<team>/work and /teams/<team>) in the same run;
+  (/teams/<team>/work whole, and one page of it with ?limit=100 as the page reads it, and
+  /teams/<team>) in the same run;
 - GET /persons/<id> (the person summary of one of those persons), and the raw
   /persons/<id> read.
 The aim (issue 14) is p95 <= 150 ms on the embedded stack."""
@@ -151,7 +152,7 @@ async def measure(
             "notifications": stub,
         },
     )
-    sid = web.sessions.create(
+    sid = await web.sessions.create(
         Tokens(Principal(user_id=SO_HUB.user_id), dev.id_token, None, dev.expires_at)
     )
     pages = httpx.AsyncClient(
@@ -165,6 +166,10 @@ async def measure(
         team_page, team_bytes = await timed(lambda: pages.get(f"/teams/{team}"), requests)
         work_read, work_bytes = await timed(
             lambda: allocation.get(f"/teams/{team}/work", headers=bearer), requests
+        )
+        paged_read, paged_bytes = await timed(
+            lambda: allocation.get(f"/teams/{team}/work", params={"limit": "100"}, headers=bearer),
+            requests,
         )
         members_read, _ = await timed(
             lambda: allocation.get(f"/teams/{team}", headers=bearer), requests
@@ -187,6 +192,7 @@ async def measure(
         "person_summary_page": {**summary(person_page), "html_bytes": person_bytes},
         "raw": {
             "allocation_team_work_read": {**summary(work_read), "json_bytes": work_bytes},
+            "allocation_team_work_page_read": {**summary(paged_read), "json_bytes": paged_bytes},
             "allocation_team_read": summary(members_read),
             "allocation_person_read": summary(person_read),
         },
