@@ -236,16 +236,14 @@ class Dispatcher:
     def handles(self, type_name: str) -> bool:
         return type_name in self.handlers
 
-    def extended(self) -> Dispatcher:
-        """A copy to register more handlers on (e.g. ones bound to configuration)."""
-        copy = Dispatcher()
-        copy.handlers = {name: list(handlers) for name, handlers in self.handlers.items()}
-        return copy
-
     def without(self, message_type: type[Message]) -> Dispatcher:
         """A copy without `message_type`'s handlers (to bind them to configuration instead)."""
-        copy = self.extended()
-        copy.handlers.pop(message_type.TYPE, None)
+        copy = Dispatcher()
+        copy.handlers = {
+            name: list(handlers)
+            for name, handlers in self.handlers.items()
+            if name != message_type.TYPE
+        }
         return copy
 
     async def dispatch(self, ctx: HandlerContext[Any]) -> None:
